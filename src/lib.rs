@@ -1,0 +1,25 @@
+//! joulebench: train reference models under optimization variants and
+//! measure what each costs in joules, seconds, CO2e and water.
+//!
+//! Data flow: `suite` (TOML) → `plan` → `runner` (per trial: `data`,
+//! `model` with seeded `init`, `trainer` with `meter` windows) → `record`s
+//! appended by `store` to `results/<suite>/<run>/trials.jsonl`.
+
+pub mod data;
+pub mod device;
+pub mod init;
+pub mod manifest;
+pub mod meter;
+pub mod model;
+pub mod optim;
+pub mod plan;
+pub mod progress;
+pub mod record;
+pub mod rng;
+pub mod runner;
+pub mod store;
+pub mod suite;
+pub mod summary;
+pub mod timefmt;
+pub mod trainer;
+pub mod units;

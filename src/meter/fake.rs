@@ -1,0 +1,83 @@
+//! Meters for tests and demos. Every figure is labelled `fake`.
+
+use super::{DomainInfo, EnergyMeter, MeterError, MeterInfo, Provenance, Snapshot};
+use crate::units::{Joules, Seconds, Watts};
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// Constant power per domain × wall time: deterministic in the ratio of joules
+/// to seconds, which CLI tests check. Hidden from the user-facing meter list.
+pub struct ConstantPowerMeter {
+    domains: Vec<(String, Watts)>,
+    start: Instant,
+}
+
+impl ConstantPowerMeter {
+    pub fn new(domains: Vec<(String, Watts)>) -> Self {
+        Self {
+            domains,
+            start: Instant::now(),
+        }
+    }
+}
+
+impl EnergyMeter for ConstantPowerMeter {
+    fn info(&self) -> MeterInfo {
+        MeterInfo {
+            name: "fake".into(),
+            domains: self
+                .domains
+                .iter()
+                .map(|(d, w)| DomainInfo {
+                    domain: d.clone(),
+                    meter: "fake".into(),
+                    provenance: Provenance::Fake,
+                    method: format!("constant {} W x wall time (test meter)", w.0),
+                })
+                .collect(),
+            update_period: None,
+        }
+    }
+
+    fn snapshot(&mut self) -> Result<Snapshot, MeterError> {
+        let now = Instant::now();
+        let t = Seconds::from_duration(now - self.start);
+        Ok(Snapshot {
+            at: now,
+            energy: self.domains.iter().map(|(_, w)| *w * t).collect(),
+        })
+    }
+}
+
+/// Replays a script of cumulative readings (one `Vec<Joules>` per snapshot).
+/// Running off the end of the script is an error, as a dead counter would be.
+pub struct ScriptedMeter {
+    info: MeterInfo,
+    script: VecDeque<Vec<Joules>>,
+}
+
+impl ScriptedMeter {
+    pub fn new(info: MeterInfo, script: Vec<Vec<Joules>>) -> Self {
+        Self {
+            info,
+            script: script.into(),
+        }
+    }
+}
+
+impl EnergyMeter for ScriptedMeter {
+    fn info(&self) -> MeterInfo {
+        self.info.clone()
+    }
+
+    fn snapshot(&mut self) -> Result<Snapshot, MeterError> {
+        let energy = self.script.pop_front().ok_or_else(|| MeterError::Read {
+            meter: self.info.name.clone(),
+            message: "script exhausted".into(),
+        })?;
+        Ok(Snapshot {
+            at: Instant::now(),
+            energy,
+        })
+    }
+}

@@ -1,0 +1,138 @@
+//! Trial records: one JSON object per trial, one per line of `trials.jsonl`.
+//!
+//! The schema is versioned (`schema_version`); fields are only ever added
+//! (with serde defaults) within a major version. Raw per-epoch data is kept;
+//! statistics are computed later from these records. Field reference:
+//! `docs/records.md`.
+
+use crate::meter::EnergyReading;
+use crate::plan::TrialKey;
+use crate::suite::TrialConfig;
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How a trial ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum TrialStatus {
+    /// Trained, evaluated and measured as planned.
+    Completed,
+    /// The training loss became NaN or infinite in `epoch`; training stopped there.
+    Diverged { epoch: u32 },
+    /// The trial could not run; `error` says why. The suite went on.
+    Failed { error: String },
+}
+
+/// One training epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based.
+    pub epoch: u32,
+    pub steps: u64,
+    pub samples: u64,
+    /// Mean training loss over the epoch's batches; null when not finite (diverged).
+    pub train_loss: Option<f64>,
+    /// The training window (forward, backward, optimizer) of this epoch.
+    pub train: EnergyReading,
+    pub train_samples_per_second: f64,
+    /// The validation pass after this epoch (its own window).
+    pub validation: EnergyReading,
+    /// Null when the epoch diverged (no validation pass).
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+}
+
+/// Final evaluation on the test split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRecord {
+    pub window: EnergyReading,
+    pub samples: u64,
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+/// A pure inference pass (forward + argmax) over the test split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferenceRecord {
+    pub window: EnergyReading,
+    pub samples: u64,
+    pub batch_size: u32,
+    pub samples_per_second: f64,
+    /// Joules per 1,000 samples (all domains).
+    pub joules_per_1k: f64,
+}
+
+/// Sizes of the data the trial used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataRecord {
+    pub dataset: String,
+    pub source: String,
+    pub train_samples: u64,
+    pub validation_samples: u64,
+    pub test_samples: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    pub schema_version: u32,
+    pub suite: String,
+    /// Position in the suite's plan (0-based).
+    pub trial_index: usize,
+    pub key: TrialKey,
+    pub config: TrialConfig,
+    /// e.g. `cpu`, `cuda:0`.
+    pub device: String,
+    /// Name of the meter (provenance is per domain inside each window).
+    pub meter: String,
+    pub status: TrialStatus,
+    pub started_at: String,
+    pub finished_at: String,
+    pub parameters: u64,
+    /// Analytic multiply-accumulates of one forward pass of one sample.
+    pub macs_per_sample: u64,
+    pub data: Option<DataRecord>,
+    pub epochs: Vec<EpochRecord>,
+    /// Sum of the epochs' training windows.
+    pub training: Option<EnergyReading>,
+    pub train_samples_per_second: Option<f64>,
+    pub test: Option<EvalRecord>,
+    pub inference: Option<InferenceRecord>,
+}
+
+impl TrialRecord {
+    pub fn test_accuracy(&self) -> Option<f64> {
+        self.test.as_ref().map(|t| t.accuracy)
+    }
+
+    /// Training + validation + test + inference windows, summed.
+    pub fn total_energy(&self) -> EnergyReading {
+        let mut rs: Vec<&EnergyReading> = Vec::new();
+        for e in &self.epochs {
+            rs.push(&e.train);
+            rs.push(&e.validation);
+        }
+        if let Some(t) = &self.test {
+            rs.push(&t.window);
+        }
+        if let Some(i) = &self.inference {
+            rs.push(&i.window);
+        }
+        EnergyReading::sum("total", rs)
+    }
+
+    /// Parses one line of `trials.jsonl`, refusing unknown major versions.
+    pub fn from_json_line(line: &str) -> Result<TrialRecord, String> {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        match v.get("schema_version").and_then(|x| x.as_u64()) {
+            Some(x) if x == SCHEMA_VERSION as u64 => {}
+            Some(x) => {
+                return Err(format!(
+                    "schema_version {x} is not supported by this joulebench (reads {SCHEMA_VERSION})"
+                ));
+            }
+            None => return Err("no schema_version field".into()),
+        }
+        serde_json::from_value(v).map_err(|e| e.to_string())
+    }
+}

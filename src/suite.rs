@@ -1,0 +1,626 @@
+//! Suite files (TOML): what to train, under which variants, how often.
+//!
+//! A suite is parsed strictly (unknown keys are errors) and every value is
+//! checked where it was written, so an error names the file, the field (as a
+//! path such as `variant[fast].batch_size`), the value and what is allowed.
+//! Settings resolve in four layers: built-in defaults < `[defaults]` <
+//! `[[workload]]` < `[[variant]]`.
+
+use crate::model::ModelKind;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("cannot read suite file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: field `{field}` = {value} is not allowed: {allowed}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        value: String,
+        allowed: String,
+    },
+    #[error("{path}: field `{field}`: unknown {what} `{name}`; known: {known}")]
+    Unknown {
+        path: PathBuf,
+        field: String,
+        what: &'static str,
+        name: String,
+        known: String,
+    },
+}
+
+/// Which optimizer trains the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    /// AdamW (decoupled weight decay), betas 0.9/0.999, eps 1e-8.
+    Adamw,
+    /// SGD with (heavy-ball) momentum and L2 weight decay.
+    Sgd,
+}
+
+impl OptimizerKind {
+    pub const ALL: &'static [(&'static str, OptimizerKind)] =
+        &[("adamw", OptimizerKind::Adamw), ("sgd", OptimizerKind::Sgd)];
+}
+
+/// Meter selection as written in a suite or on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MeterChoice {
+    /// Labelled estimate from process CPU time × rated watts per core.
+    Estimate,
+    /// Deterministic scripted meter (tests and demos; every value labelled `fake`).
+    Fake,
+}
+
+impl MeterChoice {
+    pub const ALL: &'static [(&'static str, MeterChoice)] = &[
+        ("estimate", MeterChoice::Estimate),
+        ("fake", MeterChoice::Fake),
+    ];
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
+    }
+}
+
+/// Knobs that `[defaults]`, a workload or a variant may set. All optional;
+/// unset means "inherit".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub epochs: Option<i64>,
+    pub batch_size: Option<i64>,
+    pub learning_rate: Option<f64>,
+    pub optimizer: Option<String>,
+    pub momentum: Option<f64>,
+    pub weight_decay: Option<f64>,
+    /// Cap on training samples (quick runs); the first N of the training split.
+    pub max_train_samples: Option<i64>,
+    /// Cap on validation and test samples (quick runs).
+    pub max_eval_samples: Option<i64>,
+    /// Batch size of evaluation and of the inference window.
+    pub eval_batch_size: Option<i64>,
+}
+
+/// `[defaults]`: suite-wide seeds and repeats, plus any `Settings` key
+/// (checked strictly when the flattened table is turned into `Settings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Defaults {
+    #[serde(default)]
+    pub seeds: Option<Vec<i64>>,
+    #[serde(default)]
+    pub repeats: Option<i64>,
+    #[serde(flatten)]
+    pub settings: toml::Table,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Folder with the Fashion-MNIST IDX files.
+    pub fashion_mnist: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeterSection {
+    pub kind: Option<String>,
+    /// Rated watts of one fully busy core, for the estimate meter.
+    pub cpu_watts_per_core: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RawEntry {
+    name: String,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(flatten)]
+    settings: toml::Table,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSuite {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    baseline: Option<String>,
+    #[serde(default)]
+    defaults: Option<Defaults>,
+    #[serde(default)]
+    data: DataSection,
+    #[serde(default)]
+    meter: MeterSection,
+    #[serde(default, rename = "workload")]
+    workloads: Vec<RawEntry>,
+    #[serde(default, rename = "variant")]
+    variants: Vec<RawEntry>,
+}
+
+/// A fully resolved optimizer configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerConfig {
+    pub kind: OptimizerKind,
+    pub learning_rate: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+}
+
+/// Everything one trial needs, resolved from the layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialConfig {
+    pub workload: String,
+    pub model: ModelKind,
+    pub variant: String,
+    pub epochs: u32,
+    pub batch_size: u32,
+    pub optimizer: OptimizerConfig,
+    pub max_train_samples: Option<u64>,
+    pub max_eval_samples: Option<u64>,
+    pub eval_batch_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub name: String,
+    pub model: ModelKind,
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    pub name: String,
+    pub settings: Settings,
+}
+
+/// A parsed and validated suite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suite {
+    pub path: PathBuf,
+    pub name: String,
+    pub description: String,
+    pub baseline: String,
+    pub seeds: Vec<u64>,
+    pub repeats: u32,
+    pub defaults: Settings,
+    pub data: DataSection,
+    pub meter: Option<MeterChoice>,
+    pub cpu_watts_per_core: Option<f64>,
+    pub workloads: Vec<Workload>,
+    pub variants: Vec<Variant>,
+    /// The file's exact text (copied into each run folder).
+    pub source: String,
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn invalid(&self, field: &str, value: impl std::fmt::Display, allowed: &str) -> SuiteError {
+        SuiteError::Invalid {
+            path: self.path.to_path_buf(),
+            field: field.to_string(),
+            value: value.to_string(),
+            allowed: allowed.to_string(),
+        }
+    }
+
+    fn unknown(&self, field: &str, what: &'static str, name: &str, known: &[&str]) -> SuiteError {
+        SuiteError::Unknown {
+            path: self.path.to_path_buf(),
+            field: field.to_string(),
+            what,
+            name: name.to_string(),
+            known: known.join(", "),
+        }
+    }
+
+    fn settings(&self, prefix: &str, table: toml::Table) -> Result<Settings, SuiteError> {
+        let s: Settings =
+            Settings::deserialize(toml::Value::Table(table)).map_err(|e| SuiteError::Parse {
+                path: self.path.to_path_buf(),
+                message: format!("in `{prefix}`: {}", e.message()),
+            })?;
+        self.check_settings(prefix, &s)?;
+        Ok(s)
+    }
+
+    fn check_settings(&self, p: &str, s: &Settings) -> Result<(), SuiteError> {
+        let pos_int = |field: &str, v: Option<i64>, what: &str| -> Result<(), SuiteError> {
+            match v {
+                Some(v) if v < 1 => Err(self.invalid(&format!("{p}.{field}"), v, what)),
+                Some(v) if v > u32::MAX as i64 => {
+                    Err(self.invalid(&format!("{p}.{field}"), v, "at most 4294967295"))
+                }
+                _ => Ok(()),
+            }
+        };
+        pos_int("epochs", s.epochs, "epochs must be an integer >= 1")?;
+        pos_int("batch_size", s.batch_size, "batch size must be an integer >= 1")?;
+        pos_int(
+            "max_train_samples",
+            s.max_train_samples,
+            "a sample cap must be an integer >= 1 (omit it to use the whole split)",
+        )?;
+        pos_int(
+            "max_eval_samples",
+            s.max_eval_samples,
+            "a sample cap must be an integer >= 1 (omit it to use the whole split)",
+        )?;
+        pos_int(
+            "eval_batch_size",
+            s.eval_batch_size,
+            "batch size must be an integer >= 1",
+        )?;
+        if let Some(lr) = s.learning_rate
+            && !(lr.is_finite() && lr > 0.0 && lr <= 10.0)
+        {
+            return Err(self.invalid(
+                &format!("{p}.learning_rate"),
+                lr,
+                "learning rate must be a finite number in (0, 10]",
+            ));
+        }
+        if let Some(m) = s.momentum
+            && !(0.0..1.0).contains(&m)
+        {
+            return Err(self.invalid(
+                &format!("{p}.momentum"),
+                m,
+                "momentum must be in [0, 1)",
+            ));
+        }
+        if let Some(w) = s.weight_decay
+            && !(w.is_finite() && w >= 0.0)
+        {
+            return Err(self.invalid(
+                &format!("{p}.weight_decay"),
+                w,
+                "weight decay must be a finite number >= 0",
+            ));
+        }
+        if let Some(o) = &s.optimizer {
+            parse_optimizer(o).ok_or_else(|| {
+                self.unknown(
+                    &format!("{p}.optimizer"),
+                    "optimizer",
+                    o,
+                    &OptimizerKind::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_optimizer(s: &str) -> Option<OptimizerKind> {
+    OptimizerKind::ALL
+        .iter()
+        .find(|(n, _)| *n == s)
+        .map(|(_, k)| *k)
+}
+
+pub fn parse_meter(s: &str) -> Option<MeterChoice> {
+    MeterChoice::ALL
+        .iter()
+        .find(|(n, _)| *n == s)
+        .map(|(_, k)| *k)
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+impl Suite {
+    /// Reads and validates a suite file.
+    pub fn load(path: &Path) -> Result<Suite, SuiteError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates suite text; `path` is used in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Suite, SuiteError> {
+        let cx = Ctx { path };
+        let raw: RawSuite = toml::from_str(text).map_err(|e| SuiteError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        if !valid_name(&raw.name) {
+            return Err(cx.invalid(
+                "name",
+                format!("{:?}", raw.name),
+                "1-64 characters of letters, digits, '-', '_' or '.' (it names the results folder)",
+            ));
+        }
+        let defaults = raw.defaults.unwrap_or(Defaults {
+            seeds: None,
+            repeats: None,
+            settings: toml::Table::new(),
+        });
+        let seeds = match defaults.seeds {
+            None => vec![0],
+            Some(v) if v.is_empty() => {
+                return Err(cx.invalid(
+                    "defaults.seeds",
+                    "[]",
+                    "give at least one seed, e.g. seeds = [1, 2, 3]",
+                ));
+            }
+            Some(v) => {
+                let mut out = Vec::new();
+                for s in v {
+                    if s < 0 {
+                        return Err(cx.invalid("defaults.seeds", s, "seeds are integers >= 0"));
+                    }
+                    if out.contains(&(s as u64)) {
+                        return Err(cx.invalid(
+                            "defaults.seeds",
+                            s,
+                            "each seed may appear once (use `repeats` to repeat a seed)",
+                        ));
+                    }
+                    out.push(s as u64);
+                }
+                out
+            }
+        };
+        let repeats = match defaults.repeats {
+            None => 1,
+            Some(r) if (1..=1000).contains(&r) => r as u32,
+            Some(r) => {
+                return Err(cx.invalid(
+                    "defaults.repeats",
+                    r,
+                    "repeats must be an integer in 1..=1000",
+                ));
+            }
+        };
+        let default_settings = cx.settings("defaults", defaults.settings)?;
+
+        if raw.workloads.is_empty() {
+            return Err(cx.invalid(
+                "workload",
+                "(none)",
+                "a suite needs at least one [[workload]] table with `name` and `model`",
+            ));
+        }
+        let known_models: Vec<&str> = ModelKind::ALL.iter().map(|(n, _)| *n).collect();
+        let mut workloads: Vec<Workload> = Vec::new();
+        for (i, w) in raw.workloads.into_iter().enumerate() {
+            let field = format!("workload[{i}]");
+            if !valid_name(&w.name) {
+                return Err(cx.invalid(
+                    &format!("{field}.name"),
+                    format!("{:?}", w.name),
+                    "1-64 characters of letters, digits, '-', '_' or '.'",
+                ));
+            }
+            if workloads.iter().any(|x| x.name == w.name) {
+                return Err(cx.invalid(
+                    &format!("{field}.name"),
+                    &w.name,
+                    "workload names must be unique within a suite",
+                ));
+            }
+            let model_name = w.model.clone().unwrap_or_else(|| w.name.clone());
+            let model = ModelKind::parse(&model_name).ok_or_else(|| {
+                cx.unknown(
+                    &format!("workload[{}].model", w.name),
+                    "workload model",
+                    &model_name,
+                    &known_models,
+                )
+            })?;
+            let settings = cx.settings(&format!("workload[{}]", w.name), w.settings)?;
+            workloads.push(Workload {
+                name: w.name,
+                model,
+                settings,
+            });
+        }
+
+        let mut variants: Vec<Variant> = Vec::new();
+        for (i, v) in raw.variants.into_iter().enumerate() {
+            let field = format!("variant[{i}]");
+            if !valid_name(&v.name) {
+                return Err(cx.invalid(
+                    &format!("{field}.name"),
+                    format!("{:?}", v.name),
+                    "1-64 characters of letters, digits, '-', '_' or '.'",
+                ));
+            }
+            if v.model.is_some() {
+                return Err(cx.invalid(
+                    &format!("variant[{}].model", v.name),
+                    v.model.as_deref().unwrap_or_default(),
+                    "a variant changes techniques, not the model; set `model` on a [[workload]]",
+                ));
+            }
+            if variants.iter().any(|x| x.name == v.name) {
+                return Err(cx.invalid(
+                    &format!("{field}.name"),
+                    &v.name,
+                    "variant names must be unique within a suite",
+                ));
+            }
+            let settings = cx.settings(&format!("variant[{}]", v.name), v.settings)?;
+            variants.push(Variant {
+                name: v.name,
+                settings,
+            });
+        }
+        if variants.is_empty() {
+            variants.push(Variant {
+                name: "baseline".into(),
+                settings: Settings::default(),
+            });
+        }
+        let baseline = match raw.baseline {
+            None => variants[0].name.clone(),
+            Some(b) => {
+                if !variants.iter().any(|v| v.name == b) {
+                    let names: Vec<&str> = variants.iter().map(|v| v.name.as_str()).collect();
+                    return Err(cx.unknown("baseline", "variant", &b, &names));
+                }
+                b
+            }
+        };
+        let meter = match &raw.meter.kind {
+            None => None,
+            Some(k) => Some(parse_meter(k).ok_or_else(|| {
+                cx.unknown(
+                    "meter.kind",
+                    "meter",
+                    k,
+                    &MeterChoice::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+                )
+            })?),
+        };
+        if let Some(w) = raw.meter.cpu_watts_per_core
+            && !(w.is_finite() && w > 0.0 && w <= 1000.0)
+        {
+            return Err(cx.invalid(
+                "meter.cpu_watts_per_core",
+                w,
+                "rated watts per core must be in (0, 1000]",
+            ));
+        }
+        let suite = Suite {
+            path: path.to_path_buf(),
+            name: raw.name,
+            description: raw.description,
+            baseline,
+            seeds,
+            repeats,
+            defaults: default_settings,
+            data: raw.data,
+            meter,
+            cpu_watts_per_core: raw.meter.cpu_watts_per_core,
+            workloads,
+            variants,
+            source: text.to_string(),
+        };
+        // Resolve every combination once so that a bad combination is reported now.
+        suite.plan()?;
+        Ok(suite)
+    }
+
+    /// Resolves the settings of one workload × variant.
+    pub fn resolve(&self, w: &Workload, v: &Variant) -> Result<TrialConfig, SuiteError> {
+        let layers = [&self.defaults, &w.settings, &v.settings];
+        macro_rules! pick {
+            ($f:ident, $d:expr) => {
+                layers
+                    .iter()
+                    .rev()
+                    .find_map(|l| l.$f.clone())
+                    .unwrap_or($d)
+            };
+        }
+        let optimizer_name: String = pick!(optimizer, "adamw".to_string());
+        let kind = parse_optimizer(&optimizer_name).unwrap_or(OptimizerKind::Adamw);
+        let default_wd = match kind {
+            OptimizerKind::Adamw => 0.01,
+            OptimizerKind::Sgd => 0.0,
+        };
+        let optimizer = OptimizerConfig {
+            kind,
+            learning_rate: pick!(
+                learning_rate,
+                match kind {
+                    OptimizerKind::Adamw => 1e-3,
+                    OptimizerKind::Sgd => 0.05,
+                }
+            ),
+            momentum: pick!(momentum, 0.9),
+            weight_decay: pick!(weight_decay, default_wd),
+        };
+        let cap = |v: Option<i64>| v.map(|x| x as u64);
+        Ok(TrialConfig {
+            workload: w.name.clone(),
+            model: w.model,
+            variant: v.name.clone(),
+            epochs: pick!(epochs, 1) as u32,
+            batch_size: pick!(batch_size, 128) as u32,
+            optimizer,
+            max_train_samples: cap(layers.iter().rev().find_map(|l| l.max_train_samples)),
+            max_eval_samples: cap(layers.iter().rev().find_map(|l| l.max_eval_samples)),
+            eval_batch_size: pick!(eval_batch_size, 1000) as u32,
+        })
+    }
+
+    /// Expands the suite into its ordered plan of trials.
+    ///
+    /// Order: workload, then seed, then repeat, then variant — so the variants of
+    /// one seed run back to back and paired comparisons see the same machine state.
+    pub fn plan(&self) -> Result<crate::plan::Plan, SuiteError> {
+        let mut trials = Vec::new();
+        for w in &self.workloads {
+            for &seed in &self.seeds {
+                for repeat in 0..self.repeats {
+                    for v in &self.variants {
+                        let config = self.resolve(w, v)?;
+                        trials.push(crate::plan::TrialSpec {
+                            index: trials.len(),
+                            key: crate::plan::TrialKey {
+                                workload: w.name.clone(),
+                                variant: v.name.clone(),
+                                seed,
+                                repeat,
+                            },
+                            config,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(crate::plan::Plan {
+            suite: self.name.clone(),
+            trials,
+        })
+    }
+
+    /// Restricts the suite to some workloads and/or variants (CLI filters).
+    pub fn select(&mut self, workloads: &[String], variants: &[String]) -> Result<(), SuiteError> {
+        let cx = Ctx { path: &self.path };
+        for w in workloads {
+            if !self.workloads.iter().any(|x| &x.name == w) {
+                let names: Vec<&str> = self.workloads.iter().map(|x| x.name.as_str()).collect();
+                return Err(cx.unknown("--workload", "workload", w, &names));
+            }
+        }
+        for v in variants {
+            if !self.variants.iter().any(|x| &x.name == v) {
+                let names: Vec<&str> = self.variants.iter().map(|x| x.name.as_str()).collect();
+                return Err(cx.unknown("--variant", "variant", v, &names));
+            }
+        }
+        if !workloads.is_empty() {
+            self.workloads.retain(|x| workloads.contains(&x.name));
+        }
+        if !variants.is_empty() {
+            self.variants.retain(|x| variants.contains(&x.name));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,56 @@
+//! UTC timestamps without a date-time dependency.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn parts(t: SystemTime) -> (i64, u32, u32, u64, u64, u64, u32) {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (y, m, day) = civil((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    (y, m, day, s / 3600, (s / 60) % 60, s % 60, d.subsec_millis())
+}
+
+/// RFC 3339, e.g. `2026-11-27T15:09:12.345Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let (y, m, d, hh, mm, ss, ms) = parts(t);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{ms:03}Z")
+}
+
+/// A folder-name-safe UTC stamp, e.g. `20261127T150912Z`.
+pub fn folder_stamp(t: SystemTime) -> String {
+    let (y, m, d, hh, mm, ss, _) = parts(t);
+    format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
+}
+
+pub fn now_rfc3339() -> String {
+    rfc3339(SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // 2024-02-29T12:34:56Z = 1709210096
+        let t = UNIX_EPOCH + Duration::from_millis(1_709_210_096_250);
+        assert_eq!(rfc3339(t), "2024-02-29T12:34:56.250Z");
+        assert_eq!(folder_stamp(t), "20240229T123456Z");
+    }
+}
