@@ -11,7 +11,11 @@ use joulebench::suite::{self, MeterChoice, Suite};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "joulebench", version, about = "Measure the energy cost of ML optimization techniques")]
+#[command(
+    name = "joulebench",
+    version,
+    about = "Measure the energy cost of ML optimization techniques"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -75,7 +79,11 @@ pub fn main(cli: Cli) -> Result<i32> {
                 Some(m) => Some(suite::parse_meter(&m).with_context(|| {
                     format!(
                         "--meter {m:?} is not known; allowed: {}",
-                        MeterChoice::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                        MeterChoice::ALL
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 })?),
             };
@@ -101,7 +109,10 @@ pub fn main(cli: Cli) -> Result<i32> {
                 "{} trial(s) run, {} already present; records in {}",
                 summary.ran,
                 summary.skipped,
-                summary.run_dir.join(joulebench::store::TRIALS_FILE).display()
+                summary
+                    .run_dir
+                    .join(joulebench::store::TRIALS_FILE)
+                    .display()
             );
             let failed = summary
                 .records

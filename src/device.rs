@@ -4,7 +4,9 @@ use candle_core::Device;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
-    #[error("--device {0:?} is not understood: allowed are `cpu` and `cuda:N` (N = GPU ordinal, e.g. cuda:0)")]
+    #[error(
+        "--device {0:?} is not understood: allowed are `cpu` and `cuda:N` (N = GPU ordinal, e.g. cuda:0)"
+    )]
     Parse(String),
     #[error(
         "--device {0}: this joulebench was built without CUDA support; build it with `scripts/build-cuda.sh` (cargo feature `cuda`) or use --device cpu"

@@ -38,7 +38,11 @@ impl SeededVars {
 
     /// Total number of parameters.
     pub fn parameter_count(&self) -> u64 {
-        self.map.all_vars().iter().map(|v| v.elem_count() as u64).sum()
+        self.map
+            .all_vars()
+            .iter()
+            .map(|v| v.elem_count() as u64)
+            .sum()
     }
 
     /// Draws the initial values of `name` with shape `shape` from `init`.
@@ -48,9 +52,9 @@ impl SeededVars {
         match init {
             Init::Const(c) => vec![c as f32; n],
             Init::Uniform { lo, up } => (0..n).map(|_| rng.uniform(lo, up) as f32).collect(),
-            Init::Randn { mean, stdev } => {
-                (0..n).map(|_| (mean + stdev * rng.normal()) as f32).collect()
-            }
+            Init::Randn { mean, stdev } => (0..n)
+                .map(|_| (mean + stdev * rng.normal()) as f32)
+                .collect(),
             Init::Kaiming {
                 dist,
                 fan,
@@ -63,7 +67,9 @@ impl SeededVars {
                         let b = 3f64.sqrt() * std;
                         (0..n).map(|_| rng.uniform(-b, b) as f32).collect()
                     }
-                    NormalOrUniform::Normal => (0..n).map(|_| (std * rng.normal()) as f32).collect(),
+                    NormalOrUniform::Normal => {
+                        (0..n).map(|_| (std * rng.normal()) as f32).collect()
+                    }
                 }
             }
         }
@@ -72,9 +78,11 @@ impl SeededVars {
 
 impl SimpleBackend for SeededVars {
     fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
-        let mut data = self.map.data().lock().map_err(|_| {
-            candle_core::Error::Msg("variable store lock poisoned".into())
-        })?;
+        let mut data = self
+            .map
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("variable store lock poisoned".into()))?;
         if let Some(v) = data.get(name) {
             let t = v.as_tensor();
             if t.shape() != &s {
@@ -95,9 +103,11 @@ impl SimpleBackend for SeededVars {
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, _dev: &Device) -> Result<Tensor> {
-        let data = self.map.data().lock().map_err(|_| {
-            candle_core::Error::Msg("variable store lock poisoned".into())
-        })?;
+        let data = self
+            .map
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("variable store lock poisoned".into()))?;
         match data.get(name) {
             Some(v) => v.as_tensor().to_dtype(dtype),
             None => candle_core::bail!("variable {name} does not exist"),

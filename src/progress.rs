@@ -42,7 +42,9 @@ impl Console {
 impl Progress for Console {
     fn trial_start(&self, index: usize, total: usize, label: &str, steps: u64) {
         match self {
-            Console::Bars { trials, steps: s, .. } => {
+            Console::Bars {
+                trials, steps: s, ..
+            } => {
                 trials.set_message(label.to_string());
                 s.reset();
                 s.set_length(steps);

@@ -122,8 +122,8 @@ fn run_trial(
         test: None,
         inference: None,
     };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-        || -> Result<(), String> {
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(), String> {
             let (train, validation, test) = data.get(spec).map_err(|e| e.to_string())?;
             record.data = Some(DataRecord {
                 dataset: data.splits.name.clone(),
@@ -155,10 +155,8 @@ fn run_trial(
             )
             .map_err(|e| e.to_string())?;
             record.status = out.status;
-            let training = crate::meter::EnergyReading::sum(
-                "training",
-                out.epochs.iter().map(|e| &e.train),
-            );
+            let training =
+                crate::meter::EnergyReading::sum("training", out.epochs.iter().map(|e| &e.train));
             let samples: u64 = out.epochs.iter().map(|e| e.samples).sum();
             record.train_samples_per_second = Some(samples as f64 / training.seconds.0.max(1e-9));
             record.training = Some(training);
@@ -166,8 +164,7 @@ fn run_trial(
             record.test = out.test;
             record.inference = out.inference;
             Ok(())
-        },
-    ));
+        }));
     match result {
         Ok(Ok(())) => {}
         Ok(Err(e)) => record.status = TrialStatus::Failed { error: e },
@@ -194,8 +191,10 @@ pub fn run_suite(
 ) -> Result<RunSummary, RunError> {
     let plan = suite.plan()?;
     let device = opts.device.open()?;
-    let data_dir =
-        fashion_mnist::resolve_dir(opts.data_dir.as_deref(), suite.data.fashion_mnist.as_deref());
+    let data_dir = fashion_mnist::resolve_dir(
+        opts.data_dir.as_deref(),
+        suite.data.fashion_mnist.as_deref(),
+    );
     let splits = fashion_mnist::load(&data_dir)?;
     let meter = meter::build(&meter_options(suite, opts))?;
     let mut measurer = Measurer::new(meter, device.clone());
@@ -242,7 +241,9 @@ pub fn run_suite(
         let n_train = spec
             .config
             .max_train_samples
-            .map_or(splits.train.len() as u64, |c| c.min(splits.train.len() as u64));
+            .map_or(splits.train.len() as u64, |c| {
+                c.min(splits.train.len() as u64)
+            });
         progress.trial_start(
             spec.index,
             total,

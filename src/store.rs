@@ -33,7 +33,7 @@ pub enum StoreError {
     SuiteCopy {
         run: PathBuf,
         #[source]
-        source: SuiteError,
+        source: Box<SuiteError>,
     },
     #[error(
         "{path}:{line}: record is corrupt ({message}); it is not the last line, so this is not a crash artefact: fix or remove it by hand"
@@ -110,7 +110,7 @@ impl RunDir {
         }
         let copy = Suite::load(&suite_copy).map_err(|source| StoreError::SuiteCopy {
             run: path.to_path_buf(),
-            source,
+            source: Box::new(source),
         })?;
         if !same_suite(&copy, suite) {
             return Err(StoreError::SuiteMismatch {

@@ -230,11 +230,25 @@ impl Ctx<'_> {
     }
 
     fn settings(&self, prefix: &str, table: toml::Table) -> Result<Settings, SuiteError> {
-        let s: Settings =
-            Settings::deserialize(toml::Value::Table(table)).map_err(|e| SuiteError::Parse {
-                path: self.path.to_path_buf(),
-                message: format!("in `{prefix}`: {}", e.message()),
-            })?;
+        let s: Settings = match Settings::deserialize(toml::Value::Table(table.clone())) {
+            Ok(s) => s,
+            Err(e) => {
+                // Find the offending key, so the message can name it.
+                let culprit = table.iter().find(|(k, v)| {
+                    let mut one = toml::Table::new();
+                    one.insert((*k).clone(), (*v).clone());
+                    Settings::deserialize(toml::Value::Table(one)).is_err()
+                });
+                let message = match culprit {
+                    Some((k, v)) => format!("field `{prefix}.{k}` = {v}: {}", e.message()),
+                    None => format!("in `{prefix}`: {}", e.message()),
+                };
+                return Err(SuiteError::Parse {
+                    path: self.path.to_path_buf(),
+                    message,
+                });
+            }
+        };
         self.check_settings(prefix, &s)?;
         Ok(s)
     }
@@ -250,7 +264,11 @@ impl Ctx<'_> {
             }
         };
         pos_int("epochs", s.epochs, "epochs must be an integer >= 1")?;
-        pos_int("batch_size", s.batch_size, "batch size must be an integer >= 1")?;
+        pos_int(
+            "batch_size",
+            s.batch_size,
+            "batch size must be an integer >= 1",
+        )?;
         pos_int(
             "max_train_samples",
             s.max_train_samples,
@@ -278,11 +296,7 @@ impl Ctx<'_> {
         if let Some(m) = s.momentum
             && !(0.0..1.0).contains(&m)
         {
-            return Err(self.invalid(
-                &format!("{p}.momentum"),
-                m,
-                "momentum must be in [0, 1)",
-            ));
+            return Err(self.invalid(&format!("{p}.momentum"), m, "momentum must be in [0, 1)"));
         }
         if let Some(w) = s.weight_decay
             && !(w.is_finite() && w >= 0.0)
@@ -299,7 +313,10 @@ impl Ctx<'_> {
                     &format!("{p}.optimizer"),
                     "optimizer",
                     o,
-                    &OptimizerKind::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+                    &OptimizerKind::ALL
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>(),
                 )
             })?;
         }
@@ -530,11 +547,7 @@ impl Suite {
         let layers = [&self.defaults, &w.settings, &v.settings];
         macro_rules! pick {
             ($f:ident, $d:expr) => {
-                layers
-                    .iter()
-                    .rev()
-                    .find_map(|l| l.$f.clone())
-                    .unwrap_or($d)
+                layers.iter().rev().find_map(|l| l.$f.clone()).unwrap_or($d)
             };
         }
         let optimizer_name: String = pick!(optimizer, "adamw".to_string());

@@ -84,10 +84,7 @@ pub fn table(records: &[TrialRecord]) -> String {
             out.push('\n');
         }
     }
-    if records
-        .iter()
-        .any(|r| r.total_energy().is_modelled())
-    {
+    if records.iter().any(|r| r.total_energy().is_modelled()) {
         out.push_str(
             "Energy marked `estimated` is modelled from CPU time x rated power, not measured.\n",
         );

@@ -21,7 +21,15 @@ fn parts(t: SystemTime) -> (i64, u32, u32, u64, u64, u64, u32) {
     let secs = d.as_secs();
     let (y, m, day) = civil((secs / 86_400) as i64);
     let s = secs % 86_400;
-    (y, m, day, s / 3600, (s / 60) % 60, s % 60, d.subsec_millis())
+    (
+        y,
+        m,
+        day,
+        s / 3600,
+        (s / 60) % 60,
+        s % 60,
+        d.subsec_millis(),
+    )
 }
 
 /// RFC 3339, e.g. `2026-11-27T15:09:12.345Z`.

@@ -72,7 +72,11 @@ pub struct TrainOutcome {
 }
 
 /// Mean loss and accuracy of `model` on `split`.
-pub fn evaluate(model: &dyn Model, split: &DeviceSplit, batch: usize) -> candle_core::Result<(f64, f64)> {
+pub fn evaluate(
+    model: &dyn Model,
+    split: &DeviceSplit,
+    batch: usize,
+) -> candle_core::Result<(f64, f64)> {
     let device = split.x.device();
     let mut loss_sum = Tensor::zeros((), DType::F32, device)?;
     let mut correct = Tensor::zeros((), DType::F32, device)?;

@@ -203,7 +203,12 @@ pub fn write_fixture(dir: &Path, n_train: usize, n_test: usize, seed: u64) -> st
         &tl,
         true,
     )?;
-    idx::write(&dir.join("t10k-images-idx3-ubyte"), &[n_test, 28, 28], &si, false)?;
+    idx::write(
+        &dir.join("t10k-images-idx3-ubyte"),
+        &[n_test, 28, 28],
+        &si,
+        false,
+    )?;
     idx::write(&dir.join("t10k-labels-idx1-ubyte"), &[n_test], &sl, false)?;
     Ok(())
 }

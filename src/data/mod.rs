@@ -75,7 +75,10 @@ impl DeviceSplit {
     }
 
     /// Contiguous batches in order (evaluation).
-    pub fn batches(&self, batch: usize) -> impl Iterator<Item = candle_core::Result<(Tensor, Tensor)>> + '_ {
+    pub fn batches(
+        &self,
+        batch: usize,
+    ) -> impl Iterator<Item = candle_core::Result<(Tensor, Tensor)>> + '_ {
         let n = self.len();
         (0..n.div_ceil(batch)).map(move |i| {
             let start = i * batch;

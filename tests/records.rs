@@ -1,0 +1,220 @@
+//! Records round-trip; run folders survive crashes; resume checks the suite.
+
+mod common;
+
+use joulebench::manifest::Manifest;
+use joulebench::meter::window::DomainEnergy;
+use joulebench::meter::{EnergyReading, MeterInfo, Provenance};
+use joulebench::record::{EpochRecord, TrialRecord, TrialStatus};
+use joulebench::store::{RunDir, StoreError, read_records};
+use joulebench::suite::Suite;
+use joulebench::units::{Joules, Seconds, Watts};
+use std::path::Path;
+
+fn reading(name: &str, j: f64, s: f64) -> EnergyReading {
+    EnergyReading {
+        window: name.into(),
+        seconds: Seconds(s),
+        joules: Joules(j),
+        avg_watts: Watts(j / s),
+        domains: vec![DomainEnergy {
+            domain: "cpu-process".into(),
+            meter: "estimate".into(),
+            provenance: Provenance::Estimated,
+            joules: Joules(j),
+            avg_watts: Watts(j / s),
+        }],
+        flags: vec![],
+    }
+}
+
+fn suite() -> Suite {
+    Suite::parse(
+        Path::new("s.toml"),
+        "name = \"rt\"\n[defaults]\nseeds = [1, 2]\n[[workload]]\nname = \"mlp\"\n",
+    )
+    .unwrap()
+}
+
+fn record(s: &Suite, i: usize) -> TrialRecord {
+    let spec = &s.plan().unwrap().trials[i];
+    TrialRecord {
+        schema_version: joulebench::record::SCHEMA_VERSION,
+        suite: s.name.clone(),
+        trial_index: i,
+        key: spec.key.clone(),
+        config: spec.config.clone(),
+        device: "cpu".into(),
+        meter: "estimate".into(),
+        status: if i == 0 {
+            TrialStatus::Completed
+        } else {
+            TrialStatus::Diverged { epoch: 1 }
+        },
+        started_at: "2026-01-01T00:00:00.000Z".into(),
+        finished_at: "2026-01-01T00:00:01.000Z".into(),
+        parameters: 535_818,
+        macs_per_sample: 535_040,
+        data: None,
+        epochs: vec![EpochRecord {
+            epoch: 1,
+            steps: 10,
+            samples: 1280,
+            train_loss: if i == 0 { Some(0.5) } else { None },
+            train: reading("train/epoch-1", 12.5, 1.25),
+            train_samples_per_second: 1024.0,
+            validation: reading("validation/epoch-1", 1.0, 0.1),
+            val_loss: Some(0.6),
+            val_accuracy: Some(0.8),
+        }],
+        training: Some(reading("training", 12.5, 1.25)),
+        train_samples_per_second: Some(1024.0),
+        test: None,
+        inference: None,
+    }
+}
+
+#[test]
+fn record_round_trips_through_json() {
+    let s = suite();
+    for i in 0..2 {
+        let r = record(&s, i);
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(!line.contains('\n'));
+        let back = TrialRecord::from_json_line(&line).unwrap();
+        assert_eq!(back, r);
+    }
+    let v: serde_json::Value = serde_json::to_value(record(&s, 1)).unwrap();
+    assert_eq!(v["status"]["state"], "diverged");
+    assert_eq!(
+        v["epochs"][0]["train"]["domains"][0]["provenance"],
+        "estimated"
+    );
+    let mut v2 = v.clone();
+    v2["schema_version"] = 99.into();
+    let e = TrialRecord::from_json_line(&v2.to_string()).unwrap_err();
+    assert!(e.contains("schema_version 99 is not supported"), "{e}");
+}
+
+fn manifest(s: &Suite) -> Manifest {
+    Manifest::new(
+        s,
+        "cpu",
+        MeterInfo {
+            name: "estimate".into(),
+            domains: vec![],
+            update_period: None,
+        },
+        Path::new("/data"),
+    )
+}
+
+#[test]
+fn run_folder_appends_and_resume_discards_a_half_written_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = suite();
+    let mut run = RunDir::create(dir.path(), &s, &manifest(&s)).unwrap();
+    assert!(run.path.starts_with(dir.path().join("rt")));
+    run.append(&record(&s, 0)).unwrap();
+    let path = run.trials_path();
+    drop(run);
+    let intact = std::fs::read(&path).unwrap();
+    // A crash mid-append leaves a line without its newline.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"schema_version\":1,\"suite\":\"rt\",\"tri").unwrap();
+    drop(f);
+    let run_path = path.parent().unwrap().to_path_buf();
+    let r = RunDir::resume(&run_path, &s).unwrap();
+    assert_eq!(r.records.len(), 1);
+    assert_eq!(r.discarded_bytes, 37);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        intact,
+        "partial line must be cut off"
+    );
+    let mut run = r.run;
+    run.append(&record(&s, 1)).unwrap();
+    let (recs, _, discarded) = read_records(&path).unwrap();
+    assert_eq!(discarded, 0);
+    assert_eq!(
+        recs.iter().map(|r| r.trial_index).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
+    // Manifest and suite copy are there.
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_path.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["suite"], "rt");
+    assert!(m["host"]["logical_cores"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        std::fs::read_to_string(run_path.join("suite.toml")).unwrap(),
+        s.source
+    );
+}
+
+#[test]
+fn corrupt_middle_line_is_an_error_not_silently_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = suite();
+    let mut run = RunDir::create(dir.path(), &s, &manifest(&s)).unwrap();
+    let path = run.trials_path();
+    run.append(&record(&s, 0)).unwrap();
+    drop(run);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.insert_str(0, "{not json}\n");
+    std::fs::write(&path, &text).unwrap();
+    let e = RunDir::resume(path.parent().unwrap(), &s).err().unwrap();
+    assert!(matches!(e, StoreError::Corrupt { line: 1, .. }), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "file must be left untouched"
+    );
+}
+
+#[test]
+fn resume_with_another_suite_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = suite();
+    let run = RunDir::create(dir.path(), &s, &manifest(&s)).unwrap();
+    let other = Suite::parse(
+        Path::new("other.toml"),
+        "name = \"rt\"\n[defaults]\nseeds = [1, 3]\n[[workload]]\nname = \"mlp\"\n",
+    )
+    .unwrap();
+    let e = RunDir::resume(&run.path, &other).err().unwrap().to_string();
+    assert!(
+        e.contains("differs from the one this run started with"),
+        "{e}"
+    );
+    // Same suite text under another path and with other comments is accepted.
+    let same = Suite::parse(
+        Path::new("elsewhere.toml"),
+        "# comment\nname = \"rt\"\n[defaults]\nseeds = [1, 2]\n[[workload]]\nname = \"mlp\"\n",
+    )
+    .unwrap();
+    assert!(RunDir::resume(&run.path, &same).is_ok());
+    let e = RunDir::resume(dir.path(), &s).err().unwrap().to_string();
+    assert!(
+        e.contains("is not a run folder: suite.toml is missing"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unwritable_results_folder_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "x").unwrap();
+    let s = suite();
+    let e = RunDir::create(&blocker, &s, &manifest(&s))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("cannot create the results folder") && e.contains("file/rt"),
+        "{e}"
+    );
+}
