@@ -1,8 +1,7 @@
 //! The command-line interface (the `anyhow` edge).
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
-use joulebench::device::DeviceSpec;
+use clap::{Args, Parser, Subcommand};
 use joulebench::model::ModelKind;
 use joulebench::plan::Plan;
 use joulebench::record::TrialStatus;
@@ -21,6 +20,28 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Measurement settings shared by `run` and `meters`.
+#[derive(Args, Clone)]
+pub struct MeterArgs {
+    /// Device to train on (and whose GPU NVML measures): cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Energy meter: auto, nvml, rapl or estimate.
+    #[arg(long)]
+    meter: Option<String>,
+    /// Rated watts per busy core for the CPU estimate.
+    #[arg(long)]
+    cpu_watts_per_core: Option<f64>,
+    /// Idle window before each trial, seconds (0 disables the baseline).
+    #[arg(long)]
+    idle_seconds: Option<f64>,
+    /// Root of the powercap tree (default /sys/class/powercap).
+    #[arg(long, hide = true)]
+    rapl_root: Option<PathBuf>,
+}
+
+// Parsed once per process: the size difference between variants is irrelevant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Command {
     /// Run (or resume) a suite and write its records under the results folder.
@@ -30,21 +51,26 @@ pub enum Command {
         /// Results root; the run lands in <out>/<suite name>/<UTC stamp>/.
         #[arg(long, default_value = "results")]
         out: PathBuf,
-        /// Device to train on: cpu or cuda:N.
-        #[arg(long, default_value = "cpu")]
-        device: String,
         /// Finish an interrupted run in this run folder instead of starting a new one.
         #[arg(long, value_name = "RUN_DIR")]
         resume: Option<PathBuf>,
         /// Fashion-MNIST folder (overrides $JOULEBENCH_FASHION_MNIST and the suite).
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Energy meter: estimate (fake is for tests).
+        #[command(flatten)]
+        meter: MeterArgs,
+        /// Grid region for CO2e: country code or name, or cloud region (see `joulebench regions`).
         #[arg(long)]
-        meter: Option<String>,
-        /// Rated watts per busy core for the estimate meter.
+        region: Option<String>,
+        /// Power usage effectiveness (facility / IT energy).
         #[arg(long)]
-        cpu_watts_per_core: Option<f64>,
+        pue: Option<f64>,
+        /// On-site water usage effectiveness, L/kWh.
+        #[arg(long)]
+        wue: Option<f64>,
+        /// Off-site water intensity of electricity generation, L/kWh.
+        #[arg(long)]
+        water_offsite: Option<f64>,
         /// Run only these workloads (repeatable).
         #[arg(long = "workload")]
         workloads: Vec<String>,
@@ -56,6 +82,42 @@ pub enum Command {
     Validate { suite: PathBuf },
     /// List the known workloads, techniques and meters.
     List,
+    /// Show which energy meters work here, why not, and a short idle reading.
+    Meters {
+        #[command(flatten)]
+        meter: MeterArgs,
+    },
+    /// List the grid regions of the bundled carbon-intensity table.
+    Regions,
+}
+
+fn parse_meter_choice(m: &str) -> Result<MeterChoice> {
+    suite::parse_meter(m).with_context(|| {
+        format!(
+            "--meter {m:?} is not known; allowed: {}",
+            MeterChoice::ALL
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+fn run_options(a: &MeterArgs) -> Result<RunOptions> {
+    if let Some(w) = a.cpu_watts_per_core
+        && !(w.is_finite() && w > 0.0 && w <= 1000.0)
+    {
+        bail!("--cpu-watts-per-core {w}: rated watts per core must be in (0, 1000]");
+    }
+    Ok(RunOptions {
+        device: a.device.parse()?,
+        meter: a.meter.as_deref().map(parse_meter_choice).transpose()?,
+        cpu_watts_per_core: a.cpu_watts_per_core,
+        idle_seconds: a.idle_seconds,
+        rapl_root: a.rapl_root.clone(),
+        ..RunOptions::default()
+    })
 }
 
 pub fn main(cli: Cli) -> Result<i32> {
@@ -63,42 +125,27 @@ pub fn main(cli: Cli) -> Result<i32> {
         Command::Run {
             suite,
             out,
-            device,
             resume,
             data_dir,
             meter,
-            cpu_watts_per_core,
+            region,
+            pue,
+            wue,
+            water_offsite,
             workloads,
             variants,
         } => {
             let mut s = Suite::load(&suite)?;
             s.select(&workloads, &variants)?;
-            let device: DeviceSpec = device.parse()?;
-            let meter = match meter {
-                None => None,
-                Some(m) => Some(suite::parse_meter(&m).with_context(|| {
-                    format!(
-                        "--meter {m:?} is not known; allowed: {}",
-                        MeterChoice::ALL
-                            .iter()
-                            .map(|(n, _)| *n)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })?),
-            };
-            if let Some(w) = cpu_watts_per_core
-                && !(w.is_finite() && w > 0.0 && w <= 1000.0)
-            {
-                bail!("--cpu-watts-per-core {w}: rated watts per core must be in (0, 1000]");
-            }
             let opts = RunOptions {
                 results_root: out,
-                device,
                 data_dir,
                 resume,
-                meter,
-                cpu_watts_per_core,
+                region,
+                pue,
+                wue_onsite: wue,
+                water_offsite,
+                ..run_options(&meter)?
             };
             let total = s.plan()?.trials.len();
             let progress = joulebench::progress::Console::new(total);
@@ -122,6 +169,28 @@ pub fn main(cli: Cli) -> Result<i32> {
             if failed > 0 {
                 eprintln!("error: {failed} trial(s) failed; their records say why");
                 return Ok(2);
+            }
+            Ok(0)
+        }
+        Command::Meters { meter } => {
+            let opts = run_options(&meter)?;
+            print!("{}", joulebench::meters_report::report(&opts)?);
+            Ok(0)
+        }
+        Command::Regions => {
+            println!(
+                "{:<28} {:>8} {:>6}  name (source)",
+                "code", "gCO2e/kWh", "year"
+            );
+            for r in joulebench::impact::regions()? {
+                println!(
+                    "{:<28} {:>8.1} {:>6}  {} ({})",
+                    r.code,
+                    r.g_co2e_per_kwh,
+                    r.year.map_or("-".into(), |y| y.to_string()),
+                    r.name,
+                    r.source
+                );
             }
             Ok(0)
         }
@@ -179,10 +248,20 @@ pub fn main(cli: Cli) -> Result<i32> {
             ] {
                 println!("  {k:<18} {d}");
             }
-            println!("meters (--meter or [meter] kind):");
             println!(
-                "  estimate   process CPU time x rated W per core (default {} W); labelled `estimated`",
-                joulebench::meter::estimate::DEFAULT_WATTS_PER_CORE.0
+                "meters (--meter or [meter] kind; `joulebench meters` shows which work here):"
+            );
+            println!(
+                "  auto       every real source available (NVML for the run's GPU, RAPL for CPU and DRAM), the estimate for the rest"
+            );
+            println!(
+                "  nvml       NVIDIA GPU energy counter (or polled instant power, integrated)"
+            );
+            println!("  rapl       CPU package and DRAM energy counters (Linux powercap)");
+            println!(
+                "  estimate   process CPU time x rated W per core (default {} W) and resident memory x {} W/GB; labelled `estimated`",
+                joulebench::meter::estimate::DEFAULT_WATTS_PER_CORE.0,
+                joulebench::meter::estimate::DEFAULT_DRAM_WATTS_PER_GB
             );
             println!("  fake       constant power x wall time, for tests; labelled `fake`");
             Ok(0)

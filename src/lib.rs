@@ -7,9 +7,11 @@
 
 pub mod data;
 pub mod device;
+pub mod impact;
 pub mod init;
 pub mod manifest;
 pub mod meter;
+pub mod meters_report;
 pub mod model;
 pub mod optim;
 pub mod plan;

@@ -28,6 +28,15 @@ pub struct Manifest {
     pub host: Host,
     pub device: String,
     pub meter: MeterInfo,
+    /// Meters that were tried and could not be used, with the reason.
+    #[serde(default)]
+    pub unavailable_meters: Vec<crate::meter::Unavailable>,
+    /// GPUs measured (name, temperature, clocks, power limit) at the start.
+    #[serde(default)]
+    pub gpus: Vec<crate::meter::nvml::GpuState>,
+    pub idle_seconds: f64,
+    pub cooldown_seconds: f64,
+    pub impact: Option<crate::impact::ImpactSettings>,
     pub dataset_dir: String,
 }
 
@@ -87,6 +96,11 @@ impl Manifest {
             host: Host::detect(),
             device: device.into(),
             meter,
+            unavailable_meters: Vec::new(),
+            gpus: Vec::new(),
+            idle_seconds: 0.0,
+            cooldown_seconds: 0.0,
+            impact: None,
             dataset_dir: dataset_dir.display().to_string(),
         }
     }

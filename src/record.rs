@@ -98,6 +98,23 @@ pub struct TrialRecord {
     pub train_samples_per_second: Option<f64>,
     pub test: Option<EvalRecord>,
     pub inference: Option<InferenceRecord>,
+    /// The idle window measured before the trial (its average power per
+    /// domain is the baseline every later window subtracts).
+    #[serde(default)]
+    pub idle: Option<EnergyReading>,
+    /// CO2e and water of the trial's total energy, with the constants used.
+    #[serde(default)]
+    pub impact: Option<TrialImpact>,
+}
+
+/// Impact of a trial's total energy (training, validation, test, inference).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialImpact {
+    pub settings: crate::impact::ImpactSettings,
+    /// From gross energy (what the facility draws while the trial runs).
+    pub gross: crate::impact::Impact,
+    /// From net energy (what the work added over idle), when a baseline exists.
+    pub net: Option<crate::impact::Impact>,
 }
 
 impl TrialRecord {

@@ -3,11 +3,12 @@
 
 use crate::data::{DeviceSplit, Splits, fashion_mnist};
 use crate::device::{DeviceError, DeviceSpec};
+use crate::impact::ImpactSettings;
 use crate::init::SeededVars;
 use crate::manifest::Manifest;
 use crate::meter::{self, Measurer, MeterError, MeterOptions};
 use crate::plan::TrialSpec;
-use crate::record::{DataRecord, TrialRecord, TrialStatus};
+use crate::record::{DataRecord, TrialImpact, TrialRecord, TrialStatus};
 use crate::store::{RunDir, StoreError};
 use crate::suite::Suite;
 use crate::trainer::{self, NoHooks, Progress, TrialData};
@@ -28,8 +29,13 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Suite(#[from] crate::suite::SuiteError),
+    #[error(transparent)]
+    Impact(#[from] crate::impact::ImpactError),
+    #[error("{0}")]
+    Option(String),
 }
 
+/// Command-line settings; each overrides the suite's.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub results_root: PathBuf,
@@ -37,9 +43,46 @@ pub struct RunOptions {
     /// Dataset folder from the command line (highest precedence).
     pub data_dir: Option<PathBuf>,
     pub resume: Option<PathBuf>,
-    /// Meter from the command line; overrides the suite's.
     pub meter: Option<crate::suite::MeterChoice>,
     pub cpu_watts_per_core: Option<f64>,
+    pub idle_seconds: Option<f64>,
+    pub rapl_root: Option<PathBuf>,
+    pub region: Option<String>,
+    pub pue: Option<f64>,
+    pub wue_onsite: Option<f64>,
+    pub water_offsite: Option<f64>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            results_root: "results".into(),
+            device: DeviceSpec::Cpu,
+            data_dir: None,
+            resume: None,
+            meter: None,
+            cpu_watts_per_core: None,
+            idle_seconds: None,
+            rapl_root: None,
+            region: None,
+            pue: None,
+            wue_onsite: None,
+            water_offsite: None,
+        }
+    }
+}
+
+/// Default idle window before each trial, seconds.
+pub const DEFAULT_IDLE_SECONDS: f64 = 2.0;
+
+/// Measurement settings in force: command line > suite > defaults.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    pub meter: MeterOptions,
+    pub idle_seconds: f64,
+    pub cooldown_seconds: f64,
+    pub cooldown_temperature_c: Option<f64>,
+    pub impact: ImpactSettings,
 }
 
 pub struct RunSummary {
@@ -51,17 +94,87 @@ pub struct RunSummary {
     pub discarded_bytes: usize,
 }
 
-/// The meter options in force: command line > suite > defaults.
-pub fn meter_options(suite: &Suite, opts: &RunOptions) -> MeterOptions {
-    let d = MeterOptions::default();
-    MeterOptions {
-        choice: opts.meter.or(suite.meter).unwrap_or(d.choice),
-        cpu_watts_per_core: opts
-            .cpu_watts_per_core
-            .or(suite.cpu_watts_per_core)
-            .map(Watts)
-            .unwrap_or(d.cpu_watts_per_core),
+impl Measurement {
+    /// Settings from the command line and built-in defaults only (no suite).
+    pub fn defaults(opts: &RunOptions) -> Result<Measurement, RunError> {
+        resolve(
+            opts,
+            None,
+            &crate::suite::MeterSection::default(),
+            &crate::suite::ImpactSection::default(),
+        )
     }
+}
+
+/// Resolves the measurement settings: command line > suite > defaults.
+pub fn measurement(suite: &Suite, opts: &RunOptions) -> Result<Measurement, RunError> {
+    resolve(opts, suite.meter, &suite.meter_section, &suite.impact)
+}
+
+fn resolve(
+    opts: &RunOptions,
+    suite_meter: Option<crate::suite::MeterChoice>,
+    m: &crate::suite::MeterSection,
+    i: &crate::suite::ImpactSection,
+) -> Result<Measurement, RunError> {
+    let d = MeterOptions::default();
+    let idle_seconds = opts
+        .idle_seconds
+        .or(m.idle_seconds)
+        .unwrap_or(DEFAULT_IDLE_SECONDS);
+    if !(idle_seconds.is_finite() && (0.0..=600.0).contains(&idle_seconds)) {
+        return Err(RunError::Option(format!(
+            "--idle-seconds {idle_seconds}: must be in [0, 600] (0 disables the idle baseline)"
+        )));
+    }
+    Ok(Measurement {
+        meter: MeterOptions {
+            choice: opts.meter.or(suite_meter).unwrap_or(d.choice),
+            cpu_watts_per_core: opts
+                .cpu_watts_per_core
+                .or(m.cpu_watts_per_core)
+                .map(Watts)
+                .unwrap_or(d.cpu_watts_per_core),
+            dram_watts_per_gb: m.dram_watts_per_gb.unwrap_or(d.dram_watts_per_gb),
+            rapl_root: opts.rapl_root.clone().unwrap_or(d.rapl_root),
+            poll_interval: m
+                .poll_interval_ms
+                .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
+                .unwrap_or(d.poll_interval),
+        },
+        idle_seconds,
+        cooldown_seconds: m.cooldown_seconds.unwrap_or(0.0),
+        cooldown_temperature_c: m.cooldown_temperature_c,
+        impact: ImpactSettings::new(
+            opts.region.as_deref().or(i.region.as_deref()),
+            opts.pue.or(i.pue),
+            opts.wue_onsite.or(i.wue_onsite),
+            opts.water_offsite.or(i.water_offsite),
+        )?,
+    })
+}
+
+/// Waits out the cool-down: fixed seconds, then (with a GPU meter) until
+/// every measured GPU is at or below the temperature threshold (at most 120 s).
+fn cool_down(m: &Measurement, measurer: &Measurer) {
+    if m.cooldown_seconds > 0.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(m.cooldown_seconds));
+    }
+    let Some(limit) = m.cooldown_temperature_c else {
+        return;
+    };
+    let start = std::time::Instant::now();
+    while start.elapsed().as_secs() < 120 {
+        let hot = measurer
+            .gpu_states()
+            .iter()
+            .any(|s| s.temperature_c.is_some_and(|t| t as f64 > limit));
+        if !hot {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    tracing::warn!("GPU still above {limit} C after 120 s of cool-down; going on");
 }
 
 /// Device-resident splits, cached by sample cap.
@@ -99,6 +212,7 @@ fn run_trial(
     spec: &TrialSpec,
     data: &mut DeviceData,
     measurer: &mut Measurer,
+    measurement: &Measurement,
     progress: &dyn Progress,
 ) -> TrialRecord {
     let started_at = crate::timefmt::now_rfc3339();
@@ -121,6 +235,8 @@ fn run_trial(
         train_samples_per_second: None,
         test: None,
         inference: None,
+        idle: None,
+        impact: None,
     };
     let result =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(), String> {
@@ -140,6 +256,14 @@ fn run_trial(
                 .map_err(|e| format!("cannot build model: {e}"))?;
             record.parameters = vars.parameter_count();
             record.macs_per_sample = model.macs_per_sample();
+            cool_down(measurement, measurer);
+            if measurement.idle_seconds > 0.0 {
+                record.idle = Some(
+                    measurer
+                        .measure_idle(measurement.idle_seconds)
+                        .map_err(|e| format!("idle window: {e}"))?,
+                );
+            }
             let out = trainer::train(
                 spec,
                 model.as_ref(),
@@ -163,6 +287,12 @@ fn run_trial(
             record.epochs = out.epochs;
             record.test = out.test;
             record.inference = out.inference;
+            let total = record.total_energy();
+            record.impact = Some(TrialImpact {
+                settings: measurement.impact.clone(),
+                gross: measurement.impact.impact(total.joules),
+                net: total.net_joules.map(|j| measurement.impact.impact(j)),
+            });
             Ok(())
         }));
     match result {
@@ -196,8 +326,12 @@ pub fn run_suite(
         suite.data.fashion_mnist.as_deref(),
     );
     let splits = fashion_mnist::load(&data_dir)?;
-    let meter = meter::build(&meter_options(suite, opts))?;
-    let mut measurer = Measurer::new(meter, device.clone());
+    let measurement = measurement(suite, opts)?;
+    let built = meter::build(&measurement.meter, opts.device)?;
+    for u in &built.unavailable {
+        tracing::info!("meter {} unavailable: {}", u.meter, u.reason);
+    }
+    let mut measurer = Measurer::new(built.meter, device.clone());
 
     let (mut run, mut records, discarded_bytes) = match &opts.resume {
         Some(path) => {
@@ -205,12 +339,17 @@ pub fn run_suite(
             (r.run, r.records, r.discarded_bytes)
         }
         None => {
-            let manifest = Manifest::new(
+            let mut manifest = Manifest::new(
                 suite,
                 &opts.device.to_string(),
                 measurer.info().clone(),
                 &data_dir,
             );
+            manifest.unavailable_meters = built.unavailable.clone();
+            manifest.gpus = measurer.gpu_states();
+            manifest.idle_seconds = measurement.idle_seconds;
+            manifest.cooldown_seconds = measurement.cooldown_seconds;
+            manifest.impact = Some(measurement.impact.clone());
             (
                 RunDir::create(&opts.results_root, suite, &manifest)?,
                 Vec::new(),
@@ -250,7 +389,14 @@ pub fn run_suite(
             &spec.key.to_string(),
             crate::plan::Plan::steps(spec, n_train),
         );
-        let record = run_trial(suite, spec, &mut data, &mut measurer, progress);
+        let record = run_trial(
+            suite,
+            spec,
+            &mut data,
+            &mut measurer,
+            &measurement,
+            progress,
+        );
         run.append(&record)?;
         progress.trial_end(&spec.key.to_string(), &crate::summary::one_line(&record));
         records.push(record);

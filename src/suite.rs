@@ -55,6 +55,12 @@ impl OptimizerKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MeterChoice {
+    /// Every real source available (NVML, RAPL), the estimate for the rest.
+    Auto,
+    /// NVIDIA GPUs through NVML only.
+    Nvml,
+    /// CPU packages and DRAM through Linux RAPL (powercap) only.
+    Rapl,
     /// Labelled estimate from process CPU time × rated watts per core.
     Estimate,
     /// Deterministic scripted meter (tests and demos; every value labelled `fake`).
@@ -63,6 +69,9 @@ pub enum MeterChoice {
 
 impl MeterChoice {
     pub const ALL: &'static [(&'static str, MeterChoice)] = &[
+        ("auto", MeterChoice::Auto),
+        ("nvml", MeterChoice::Nvml),
+        ("rapl", MeterChoice::Rapl),
         ("estimate", MeterChoice::Estimate),
         ("fake", MeterChoice::Fake),
     ];
@@ -116,9 +125,33 @@ pub struct DataSection {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MeterSection {
+    /// auto | nvml | rapl | estimate
     pub kind: Option<String>,
     /// Rated watts of one fully busy core, for the estimate meter.
     pub cpu_watts_per_core: Option<f64>,
+    /// Watts per GB of resident memory, for the DRAM estimate.
+    pub dram_watts_per_gb: Option<f64>,
+    /// Length of the idle window before each trial (0 disables the baseline).
+    pub idle_seconds: Option<f64>,
+    /// Pause before each trial's idle window.
+    pub cooldown_seconds: Option<f64>,
+    /// Before each trial, wait (at most 120 s) until the GPU is at or below this temperature.
+    pub cooldown_temperature_c: Option<f64>,
+    /// NVML polling interval in milliseconds.
+    pub poll_interval_ms: Option<f64>,
+}
+
+/// `[impact]`: how energy becomes CO2e and water (see `impact.rs` for defaults).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpactSection {
+    /// Country code, country name or cloud region (`gcp:europe-west1`).
+    pub region: Option<String>,
+    pub pue: Option<f64>,
+    /// On-site water usage effectiveness, L/kWh of IT energy.
+    pub wue_onsite: Option<f64>,
+    /// Off-site water intensity of electricity generation, L/kWh.
+    pub water_offsite: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,6 +177,8 @@ struct RawSuite {
     data: DataSection,
     #[serde(default)]
     meter: MeterSection,
+    #[serde(default)]
+    impact: ImpactSection,
     #[serde(default, rename = "workload")]
     workloads: Vec<RawEntry>,
     #[serde(default, rename = "variant")]
@@ -198,7 +233,8 @@ pub struct Suite {
     pub defaults: Settings,
     pub data: DataSection,
     pub meter: Option<MeterChoice>,
-    pub cpu_watts_per_core: Option<f64>,
+    pub meter_section: MeterSection,
+    pub impact: ImpactSection,
     pub workloads: Vec<Workload>,
     pub variants: Vec<Variant>,
     /// The file's exact text (copied into each run folder).
@@ -513,15 +549,74 @@ impl Suite {
                 )
             })?),
         };
-        if let Some(w) = raw.meter.cpu_watts_per_core
-            && !(w.is_finite() && w > 0.0 && w <= 1000.0)
-        {
-            return Err(cx.invalid(
+        let ranges: [(&str, Option<f64>, f64, f64, &str); 6] = [
+            (
                 "meter.cpu_watts_per_core",
-                w,
+                raw.meter.cpu_watts_per_core,
+                0.0,
+                1000.0,
                 "rated watts per core must be in (0, 1000]",
-            ));
+            ),
+            (
+                "meter.dram_watts_per_gb",
+                raw.meter.dram_watts_per_gb,
+                0.0,
+                10.0,
+                "watts per GB must be in (0, 10]",
+            ),
+            (
+                "meter.idle_seconds",
+                raw.meter.idle_seconds,
+                -1e-12,
+                600.0,
+                "idle window seconds must be in [0, 600] (0 disables the baseline)",
+            ),
+            (
+                "meter.cooldown_seconds",
+                raw.meter.cooldown_seconds,
+                -1e-12,
+                3600.0,
+                "cool-down seconds must be in [0, 3600]",
+            ),
+            (
+                "meter.cooldown_temperature_c",
+                raw.meter.cooldown_temperature_c,
+                10.0,
+                100.0,
+                "a GPU temperature in (10, 100] degrees C",
+            ),
+            (
+                "meter.poll_interval_ms",
+                raw.meter.poll_interval_ms,
+                0.5,
+                1000.0,
+                "polling interval in milliseconds, in [1, 1000]",
+            ),
+        ];
+        for (field, v, lo, hi, allowed) in ranges {
+            if let Some(v) = v
+                && !(v.is_finite() && v > lo && v <= hi)
+            {
+                return Err(cx.invalid(field, v, allowed));
+            }
         }
+        crate::impact::ImpactSettings::new(
+            raw.impact.region.as_deref(),
+            raw.impact.pue,
+            raw.impact.wue_onsite,
+            raw.impact.water_offsite,
+        )
+        .map_err(|e| match e {
+            crate::impact::ImpactError::Invalid {
+                field,
+                value,
+                allowed,
+            } => cx.invalid(&format!("impact.{field}"), value, allowed),
+            other => SuiteError::Parse {
+                path: path.to_path_buf(),
+                message: format!("field `impact.region`: {other}"),
+            },
+        })?;
         let suite = Suite {
             path: path.to_path_buf(),
             name: raw.name,
@@ -532,7 +627,8 @@ impl Suite {
             defaults: default_settings,
             data: raw.data,
             meter,
-            cpu_watts_per_core: raw.meter.cpu_watts_per_core,
+            meter_section: raw.meter,
+            impact: raw.impact,
             workloads,
             variants,
             source: text.to_string(),

@@ -37,8 +37,11 @@ pub fn table(records: &[TrialRecord]) -> String {
         "test acc",
         "s/epoch",
         "train J",
+        "idle W",
+        "train net J",
         "total J",
         "inf J/1k",
+        "CO2e mg",
         "provenance",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
@@ -53,10 +56,19 @@ pub fn table(records: &[TrialRecord]) -> String {
                 .map_or("-".into(), |a| format!("{:.2}%", a * 100.0)),
             train.map_or("-".into(), |t| format!("{:.2}", t.seconds.0 / n_ep)),
             train.map_or("-".into(), |t| format!("{:.1}", t.joules.0)),
+            r.idle
+                .as_ref()
+                .map_or("-".into(), |i| format!("{:.2}", i.avg_watts.0)),
+            train
+                .and_then(|t| t.net_joules)
+                .map_or("-".into(), |j| format!("{:.1}", j.0)),
             format!("{:.1}", total.joules.0),
             r.inference
                 .as_ref()
                 .map_or("-".into(), |i| format!("{:.2}", i.joules_per_1k)),
+            r.impact
+                .as_ref()
+                .map_or("-".into(), |i| format!("{:.2}", i.gross.co2e_g * 1000.0)),
             total.provenance_label(),
         ]);
     }

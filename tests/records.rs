@@ -23,8 +23,19 @@ fn reading(name: &str, j: f64, s: f64) -> EnergyReading {
             provenance: Provenance::Estimated,
             joules: Joules(j),
             avg_watts: Watts(j / s),
+            peak_watts: Some(Watts(j / s * 1.5)),
+            idle_joules: Some(Joules(j * 0.25)),
+            net_joules: Some(Joules(j * 0.75)),
         }],
-        flags: vec![],
+        idle_joules: Some(Joules(j * 0.25)),
+        net_joules: Some(Joules(j * 0.75)),
+        flags: vec!["a caveat".into()],
+        timeline: vec![joulebench::meter::PowerSample {
+            t: 0.5,
+            domain: "cpu-process".into(),
+            watts: Watts(3.0),
+        }],
+        gpu_states: vec![],
     }
 }
 
@@ -71,6 +82,8 @@ fn record(s: &Suite, i: usize) -> TrialRecord {
         train_samples_per_second: Some(1024.0),
         test: None,
         inference: None,
+        idle: Some(reading("idle", 2.0, 2.0)),
+        impact: None,
     }
 }
 

@@ -45,21 +45,25 @@ impl EnergyMeter for ConstantPowerMeter {
         Ok(Snapshot {
             at: now,
             energy: self.domains.iter().map(|(_, w)| *w * t).collect(),
+            power: self.domains.iter().map(|(_, w)| Some(*w)).collect(),
         })
     }
 }
 
-/// Replays a script of cumulative readings (one `Vec<Joules>` per snapshot).
-/// Running off the end of the script is an error, as a dead counter would be.
+/// Replays a script of snapshots: (seconds since the first, cumulative
+/// joules per domain, instant watts per domain). Running off the end of the
+/// script is an error, as a dead counter would be.
 pub struct ScriptedMeter {
     info: MeterInfo,
-    script: VecDeque<Vec<Joules>>,
+    origin: Instant,
+    script: VecDeque<(f64, Vec<Joules>, Vec<Option<Watts>>)>,
 }
 
 impl ScriptedMeter {
-    pub fn new(info: MeterInfo, script: Vec<Vec<Joules>>) -> Self {
+    pub fn new(info: MeterInfo, script: Vec<(f64, Vec<Joules>, Vec<Option<Watts>>)>) -> Self {
         Self {
             info,
+            origin: Instant::now(),
             script: script.into(),
         }
     }
@@ -71,13 +75,14 @@ impl EnergyMeter for ScriptedMeter {
     }
 
     fn snapshot(&mut self) -> Result<Snapshot, MeterError> {
-        let energy = self.script.pop_front().ok_or_else(|| MeterError::Read {
+        let (t, energy, power) = self.script.pop_front().ok_or_else(|| MeterError::Read {
             meter: self.info.name.clone(),
             message: "script exhausted".into(),
         })?;
         Ok(Snapshot {
-            at: Instant::now(),
+            at: self.origin + std::time::Duration::from_secs_f64(t),
             energy,
+            power,
         })
     }
 }

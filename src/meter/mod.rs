@@ -6,8 +6,11 @@
 //! pollers and estimates all fit one shape. Every figure carries the
 //! [`Provenance`] of the domain that produced it.
 
+pub mod composite;
 pub mod estimate;
 pub mod fake;
+pub mod nvml;
+pub mod rapl;
 pub mod window;
 
 use crate::units::{Joules, Seconds};
@@ -70,6 +73,17 @@ pub struct MeterInfo {
 pub struct Snapshot {
     pub at: Instant,
     pub energy: Vec<Joules>,
+    /// Instant power per domain where the source has it (used to approximate
+    /// windows shorter than the counter's update period).
+    pub power: Vec<Option<crate::units::Watts>>,
+}
+
+/// One power sample of a timeline; `t` is seconds from the window's start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PowerSample {
+    pub t: f64,
+    pub domain: String,
+    pub watts: crate::units::Watts,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +100,14 @@ pub enum MeterError {
 pub trait EnergyMeter: Send {
     fn info(&self) -> MeterInfo;
     fn snapshot(&mut self) -> Result<Snapshot, MeterError>;
+    /// Power samples taken between two instants, if the meter polls.
+    fn timeline(&self, _from: Instant, _to: Instant) -> Vec<PowerSample> {
+        Vec::new()
+    }
+    /// Latest temperature, clocks, power limit and utilisation of measured GPUs.
+    fn gpu_states(&self) -> Vec<nvml::GpuState> {
+        Vec::new()
+    }
 }
 
 /// Settings that choose and configure a meter.
@@ -93,25 +115,124 @@ pub trait EnergyMeter: Send {
 pub struct MeterOptions {
     pub choice: crate::suite::MeterChoice,
     pub cpu_watts_per_core: crate::units::Watts,
+    pub dram_watts_per_gb: f64,
+    /// Powercap root (tests point it at a fake tree).
+    pub rapl_root: std::path::PathBuf,
+    /// NVML polling interval.
+    pub poll_interval: std::time::Duration,
 }
 
 impl Default for MeterOptions {
     fn default() -> Self {
         Self {
-            choice: crate::suite::MeterChoice::Estimate,
+            choice: crate::suite::MeterChoice::Auto,
             cpu_watts_per_core: estimate::DEFAULT_WATTS_PER_CORE,
+            dram_watts_per_gb: estimate::DEFAULT_DRAM_WATTS_PER_GB,
+            rapl_root: rapl::DEFAULT_ROOT.into(),
+            poll_interval: std::time::Duration::from_millis(20),
         }
     }
 }
 
-/// Builds the meter the options ask for.
-pub fn build(opts: &MeterOptions) -> Result<Box<dyn EnergyMeter>, MeterError> {
+/// A meter that could not be used, and why (recorded in the manifest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unavailable {
+    pub meter: String,
+    pub reason: String,
+}
+
+/// The meter a run uses, plus the sources that were tried and not available.
+pub struct Built {
+    pub meter: Box<dyn EnergyMeter>,
+    pub unavailable: Vec<Unavailable>,
+}
+
+fn reason(e: MeterError) -> String {
+    match e {
+        MeterError::Unavailable { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
+/// Builds the meter the options ask for, for a run on `device`.
+///
+/// `auto` takes every real source there is (NVML for the run's GPUs, RAPL for
+/// CPU packages and DRAM) and fills each missing CPU/DRAM domain with the
+/// labelled estimate. `nvml` and `rapl` insist on that source and fail if it
+/// is unavailable.
+pub fn build(opts: &MeterOptions, device: crate::device::DeviceSpec) -> Result<Built, MeterError> {
     use crate::suite::MeterChoice;
-    Ok(match opts.choice {
-        MeterChoice::Estimate => Box::new(estimate::EstimateMeter::new(opts.cpu_watts_per_core)),
+    let mut unavailable = Vec::new();
+    let estimate = |cpu: bool, dram: bool| -> Box<dyn EnergyMeter> {
+        Box::new(estimate::EstimateMeter::with_domains(
+            opts.cpu_watts_per_core,
+            opts.dram_watts_per_gb,
+            cpu,
+            dram,
+        ))
+    };
+    let gpu_ordinals: Vec<usize> = match device {
+        crate::device::DeviceSpec::Cuda(n) => vec![n],
+        crate::device::DeviceSpec::Cpu => vec![],
+    };
+    let open_nvml = || -> Result<nvml::NvmlMeter, MeterError> {
+        if gpu_ordinals.is_empty() {
+            return Err(MeterError::Unavailable {
+                meter: "nvml".into(),
+                reason: "the run uses no GPU (--device cpu)".into(),
+            });
+        }
+        let api = nvml::Nvml::load().map_err(|reason| MeterError::Unavailable {
+            meter: "nvml".into(),
+            reason,
+        })?;
+        let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+        nvml::NvmlMeter::open(
+            std::sync::Arc::new(api),
+            visible.as_deref(),
+            &gpu_ordinals,
+            opts.poll_interval,
+        )
+    };
+    let meter: Box<dyn EnergyMeter> = match opts.choice {
+        MeterChoice::Estimate => estimate(true, true),
         MeterChoice::Fake => Box::new(fake::ConstantPowerMeter::new(vec![
             ("cpu-fake".into(), crate::units::Watts(20.0)),
             ("dram-fake".into(), crate::units::Watts(5.0)),
         ])),
-    })
+        MeterChoice::Rapl => Box::new(rapl::RaplMeter::open(&opts.rapl_root)?),
+        MeterChoice::Nvml => Box::new(open_nvml()?),
+        MeterChoice::Auto => {
+            let mut parts: Vec<Box<dyn EnergyMeter>> = Vec::new();
+            match open_nvml() {
+                Ok(m) => parts.push(Box::new(m)),
+                Err(e) => unavailable.push(Unavailable {
+                    meter: "nvml".into(),
+                    reason: reason(e),
+                }),
+            }
+            let (mut has_cpu, mut has_dram) = (false, false);
+            match rapl::RaplMeter::open(&opts.rapl_root) {
+                Ok(m) => {
+                    let info = m.info();
+                    has_cpu = info.domains.iter().any(|d| !d.domain.starts_with("dram"));
+                    has_dram = info.domains.iter().any(|d| d.domain.starts_with("dram"));
+                    parts.push(Box::new(m));
+                }
+                Err(e) => unavailable.push(Unavailable {
+                    meter: "rapl".into(),
+                    reason: reason(e),
+                }),
+            }
+            if !has_cpu || !has_dram {
+                parts.push(estimate(!has_cpu, !has_dram));
+            }
+            if parts.len() == 1 {
+                parts.remove(0)
+            } else {
+                Box::new(composite::CompositeMeter::new(parts))
+            }
+        }
+    };
+    Ok(Built { meter, unavailable })
 }

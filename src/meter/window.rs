@@ -1,6 +1,8 @@
-//! Named measurement windows with the device synchronised at each edge.
+//! Named measurement windows with the device synchronised at each edge, and
+//! the idle baseline (gross, idle and net energy).
 
-use super::{EnergyMeter, MeterError, MeterInfo, Provenance, Snapshot};
+use super::nvml::GpuState;
+use super::{EnergyMeter, MeterError, MeterInfo, PowerSample, Provenance, Snapshot};
 use crate::units::{Joules, Seconds, Watts};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -11,23 +13,45 @@ pub struct DomainEnergy {
     pub domain: String,
     pub meter: String,
     pub provenance: Provenance,
+    /// Gross energy measured in the window.
     pub joules: Joules,
     pub avg_watts: Watts,
+    /// Highest sampled power in the window (polling meters only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_watts: Option<Watts>,
+    /// Idle power of the domain × window duration (when an idle baseline was taken).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_joules: Option<Joules>,
+    /// Gross − idle: the energy the work added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_joules: Option<Joules>,
 }
 
 /// Energy and time of one window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnergyReading {
-    /// Window name, e.g. `train/epoch-1`, `eval/test`, `inference`.
+    /// Window name, e.g. `train/epoch-1`, `test`, `inference`, `idle`.
     pub window: String,
     pub seconds: Seconds,
-    /// Sum over domains.
+    /// Gross energy, summed over domains.
     pub joules: Joules,
     pub avg_watts: Watts,
     pub domains: Vec<DomainEnergy>,
+    /// Sum of the domains' idle joules (idle baseline × duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_joules: Option<Joules>,
+    /// Gross − idle, summed over domains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_joules: Option<Joules>,
     /// Caveats about this window (e.g. shorter than the counter's update period).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<String>,
+    /// Power samples in the window (polling meters; at most ~256 per domain).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<PowerSample>,
+    /// GPU temperature, clocks, power limit, utilisation at the window's end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_states: Vec<GpuState>,
 }
 
 impl EnergyReading {
@@ -49,14 +73,33 @@ impl EnergyReading {
             joules: Joules::ZERO,
             avg_watts: Watts::ZERO,
             domains: Vec::new(),
+            idle_joules: None,
+            net_joules: None,
             flags: Vec::new(),
+            timeline: Vec::new(),
+            gpu_states: Vec::new(),
+        };
+        let add = |a: &mut Option<Joules>, b: Option<Joules>| {
+            if let Some(b) = b {
+                *a = Some(a.unwrap_or(Joules::ZERO) + b);
+            }
         };
         for r in rs {
             out.seconds += r.seconds;
             out.joules += r.joules;
+            add(&mut out.idle_joules, r.idle_joules);
+            add(&mut out.net_joules, r.net_joules);
             for d in &r.domains {
                 match out.domains.iter_mut().find(|o| o.domain == d.domain) {
-                    Some(o) => o.joules += d.joules,
+                    Some(o) => {
+                        o.joules += d.joules;
+                        add(&mut o.idle_joules, d.idle_joules);
+                        add(&mut o.net_joules, d.net_joules);
+                        o.peak_watts = match (o.peak_watts, d.peak_watts) {
+                            (Some(a), Some(b)) => Some(a.max(b)),
+                            (a, b) => a.or(b),
+                        };
+                    }
                     None => out.domains.push(d.clone()),
                 }
             }
@@ -72,6 +115,11 @@ impl EnergyReading {
             d.avg_watts = avg(d.joules, out.seconds);
         }
         out
+    }
+
+    /// Net joules if an idle baseline was taken, else gross.
+    pub fn net_or_gross(&self) -> Joules {
+        self.net_joules.unwrap_or(self.joules)
     }
 }
 
@@ -100,6 +148,12 @@ pub struct WindowStart {
     start: Snapshot,
 }
 
+/// Idle power per domain (in the meter's domain order), from an idle window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdleBaseline {
+    pub reading: EnergyReading,
+}
+
 /// A meter bound to the device it measures: every window edge first waits
 /// for the device's queued work, so asynchronous GPU work is charged to the
 /// window that launched it.
@@ -107,7 +161,11 @@ pub struct Measurer {
     meter: Box<dyn EnergyMeter>,
     info: MeterInfo,
     device: Device,
+    idle: Option<IdleBaseline>,
 }
+
+/// Most timeline samples kept per domain and window.
+const TIMELINE_POINTS: usize = 256;
 
 impl Measurer {
     pub fn new(meter: Box<dyn EnergyMeter>, device: Device) -> Self {
@@ -116,6 +174,7 @@ impl Measurer {
             meter,
             info,
             device,
+            idle: None,
         }
     }
 
@@ -125,6 +184,10 @@ impl Measurer {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    pub fn gpu_states(&self) -> Vec<GpuState> {
+        self.meter.gpu_states()
     }
 
     pub fn begin(&mut self, name: &str) -> Result<WindowStart, MeterError> {
@@ -138,28 +201,107 @@ impl Measurer {
     pub fn end(&mut self, w: WindowStart) -> Result<EnergyReading, MeterError> {
         self.device.synchronize()?;
         let end = self.meter.snapshot()?;
-        Ok(reading(&self.info, &w.name, &w.start, &end))
+        let mut r = reading(&self.info, &w.name, &w.start, &end);
+        let timeline = self.meter.timeline(w.start.at, end.at);
+        for d in &mut r.domains {
+            d.peak_watts = timeline
+                .iter()
+                .filter(|s| s.domain == d.domain)
+                .map(|s| s.watts)
+                .reduce(Watts::max);
+        }
+        r.timeline = downsample(timeline, TIMELINE_POINTS);
+        r.gpu_states = self.meter.gpu_states();
+        if let Some(idle) = &self.idle {
+            apply_idle(&mut r, &idle.reading);
+        }
+        Ok(r)
+    }
+
+    /// Sleeps through an idle window of `seconds` (after the device is
+    /// drained) and uses its average power per domain as the baseline that
+    /// later windows subtract. Returns the idle reading.
+    pub fn measure_idle(&mut self, seconds: f64) -> Result<EnergyReading, MeterError> {
+        self.idle = None;
+        let w = self.begin("idle")?;
+        std::thread::sleep(std::time::Duration::from_secs_f64(seconds.max(0.0)));
+        let r = self.end(w)?;
+        self.idle = Some(IdleBaseline { reading: r.clone() });
+        Ok(r)
+    }
+
+    pub fn idle(&self) -> Option<&EnergyReading> {
+        self.idle.as_ref().map(|i| &i.reading)
     }
 }
 
+/// Keeps at most `n` samples per domain, evenly spaced.
+fn downsample(samples: Vec<PowerSample>, n: usize) -> Vec<PowerSample> {
+    let mut domains: Vec<String> = Vec::new();
+    for s in &samples {
+        if !domains.contains(&s.domain) {
+            domains.push(s.domain.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for d in domains {
+        let these: Vec<&PowerSample> = samples.iter().filter(|s| s.domain == d).collect();
+        let step = these.len().div_ceil(n).max(1);
+        out.extend(these.into_iter().step_by(step).cloned());
+    }
+    out
+}
+
+/// Fills idle and net joules from the idle window's average power.
+pub fn apply_idle(r: &mut EnergyReading, idle: &EnergyReading) {
+    let mut idle_total = Joules::ZERO;
+    for d in &mut r.domains {
+        let Some(i) = idle.domains.iter().find(|i| i.domain == d.domain) else {
+            continue;
+        };
+        let j = i.avg_watts * r.seconds;
+        d.idle_joules = Some(j);
+        d.net_joules = Some(d.joules - j);
+        idle_total += j;
+    }
+    r.idle_joules = Some(idle_total);
+    r.net_joules = Some(r.joules - idle_total);
+}
+
 /// The reading between two snapshots of one meter.
+///
+/// A window shorter than the meter's update period cannot be read from the
+/// counter (it may not have ticked): where the meter gives instant power, the
+/// window's energy is approximated as mean instant power × duration, the
+/// domain's provenance becomes `integrated`, and the window is flagged.
 pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> EnergyReading {
     let seconds = Seconds::from_duration(b.at.saturating_duration_since(a.at));
     let mut flags = Vec::new();
-    if let Some(p) = info.update_period
-        && seconds.0 < p.0
-    {
+    let short = info.update_period.filter(|p| seconds.0 < p.0);
+    if let Some(p) = short {
         flags.push(format!(
-            "window of {:.3} s is shorter than the meter's update period of {:.3} s: energy is approximate",
+            "window of {:.4} s is shorter than the meter's update period of {:.4} s: counter domains approximated as instant power x duration",
             seconds.0, p.0
         ));
     }
     let domains: Vec<DomainEnergy> = info
         .domains
         .iter()
-        .zip(a.energy.iter().zip(&b.energy))
-        .map(|(d, (ea, eb))| {
-            let j = *eb - *ea;
+        .enumerate()
+        .map(|(k, d)| {
+            let mut provenance = d.provenance;
+            let mut j = b.energy[k] - a.energy[k];
+            let power = (
+                a.power.get(k).copied().flatten(),
+                b.power.get(k).copied().flatten(),
+            );
+            if short.is_some()
+                && d.provenance == Provenance::Counter
+                && let (Some(pa), Some(pb)) = power
+            {
+                j = Joules((pa.0 + pb.0) / 2.0 * seconds.0);
+                provenance = Provenance::Integrated;
+            }
             if j.0 < 0.0 {
                 flags.push(format!(
                     "{}: cumulative energy went backwards by {:.3} J (counter reset?)",
@@ -169,9 +311,12 @@ pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> Ener
             DomainEnergy {
                 domain: d.domain.clone(),
                 meter: d.meter.clone(),
-                provenance: d.provenance,
+                provenance,
                 joules: j,
                 avg_watts: avg(j, seconds),
+                peak_watts: None,
+                idle_joules: None,
+                net_joules: None,
             }
         })
         .collect();
@@ -182,6 +327,10 @@ pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> Ener
         joules,
         avg_watts: avg(joules, seconds),
         domains,
+        idle_joules: None,
+        net_joules: None,
         flags,
+        timeline: Vec::new(),
+        gpu_states: Vec::new(),
     }
 }

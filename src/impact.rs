@@ -1,0 +1,263 @@
+//! Energy → kWh → CO2e and water.
+//!
+//! Facility energy = IT energy × PUE. CO2e = facility kWh × grid intensity.
+//! Water (Li et al., "Making AI Less Thirsty", arXiv 2304.03271) = IT kWh ×
+//! on-site WUE + facility kWh × off-site water intensity of generation (EWIF).
+//! PUE is applied once, to the energy; WUE once, to the IT energy.
+//!
+//! Defaults and their sources:
+//! - PUE 1.56: Uptime Institute Global Data Center Survey 2024, industry average.
+//! - on-site WUE 1.8 L/kWh and off-site 7.6 L/kWh: Shehabi et al., United States
+//!   Data Center Energy Usage Report, LBNL 2016 (US averages).
+//! - grid intensity: the bundled table `data/carbon-intensity.csv` (country
+//!   figures from Our World in Data / Ember via codecarbon 3.3.2; cloud regions
+//!   from the providers), default region `WORLD` (Ember 2023 world average).
+
+use crate::units::Joules;
+use serde::{Deserialize, Serialize};
+
+pub const TABLE_CSV: &str = include_str!("../data/carbon-intensity.csv");
+pub const TABLE_NAME: &str =
+    "joulebench carbon-intensity table v1 (OWID/Ember via codecarbon 3.3.2; cloud providers)";
+pub const DEFAULT_REGION: &str = "WORLD";
+pub const DEFAULT_PUE: f64 = 1.56;
+pub const DEFAULT_WUE_ONSITE: f64 = 1.8;
+pub const DEFAULT_WATER_OFFSITE: f64 = 7.6;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ImpactError {
+    #[error(
+        "unknown region `{region}`; did you mean: {suggestions}? (`joulebench regions` lists all {count})"
+    )]
+    UnknownRegion {
+        region: String,
+        suggestions: String,
+        count: usize,
+    },
+    #[error("{field} = {value} is not allowed: {allowed}")]
+    Invalid {
+        field: &'static str,
+        value: f64,
+        allowed: &'static str,
+    },
+    #[error("bundled carbon table is malformed at line {line}: {message}")]
+    Table { line: usize, message: String },
+}
+
+/// One row of the carbon table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Region {
+    pub code: String,
+    pub name: String,
+    pub kind: String,
+    pub g_co2e_per_kwh: f64,
+    /// Year of the figure, where the source gives one.
+    pub year: Option<u32>,
+    pub source: String,
+}
+
+/// Parses the bundled table (comment lines start with `#`).
+pub fn regions() -> Result<Vec<Region>, ImpactError> {
+    let body: String = TABLE_CSV
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut rdr = csv::Reader::from_reader(body.as_bytes());
+    let mut out = Vec::new();
+    for (i, row) in rdr.records().enumerate() {
+        let table = |message: String| ImpactError::Table {
+            line: i + 2,
+            message,
+        };
+        let row = row.map_err(|e| table(e.to_string()))?;
+        let g: f64 = row[3]
+            .parse()
+            .map_err(|_| table(format!("intensity {:?} is not a number", &row[3])))?;
+        out.push(Region {
+            code: row[0].to_string(),
+            name: row[1].to_string(),
+            kind: row[2].to_string(),
+            g_co2e_per_kwh: g,
+            year: row[4].parse().ok(),
+            source: row[5].to_string(),
+        });
+    }
+    Ok(out)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Finds a region by code (case-insensitive) or exact country name.
+pub fn lookup(region: &str) -> Result<Region, ImpactError> {
+    let all = regions()?;
+    let q = region.to_lowercase();
+    if let Some(r) = all
+        .iter()
+        .find(|r| r.code.to_lowercase() == q || r.name.to_lowercase() == q)
+    {
+        return Ok(r.clone());
+    }
+    let mut scored: Vec<(usize, &Region)> = all
+        .iter()
+        .map(|r| {
+            let d = edit_distance(&q, &r.code.to_lowercase())
+                .min(edit_distance(&q, &r.name.to_lowercase()));
+            let d = if r.name.to_lowercase().contains(&q) || r.code.to_lowercase().contains(&q) {
+                0
+            } else {
+                d
+            };
+            (d, r)
+        })
+        .collect();
+    scored.sort_by_key(|(d, r)| (*d, r.code.clone()));
+    let suggestions = scored
+        .iter()
+        .take(5)
+        .map(|(_, r)| format!("{} ({})", r.code, r.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(ImpactError::UnknownRegion {
+        region: region.to_string(),
+        suggestions,
+        count: all.len(),
+    })
+}
+
+/// The constants an impact figure is computed with (all recorded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImpactSettings {
+    pub region: Region,
+    pub dataset: String,
+    pub pue: f64,
+    /// On-site water usage effectiveness, litres per kWh of IT energy.
+    pub wue_onsite_l_per_kwh: f64,
+    /// Water consumed to generate electricity, litres per kWh delivered.
+    pub water_offsite_l_per_kwh: f64,
+}
+
+impl ImpactSettings {
+    pub fn new(
+        region: Option<&str>,
+        pue: Option<f64>,
+        wue: Option<f64>,
+        offsite: Option<f64>,
+    ) -> Result<Self, ImpactError> {
+        let pue = pue.unwrap_or(DEFAULT_PUE);
+        if !(pue.is_finite() && (1.0..=5.0).contains(&pue)) {
+            return Err(ImpactError::Invalid {
+                field: "pue",
+                value: pue,
+                allowed: "PUE is facility energy / IT energy, a number in [1, 5]",
+            });
+        }
+        let check = |field, v: f64| {
+            if v.is_finite() && (0.0..=100.0).contains(&v) {
+                Ok(v)
+            } else {
+                Err(ImpactError::Invalid {
+                    field,
+                    value: v,
+                    allowed: "litres per kWh, a number in [0, 100]",
+                })
+            }
+        };
+        Ok(Self {
+            region: lookup(region.unwrap_or(DEFAULT_REGION))?,
+            dataset: TABLE_NAME.into(),
+            pue,
+            wue_onsite_l_per_kwh: check("wue_onsite", wue.unwrap_or(DEFAULT_WUE_ONSITE))?,
+            water_offsite_l_per_kwh: check(
+                "water_offsite",
+                offsite.unwrap_or(DEFAULT_WATER_OFFSITE),
+            )?,
+        })
+    }
+
+    /// Impact of `energy` of IT (device) energy.
+    pub fn impact(&self, energy: Joules) -> Impact {
+        let kwh_it = energy.kwh();
+        let kwh_facility = kwh_it * self.pue;
+        Impact {
+            kwh_it,
+            kwh_facility,
+            co2e_g: kwh_facility * self.region.g_co2e_per_kwh,
+            water_l: kwh_it * self.wue_onsite_l_per_kwh
+                + kwh_facility * self.water_offsite_l_per_kwh,
+        }
+    }
+}
+
+/// CO2e and water of some energy.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Impact {
+    pub kwh_it: f64,
+    pub kwh_facility: f64,
+    pub co2e_g: f64,
+    pub water_l: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_energy_gives_known_grams_and_litres() {
+        let s = ImpactSettings::new(Some("FRA"), Some(1.5), Some(2.0), Some(4.0)).unwrap();
+        assert_eq!(s.region.name, "France");
+        // 10 kWh of IT energy.
+        let i = s.impact(Joules(36e6));
+        assert!((i.kwh_it - 10.0).abs() < 1e-12);
+        assert!((i.kwh_facility - 15.0).abs() < 1e-12); // PUE once
+        assert!((i.co2e_g - 15.0 * 56.039).abs() < 1e-9);
+        // WUE once on IT energy, off-site on facility energy: 10*2 + 15*4
+        assert!((i.water_l - 80.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn defaults_are_documented_values() {
+        let s = ImpactSettings::new(None, None, None, None).unwrap();
+        assert_eq!(s.region.code, "WORLD");
+        assert_eq!(s.region.g_co2e_per_kwh, 481.0);
+        assert_eq!(
+            (s.pue, s.wue_onsite_l_per_kwh, s.water_offsite_l_per_kwh),
+            (1.56, 1.8, 7.6)
+        );
+        let i = s.impact(Joules(3.6e6));
+        assert!((i.co2e_g - 1.56 * 481.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn lookup_by_code_name_and_cloud_region_and_close_matches() {
+        assert_eq!(lookup("deu").unwrap().code, "DEU");
+        assert_eq!(lookup("Norway").unwrap().code, "NOR");
+        assert_eq!(lookup("gcp:europe-west1").unwrap().g_co2e_per_kwh, 122.0);
+        let e = lookup("Frnace").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown region `Frnace`") && e.contains("FRA (France)"),
+            "{e}"
+        );
+        assert!(regions().unwrap().len() > 250);
+    }
+
+    #[test]
+    fn impossible_constants_are_rejected() {
+        let e = ImpactSettings::new(None, Some(0.9), None, None).unwrap_err();
+        assert!(e.to_string().contains("pue = 0.9 is not allowed"), "{e}");
+        assert!(ImpactSettings::new(None, None, Some(-1.0), None).is_err());
+    }
+}

@@ -1,0 +1,62 @@
+//! Several meters read as one (e.g. NVML for the GPU + RAPL for the CPU +
+//! the estimate for DRAM); each domain keeps its own meter and provenance.
+
+use super::{EnergyMeter, MeterError, MeterInfo, PowerSample, Snapshot, nvml::GpuState};
+use std::time::Instant;
+
+pub struct CompositeMeter {
+    parts: Vec<Box<dyn EnergyMeter>>,
+}
+
+impl CompositeMeter {
+    pub fn new(parts: Vec<Box<dyn EnergyMeter>>) -> Self {
+        Self { parts }
+    }
+}
+
+impl EnergyMeter for CompositeMeter {
+    fn info(&self) -> MeterInfo {
+        let infos: Vec<MeterInfo> = self.parts.iter().map(|p| p.info()).collect();
+        MeterInfo {
+            name: infos
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join("+"),
+            domains: infos.iter().flat_map(|i| i.domains.clone()).collect(),
+            // The slowest source sets the shortest trustworthy window.
+            update_period: infos
+                .iter()
+                .filter_map(|i| i.update_period)
+                .max_by(|a, b| a.0.total_cmp(&b.0)),
+        }
+    }
+
+    fn snapshot(&mut self) -> Result<Snapshot, MeterError> {
+        let mut energy = Vec::new();
+        let mut power = Vec::new();
+        let mut at = None;
+        for p in &mut self.parts {
+            let s = p.snapshot()?;
+            at.get_or_insert(s.at);
+            energy.extend(s.energy);
+            power.extend(s.power);
+        }
+        Ok(Snapshot {
+            at: at.unwrap_or_else(Instant::now),
+            energy,
+            power,
+        })
+    }
+
+    fn timeline(&self, from: Instant, to: Instant) -> Vec<PowerSample> {
+        self.parts
+            .iter()
+            .flat_map(|p| p.timeline(from, to))
+            .collect()
+    }
+
+    fn gpu_states(&self) -> Vec<GpuState> {
+        self.parts.iter().flat_map(|p| p.gpu_states()).collect()
+    }
+}

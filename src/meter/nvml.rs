@@ -1,0 +1,524 @@
+//! NVIDIA GPUs through NVML (nvml-wrapper; libnvidia-ml is loaded at run
+//! time, so the binary runs where it is absent).
+//!
+//! Per GPU: the total-energy counter (`nvmlDeviceGetTotalEnergyConsumption`,
+//! mJ, Volta and newer) when it works, provenance `counter`; otherwise
+//! instant power (field `NVML_FI_DEV_POWER_INSTANT`, else `power_usage`,
+//! which is a 1-second average on Ampere and newer) polled by a background
+//! thread and integrated with the trapezoid rule, provenance `integrated`.
+//! The poller also keeps a power timeline (for plots and peak power) and
+//! the GPU's temperature, SM clock, power limit and utilisation.
+//! Only the GPUs the run uses are measured: `CUDA_VISIBLE_DEVICES` and the
+//! run's `cuda:N` ordinals are mapped to NVML indices.
+
+use super::{DomainInfo, EnergyMeter, MeterError, MeterInfo, PowerSample, Provenance, Snapshot};
+use crate::units::{Joules, Seconds, Watts};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Readings of a GPU besides energy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GpuState {
+    pub domain: String,
+    pub name: String,
+    pub temperature_c: Option<u32>,
+    pub sm_clock_mhz: Option<u32>,
+    pub power_limit_w: Option<f64>,
+    pub utilization_pct: Option<u32>,
+}
+
+/// The few NVML calls joulebench makes: the seam that tests script.
+pub trait GpuApi: Send + Sync {
+    fn device_count(&self) -> Result<u32, String>;
+    fn uuid(&self, index: u32) -> Result<String, String>;
+    fn name(&self, index: u32) -> Result<String, String>;
+    fn driver_version(&self) -> Option<String>;
+    /// Millijoules since the driver loaded.
+    fn total_energy_mj(&self, index: u32) -> Result<u64, String>;
+    /// Instant power (`NVML_FI_DEV_POWER_INSTANT`), milliwatts.
+    fn power_instant_mw(&self, index: u32) -> Result<u32, String>;
+    /// `nvmlDeviceGetPowerUsage`, milliwatts (a 1-second average on Ampere+).
+    fn power_usage_mw(&self, index: u32) -> Result<u32, String>;
+    fn state(&self, index: u32) -> GpuState;
+}
+
+/// The real NVML.
+pub struct Nvml {
+    nvml: nvml_wrapper::Nvml,
+}
+
+/// Where libnvidia-ml is looked for, in order.
+const LIB_CANDIDATES: &[&str] = &[
+    "libnvidia-ml.so.1",
+    "/usr/local/nvidia/lib64/libnvidia-ml.so.1",
+    "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
+];
+
+impl Nvml {
+    pub fn load() -> Result<Nvml, String> {
+        let mut errors = Vec::new();
+        for lib in LIB_CANDIDATES {
+            match nvml_wrapper::Nvml::builder()
+                .lib_path(std::ffi::OsStr::new(lib))
+                .init()
+            {
+                Ok(nvml) => return Ok(Nvml { nvml }),
+                Err(e) => errors.push(format!("{lib}: {e}")),
+            }
+        }
+        Err(format!(
+            "NVML could not be loaded (no NVIDIA driver here?): {}",
+            errors.join("; ")
+        ))
+    }
+
+    fn dev(&self, index: u32) -> Result<nvml_wrapper::Device<'_>, String> {
+        self.nvml.device_by_index(index).map_err(|e| e.to_string())
+    }
+}
+
+impl GpuApi for Nvml {
+    fn device_count(&self) -> Result<u32, String> {
+        self.nvml.device_count().map_err(|e| e.to_string())
+    }
+    fn uuid(&self, index: u32) -> Result<String, String> {
+        self.dev(index)?.uuid().map_err(|e| e.to_string())
+    }
+    fn name(&self, index: u32) -> Result<String, String> {
+        self.dev(index)?.name().map_err(|e| e.to_string())
+    }
+    fn driver_version(&self) -> Option<String> {
+        self.nvml.sys_driver_version().ok()
+    }
+    fn total_energy_mj(&self, index: u32) -> Result<u64, String> {
+        self.dev(index)?
+            .total_energy_consumption()
+            .map_err(|e| e.to_string())
+    }
+    fn power_instant_mw(&self, index: u32) -> Result<u32, String> {
+        use nvml_wrapper::enums::device::SampleValue;
+        use nvml_wrapper::struct_wrappers::device::FieldValueSample;
+        use nvml_wrapper::structs::device::FieldId;
+        const NVML_FI_DEV_POWER_INSTANT: u32 = 186;
+        let d = self.dev(index)?;
+        let v = d
+            .field_values_for(&[FieldId(NVML_FI_DEV_POWER_INSTANT)])
+            .map_err(|e| e.to_string())?;
+        let sample: FieldValueSample = v
+            .into_iter()
+            .next()
+            .ok_or("no field value returned")?
+            .map_err(|e| e.to_string())?;
+        match sample.value.map_err(|e| e.to_string())? {
+            SampleValue::U32(x) => Ok(x),
+            SampleValue::U64(x) => Ok(x as u32),
+            SampleValue::I64(x) => Ok(x.max(0) as u32),
+            SampleValue::F64(x) => Ok(x.max(0.0) as u32),
+        }
+    }
+    fn power_usage_mw(&self, index: u32) -> Result<u32, String> {
+        self.dev(index)?.power_usage().map_err(|e| e.to_string())
+    }
+    fn state(&self, index: u32) -> GpuState {
+        use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
+        let Ok(d) = self.dev(index) else {
+            return GpuState::default();
+        };
+        GpuState {
+            domain: String::new(),
+            name: d.name().unwrap_or_default(),
+            temperature_c: d.temperature(TemperatureSensor::Gpu).ok(),
+            sm_clock_mhz: d.clock_info(Clock::SM).ok(),
+            power_limit_w: d.enforced_power_limit().ok().map(|mw| mw as f64 / 1000.0),
+            utilization_pct: d.utilization_rates().ok().map(|u| u.gpu),
+        }
+    }
+}
+
+/// Maps the run's CUDA ordinals to NVML indices, honouring
+/// `CUDA_VISIBLE_DEVICES` (integers or `GPU-` UUID prefixes; as in CUDA, the
+/// list ends at the first entry that matches no GPU).
+pub fn select_gpus(
+    api: &dyn GpuApi,
+    cuda_visible_devices: Option<&str>,
+    ordinals: &[usize],
+) -> Result<Vec<u32>, String> {
+    let count = api.device_count()?;
+    let visible: Vec<u32> = match cuda_visible_devices.map(str::trim) {
+        None => (0..count).collect(),
+        Some(list) => {
+            let uuids: Vec<String> = (0..count)
+                .map(|i| api.uuid(i).unwrap_or_default())
+                .collect();
+            let mut v = Vec::new();
+            for entry in list.split(',').map(str::trim) {
+                let idx = if let Ok(n) = entry.parse::<u32>() {
+                    (n < count).then_some(n)
+                } else if entry.starts_with("GPU-") {
+                    let m: Vec<u32> = (0..count)
+                        .filter(|&i| uuids[i as usize].starts_with(entry))
+                        .collect();
+                    (m.len() == 1).then(|| m[0])
+                } else if entry.starts_with("MIG-") {
+                    return Err(format!(
+                        "CUDA_VISIBLE_DEVICES names a MIG instance ({entry}): NVML energy is per physical GPU, so joulebench cannot attribute it; measure on a whole GPU"
+                    ));
+                } else {
+                    None
+                };
+                match idx {
+                    Some(i) if !v.contains(&i) => v.push(i),
+                    _ => break,
+                }
+            }
+            v
+        }
+    };
+    ordinals
+        .iter()
+        .map(|&o| {
+            visible.get(o).copied().ok_or_else(|| {
+                format!(
+                    "cuda:{o} does not exist: {} GPU(s) visible{}",
+                    visible.len(),
+                    cuda_visible_devices
+                        .map(|s| format!(" (CUDA_VISIBLE_DEVICES={s})"))
+                        .unwrap_or_default()
+                )
+            })
+        })
+        .collect()
+}
+
+/// Trapezoid-rule energy of (seconds, watts) samples, in joules.
+pub fn trapezoid(samples: &[(f64, f64)]) -> f64 {
+    samples
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0)
+        .sum()
+}
+
+/// Measures how often a counter changes: reads it until `changes` changes
+/// were seen or `budget` seconds passed; returns the mean seconds between
+/// changes. `now` and `pause` are injectable so tests can script time.
+pub fn measure_update_period(
+    mut read: impl FnMut() -> Result<u64, String>,
+    mut now: impl FnMut() -> f64,
+    mut pause: impl FnMut(),
+    changes: usize,
+    budget: f64,
+) -> Option<f64> {
+    let start = now();
+    let mut last = read().ok()?;
+    let mut change_times = Vec::new();
+    while change_times.len() < changes + 1 && now() - start < budget {
+        pause();
+        let v = read().ok()?;
+        if v != last {
+            change_times.push(now());
+            last = v;
+        }
+    }
+    // The first change only aligns us with the counter's clock.
+    (change_times.len() >= 2).then(|| {
+        (change_times[change_times.len() - 1] - change_times[0]) / (change_times.len() - 1) as f64
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Counter,
+    Integrated { instant_field: bool },
+}
+
+struct Gpu {
+    index: u32,
+    domain: String,
+    name: String,
+    mode: Mode,
+    base_mj: u64,
+}
+
+#[derive(Default)]
+struct PollState {
+    /// Integrated joules per GPU (trapezoid over the samples).
+    integrated: Vec<f64>,
+    last: Vec<Option<(f64, f64)>>,
+    timeline: Vec<PowerSample>,
+    states: Vec<GpuState>,
+}
+
+/// Longest power timeline kept in memory (older samples are dropped).
+const MAX_TIMELINE: usize = 200_000;
+
+pub struct NvmlMeter {
+    api: Arc<dyn GpuApi>,
+    gpus: Vec<Gpu>,
+    origin: Instant,
+    poll: Arc<Mutex<PollState>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    update_period: Option<Seconds>,
+    pub poll_interval: Duration,
+}
+
+fn power_w(api: &dyn GpuApi, index: u32, instant_field: bool) -> Option<f64> {
+    let mw = if instant_field {
+        api.power_instant_mw(index)
+            .or_else(|_| api.power_usage_mw(index))
+    } else {
+        api.power_usage_mw(index)
+    };
+    mw.ok().map(|mw| mw as f64 / 1000.0)
+}
+
+impl NvmlMeter {
+    /// Opens the GPUs of the run (CUDA ordinals), measures the counter's
+    /// update period and starts the poller.
+    pub fn open(
+        api: Arc<dyn GpuApi>,
+        cuda_visible_devices: Option<&str>,
+        ordinals: &[usize],
+        poll_interval: Duration,
+    ) -> Result<NvmlMeter, MeterError> {
+        let unavailable = |reason: String| MeterError::Unavailable {
+            meter: "nvml".into(),
+            reason,
+        };
+        let indices =
+            select_gpus(api.as_ref(), cuda_visible_devices, ordinals).map_err(unavailable)?;
+        if indices.is_empty() {
+            return Err(unavailable("no GPU selected".into()));
+        }
+        let mut gpus = Vec::new();
+        for (ord, &index) in ordinals.iter().zip(&indices) {
+            let name = api.name(index).unwrap_or_else(|_| "unknown GPU".into());
+            let (mode, base_mj) = match api.total_energy_mj(index) {
+                Ok(mj) => (Mode::Counter, mj),
+                Err(_) => (
+                    Mode::Integrated {
+                        instant_field: api.power_instant_mw(index).is_ok(),
+                    },
+                    0,
+                ),
+            };
+            if let Mode::Integrated { .. } = mode
+                && power_w(api.as_ref(), index, true).is_none()
+            {
+                return Err(unavailable(format!(
+                    "GPU {index} ({name}) reports neither an energy counter nor power"
+                )));
+            }
+            gpus.push(Gpu {
+                index,
+                domain: format!("gpu:{ord}"),
+                name,
+                mode,
+                base_mj,
+            });
+        }
+        let origin = Instant::now();
+        let update_period = gpus.iter().find(|g| g.mode == Mode::Counter).and_then(|g| {
+            let api = api.clone();
+            let i = g.index;
+            measure_update_period(
+                || api.total_energy_mj(i),
+                || origin.elapsed().as_secs_f64(),
+                || std::thread::sleep(Duration::from_millis(1)),
+                5,
+                1.5,
+            )
+            .map(Seconds)
+        });
+        let n = gpus.len();
+        let poll = Arc::new(Mutex::new(PollState {
+            integrated: vec![0.0; n],
+            last: vec![None; n],
+            timeline: Vec::new(),
+            states: vec![GpuState::default(); n],
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let api = api.clone();
+            let poll = poll.clone();
+            let stop = stop.clone();
+            let targets: Vec<(u32, String, bool)> = gpus
+                .iter()
+                .map(|g| {
+                    let instant = !matches!(
+                        g.mode,
+                        Mode::Integrated {
+                            instant_field: false
+                        }
+                    );
+                    (g.index, g.domain.clone(), instant)
+                })
+                .collect();
+            std::thread::Builder::new()
+                .name("nvml-poller".into())
+                .spawn(move || {
+                    let mut tick = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let t = origin.elapsed().as_secs_f64();
+                        let readings: Vec<Option<f64>> = targets
+                            .iter()
+                            .map(|(i, _, inst)| power_w(api.as_ref(), *i, *inst))
+                            .collect();
+                        let states: Option<Vec<GpuState>> = tick.is_multiple_of(25).then(|| {
+                            targets
+                                .iter()
+                                .map(|(i, d, _)| GpuState {
+                                    domain: d.clone(),
+                                    ..api.state(*i)
+                                })
+                                .collect()
+                        });
+                        if let Ok(mut p) = poll.lock() {
+                            for (k, w) in readings.into_iter().enumerate() {
+                                let Some(w) = w else { continue };
+                                if let Some(prev) = p.last[k] {
+                                    p.integrated[k] += trapezoid(&[prev, (t, w)]);
+                                }
+                                p.last[k] = Some((t, w));
+                                if p.timeline.len() >= MAX_TIMELINE {
+                                    p.timeline.drain(..MAX_TIMELINE / 2);
+                                }
+                                p.timeline.push(PowerSample {
+                                    t,
+                                    domain: targets[k].1.clone(),
+                                    watts: Watts(w),
+                                });
+                            }
+                            if let Some(s) = states {
+                                p.states = s;
+                            }
+                        }
+                        tick += 1;
+                        std::thread::sleep(poll_interval);
+                    }
+                })
+                .map_err(|e| unavailable(format!("cannot start the poller thread: {e}")))?
+        };
+        Ok(NvmlMeter {
+            api,
+            gpus,
+            origin,
+            poll,
+            stop,
+            thread: Some(thread),
+            update_period,
+            poll_interval,
+        })
+    }
+
+    pub fn driver_version(&self) -> Option<String> {
+        self.api.driver_version()
+    }
+}
+
+impl Drop for NvmlMeter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl EnergyMeter for NvmlMeter {
+    fn info(&self) -> MeterInfo {
+        MeterInfo {
+            name: "nvml".into(),
+            domains: self
+                .gpus
+                .iter()
+                .map(|g| DomainInfo {
+                    domain: g.domain.clone(),
+                    meter: "nvml".into(),
+                    provenance: match g.mode {
+                        Mode::Counter => Provenance::Counter,
+                        Mode::Integrated { .. } => Provenance::Integrated,
+                    },
+                    method: match g.mode {
+                        Mode::Counter => format!(
+                            "NVML total-energy counter of GPU {} ({})",
+                            g.index, g.name
+                        ),
+                        Mode::Integrated { instant_field: true } => format!(
+                            "NVML instant power of GPU {} ({}) polled every {} ms, trapezoid-integrated",
+                            g.index,
+                            g.name,
+                            self.poll_interval.as_millis()
+                        ),
+                        Mode::Integrated { instant_field: false } => format!(
+                            "NVML power usage (1-s average on Ampere+) of GPU {} ({}) polled every {} ms, trapezoid-integrated",
+                            g.index,
+                            g.name,
+                            self.poll_interval.as_millis()
+                        ),
+                    },
+                })
+                .collect(),
+            update_period: self.update_period,
+        }
+    }
+
+    fn snapshot(&mut self) -> Result<Snapshot, MeterError> {
+        let at = Instant::now();
+        let p = self.poll.lock().map_err(|_| MeterError::Read {
+            meter: "nvml".into(),
+            message: "poller lock poisoned".into(),
+        })?;
+        let mut energy = Vec::new();
+        let mut power = Vec::new();
+        for (k, g) in self.gpus.iter().enumerate() {
+            let j = match g.mode {
+                Mode::Counter => {
+                    let mj = self
+                        .api
+                        .total_energy_mj(g.index)
+                        .map_err(|e| MeterError::Read {
+                            meter: "nvml".into(),
+                            message: format!("GPU {}: total energy: {e}", g.index),
+                        })?;
+                    mj.saturating_sub(g.base_mj) as f64 / 1000.0
+                }
+                Mode::Integrated { .. } => p.integrated[k],
+            };
+            energy.push(Joules(j));
+            power.push(
+                power_w(self.api.as_ref(), g.index, true)
+                    .or(p.last[k].map(|(_, w)| w))
+                    .map(Watts),
+            );
+        }
+        Ok(Snapshot { at, energy, power })
+    }
+
+    fn timeline(&self, from: Instant, to: Instant) -> Vec<PowerSample> {
+        let a = from.saturating_duration_since(self.origin).as_secs_f64();
+        let b = to.saturating_duration_since(self.origin).as_secs_f64();
+        self.poll
+            .lock()
+            .map(|p| {
+                p.timeline
+                    .iter()
+                    .filter(|s| s.t >= a && s.t <= b)
+                    .map(|s| PowerSample {
+                        t: s.t - a,
+                        ..s.clone()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn gpu_states(&self) -> Vec<GpuState> {
+        self.poll
+            .lock()
+            .map(|p| p.states.clone())
+            .unwrap_or_default()
+    }
+}
