@@ -2,6 +2,8 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use joulebench::analysis::Run;
+use joulebench::analysis::report::write_report;
 use joulebench::model::ModelKind;
 use joulebench::plan::Plan;
 use joulebench::record::TrialStatus;
@@ -77,6 +79,36 @@ pub enum Command {
         /// Run only these variants (repeatable).
         #[arg(long = "variant")]
         variants: Vec<String>,
+        /// Do not write report.md, trials.csv and plots at the end.
+        #[arg(long)]
+        no_report: bool,
+    },
+    /// Write report.md, trials.csv and plots/ for a run folder (also a partial one).
+    Report {
+        run: PathBuf,
+        /// Target validation accuracy for energy-to-accuracy, in [0, 1] (default: the lowest final one).
+        #[arg(long)]
+        target: Option<f64>,
+    },
+    /// Draw only the plots of a run folder.
+    Plot {
+        run: PathBuf,
+        #[arg(long)]
+        target: Option<f64>,
+    },
+    /// Compare run B against run A per workload x variant, with 95% CIs.
+    Compare {
+        run_a: PathBuf,
+        run_b: PathBuf,
+        /// A significant energy or time increase above this many percent is a regression.
+        #[arg(long, default_value_t = 5.0)]
+        energy_threshold: f64,
+        /// A significant accuracy drop above this many points is a regression.
+        #[arg(long, default_value_t = 1.0)]
+        accuracy_threshold: f64,
+        /// Exit with code 3 when a regression is flagged (for CI gates).
+        #[arg(long)]
+        fail_on_regression: bool,
     },
     /// Check a suite file and print its expanded plan.
     Validate { suite: PathBuf },
@@ -89,6 +121,15 @@ pub enum Command {
     },
     /// List the grid regions of the bundled carbon-intensity table.
     Regions,
+}
+
+fn check_target(t: Option<f64>) -> Result<()> {
+    if let Some(t) = t
+        && !(0.0..=1.0).contains(&t)
+    {
+        bail!("--target {t}: a validation accuracy in [0, 1], e.g. 0.85");
+    }
+    Ok(())
 }
 
 fn parse_meter_choice(m: &str) -> Result<MeterChoice> {
@@ -134,6 +175,7 @@ pub fn main(cli: Cli) -> Result<i32> {
             water_offsite,
             workloads,
             variants,
+            no_report,
         } => {
             let mut s = Suite::load(&suite)?;
             s.select(&workloads, &variants)?;
@@ -161,6 +203,11 @@ pub fn main(cli: Cli) -> Result<i32> {
                     .join(joulebench::store::TRIALS_FILE)
                     .display()
             );
+            if !no_report && !summary.records.is_empty() {
+                let run = Run::load(&summary.run_dir)?;
+                let w = write_report(&run, None)?;
+                println!("report: {}", w.report.display());
+            }
             let failed = summary
                 .records
                 .iter()
@@ -169,6 +216,61 @@ pub fn main(cli: Cli) -> Result<i32> {
             if failed > 0 {
                 eprintln!("error: {failed} trial(s) failed; their records say why");
                 return Ok(2);
+            }
+            Ok(0)
+        }
+        Command::Report { run, target } => {
+            check_target(target)?;
+            let r = Run::load(&run)?;
+            let w = write_report(&r, target)?;
+            println!(
+                "wrote {}, {} and {} plot files under {}",
+                w.report.display(),
+                w.csv.display(),
+                w.plots.len(),
+                run.join("plots").display()
+            );
+            Ok(0)
+        }
+        Command::Plot { run, target } => {
+            check_target(target)?;
+            let r = Run::load(&run)?;
+            let t = target.unwrap_or_else(|| joulebench::analysis::plots::default_target(&r));
+            let files = joulebench::analysis::plots::draw_all(&r, &run.join("plots"), t)?;
+            for f in files {
+                println!("{}", f.display());
+            }
+            Ok(0)
+        }
+        Command::Compare {
+            run_a,
+            run_b,
+            energy_threshold,
+            accuracy_threshold,
+            fail_on_regression,
+        } => {
+            let a = Run::load(&run_a)?;
+            let b = Run::load(&run_b)?;
+            let rows = joulebench::analysis::compare::compare(
+                &a,
+                &b,
+                energy_threshold,
+                accuracy_threshold,
+            );
+            if rows.is_empty() {
+                bail!(
+                    "{} and {} share no workload/variant with completed trials",
+                    run_a.display(),
+                    run_b.display()
+                );
+            }
+            print!("{}", joulebench::analysis::compare::table(&rows));
+            let bad = rows.iter().filter(|r| !r.regression.is_empty()).count();
+            if bad > 0 {
+                eprintln!("{bad} regression(s) flagged");
+                if fail_on_regression {
+                    return Ok(3);
+                }
             }
             Ok(0)
         }

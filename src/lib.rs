@@ -5,6 +5,7 @@
 //! `model` with seeded `init`, `trainer` with `meter` windows) → `record`s
 //! appended by `store` to `results/<suite>/<run>/trials.jsonl`.
 
+pub mod analysis;
 pub mod data;
 pub mod device;
 pub mod impact;

@@ -34,8 +34,11 @@ pub struct Manifest {
     /// GPUs measured (name, temperature, clocks, power limit) at the start.
     #[serde(default)]
     pub gpus: Vec<crate::meter::nvml::GpuState>,
+    #[serde(default)]
     pub idle_seconds: f64,
+    #[serde(default)]
     pub cooldown_seconds: f64,
+    #[serde(default)]
     pub impact: Option<crate::impact::ImpactSettings>,
     pub dataset_dir: String,
 }

@@ -29,3 +29,123 @@ pub fn real_dataset() -> Option<PathBuf> {
     eprintln!("skipping: Fashion-MNIST not installed in {}", dir.display());
     None
 }
+
+use joulebench::meter::window::DomainEnergy;
+use joulebench::meter::{EnergyReading, Provenance};
+use joulebench::record::{EpochRecord, EvalRecord, InferenceRecord, TrialRecord, TrialStatus};
+use joulebench::suite::Suite;
+use joulebench::units::{Joules, Seconds, Watts};
+
+pub fn window(
+    name: &str,
+    joules: f64,
+    seconds: f64,
+    idle_w: Option<f64>,
+    prov: Provenance,
+) -> EnergyReading {
+    let idle = idle_w.map(|w| Joules(w * seconds));
+    EnergyReading {
+        window: name.into(),
+        seconds: Seconds(seconds),
+        joules: Joules(joules),
+        avg_watts: Watts(joules / seconds),
+        domains: vec![DomainEnergy {
+            domain: "cpu-package:0".into(),
+            meter: "test".into(),
+            provenance: prov,
+            joules: Joules(joules),
+            avg_watts: Watts(joules / seconds),
+            peak_watts: None,
+            idle_joules: idle,
+            net_joules: idle.map(|i| Joules(joules) - i),
+        }],
+        idle_joules: idle,
+        net_joules: idle.map(|i| Joules(joules) - i),
+        flags: vec![],
+        timeline: vec![],
+        gpu_states: vec![],
+    }
+}
+
+pub const FIXTURE_SUITE: &str = r#"
+name = "fixture"
+baseline = "base"
+[defaults]
+seeds = [1, 2, 3, 4]
+epochs = 3
+[[workload]]
+name = "mlp"
+[[variant]]
+name = "base"
+batch_size = 32
+[[variant]]
+name = "fast"
+batch_size = 128
+"#;
+
+/// A deterministic run folder: variant `fast` uses `energy_factor` x the
+/// energy of `base` (plus a small per-seed wobble) and `acc_delta` accuracy.
+pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provenance) -> PathBuf {
+    let suite = Suite::parse(Path::new("fixture.toml"), FIXTURE_SUITE).unwrap();
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("suite.toml"), FIXTURE_SUITE).unwrap();
+    let mut lines = String::new();
+    for spec in suite.plan().unwrap().trials {
+        let fast = spec.key.variant == "fast";
+        let wobble = 1.0 + 0.01 * spec.key.seed as f64;
+        let f = if fast { energy_factor } else { 1.0 };
+        let acc0 = 0.80 + 0.002 * spec.key.seed as f64 + if fast { acc_delta } else { 0.0 };
+        let epochs: Vec<EpochRecord> = (1..=3)
+            .map(|e| EpochRecord {
+                epoch: e,
+                steps: 10,
+                samples: 1000,
+                train_loss: Some(1.0 / e as f64),
+                train: window("train", 100.0 * f * wobble, 10.0 * f, Some(2.0), prov),
+                train_samples_per_second: 100.0,
+                validation: window("validation", 5.0 * f, 0.5, Some(2.0), prov),
+                val_loss: Some(0.5),
+                val_accuracy: Some(acc0 - 0.05 * (3 - e) as f64),
+            })
+            .collect();
+        let training = EnergyReading::sum("training", epochs.iter().map(|e| &e.train));
+        let r = TrialRecord {
+            schema_version: 1,
+            suite: "fixture".into(),
+            trial_index: spec.index,
+            key: spec.key.clone(),
+            config: spec.config.clone(),
+            device: "cpu".into(),
+            meter: "test".into(),
+            status: TrialStatus::Completed,
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            finished_at: "2026-01-01T00:01:00.000Z".into(),
+            parameters: 535_818,
+            macs_per_sample: 535_040,
+            data: None,
+            epochs,
+            training: Some(training),
+            train_samples_per_second: Some(100.0),
+            test: Some(EvalRecord {
+                window: window("test", 4.0, 0.4, Some(2.0), prov),
+                samples: 1000,
+                loss: 0.4,
+                accuracy: acc0,
+            }),
+            inference: Some(InferenceRecord {
+                window: window("inference", 2.0, 0.2, Some(2.0), prov),
+                samples: 1000,
+                batch_size: 1000,
+                samples_per_second: 5000.0,
+                joules_per_1k: 2.0,
+            }),
+            idle: Some(window("idle", 4.0, 2.0, None, prov)),
+            impact: None,
+        };
+        lines.push_str(&serde_json::to_string(&r).unwrap());
+        lines.push('\n');
+    }
+    std::fs::write(run.join("trials.jsonl"), lines).unwrap();
+    run
+}

@@ -1,0 +1,243 @@
+//! Per-trial metrics, per-variant summaries with confidence intervals, and
+//! paired comparisons against the baseline on matching seeds.
+
+use super::stats::{Estimate, outliers};
+use crate::record::{TrialRecord, TrialStatus};
+use serde::{Deserialize, Serialize};
+
+/// The numbers one trial contributes (NaN where not defined).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialMetrics {
+    pub key: String,
+    pub workload: String,
+    pub variant: String,
+    pub seed: u64,
+    pub repeat: u32,
+    pub completed: bool,
+    /// All windows (training, validation, test, inference).
+    pub gross_j: f64,
+    pub idle_j: f64,
+    pub net_j: f64,
+    pub train_j: f64,
+    pub train_net_j: f64,
+    pub train_s: f64,
+    pub accuracy: f64,
+    /// Training joules per training sample processed.
+    pub j_per_sample: f64,
+    /// Training FLOPs (3 x forward, forward = 2 x MACs) per training joule.
+    pub flop_per_j: f64,
+    pub inference_j_per_1k: f64,
+    pub co2e_g: f64,
+    pub water_l: f64,
+    pub provenance: String,
+}
+
+pub fn metrics(r: &TrialRecord) -> TrialMetrics {
+    let total = r.total_energy();
+    let train = r.training.as_ref();
+    let samples: u64 = r.epochs.iter().map(|e| e.samples).sum();
+    let train_j = train.map_or(f64::NAN, |t| t.joules.0);
+    let nan = f64::NAN;
+    TrialMetrics {
+        key: r.key.to_string(),
+        workload: r.key.workload.clone(),
+        variant: r.key.variant.clone(),
+        seed: r.key.seed,
+        repeat: r.key.repeat,
+        completed: r.status == TrialStatus::Completed,
+        gross_j: total.joules.0,
+        idle_j: total.idle_joules.map_or(nan, |j| j.0),
+        net_j: total.net_joules.map_or(nan, |j| j.0),
+        train_j,
+        train_net_j: train.and_then(|t| t.net_joules).map_or(nan, |j| j.0),
+        train_s: train.map_or(nan, |t| t.seconds.0),
+        accuracy: r.test_accuracy().unwrap_or(nan),
+        j_per_sample: if samples > 0 {
+            train_j / samples as f64
+        } else {
+            nan
+        },
+        flop_per_j: if samples > 0 && train_j > 0.0 {
+            6.0 * r.macs_per_sample as f64 * samples as f64 / train_j
+        } else {
+            nan
+        },
+        inference_j_per_1k: r.inference.as_ref().map_or(nan, |i| i.joules_per_1k),
+        co2e_g: r.impact.as_ref().map_or(nan, |i| i.gross.co2e_g),
+        water_l: r.impact.as_ref().map_or(nan, |i| i.gross.water_l),
+        provenance: total.provenance_label(),
+    }
+}
+
+/// Energy and time spent until validation accuracy first reaches `target`
+/// (training and validation windows, cumulated per epoch); None if never.
+pub fn energy_to_accuracy(r: &TrialRecord, target: f64) -> Option<(f64, f64)> {
+    let (mut j, mut s) = (0.0, 0.0);
+    for e in &r.epochs {
+        j += e.train.joules.0 + e.validation.joules.0;
+        s += e.train.seconds.0 + e.validation.seconds.0;
+        if e.val_accuracy.is_some_and(|a| a >= target) {
+            return Some((j, s));
+        }
+    }
+    None
+}
+
+/// Summary of one workload × variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantSummary {
+    pub workload: String,
+    pub variant: String,
+    pub trials: usize,
+    pub completed: usize,
+    pub gross_j: Estimate,
+    pub idle_j: Estimate,
+    pub net_j: Estimate,
+    pub train_j: Estimate,
+    pub train_s: Estimate,
+    pub accuracy: Estimate,
+    pub j_per_sample: Estimate,
+    pub flop_per_j: Estimate,
+    pub inference_j_per_1k: Estimate,
+    pub co2e_g: Estimate,
+    pub provenance: String,
+    /// Trials flagged as outliers (|modified z| > 3.5) on gross energy or time.
+    pub outliers: Vec<String>,
+}
+
+fn est(ms: &[&TrialMetrics], f: impl Fn(&TrialMetrics) -> f64) -> Estimate {
+    let xs: Vec<f64> = ms.iter().map(|m| f(m)).filter(|x| x.is_finite()).collect();
+    Estimate::of(&xs)
+}
+
+/// Groups in first-seen order.
+pub fn summarize(records: &[TrialRecord]) -> Vec<VariantSummary> {
+    let all: Vec<TrialMetrics> = records.iter().map(metrics).collect();
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for m in &all {
+        let k = (m.workload.clone(), m.variant.clone());
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys.into_iter()
+        .map(|(w, v)| {
+            let ms: Vec<&TrialMetrics> = all
+                .iter()
+                .filter(|m| m.workload == w && m.variant == v)
+                .collect();
+            let done: Vec<&TrialMetrics> = ms.iter().copied().filter(|m| m.completed).collect();
+            let mut flagged = Vec::new();
+            for f in [|m: &TrialMetrics| m.gross_j, |m: &TrialMetrics| m.train_s] {
+                let xs: Vec<f64> = done.iter().map(|m| f(m)).collect();
+                for i in outliers(&xs) {
+                    if !flagged.contains(&done[i].key) {
+                        flagged.push(done[i].key.clone());
+                    }
+                }
+            }
+            let mut prov: Vec<String> = Vec::new();
+            for m in &ms {
+                for p in m.provenance.split('+') {
+                    if !prov.iter().any(|x| x == p) {
+                        prov.push(p.to_string());
+                    }
+                }
+            }
+            VariantSummary {
+                workload: w,
+                variant: v,
+                trials: ms.len(),
+                completed: done.len(),
+                gross_j: est(&done, |m| m.gross_j),
+                idle_j: est(&done, |m| m.idle_j),
+                net_j: est(&done, |m| m.net_j),
+                train_j: est(&done, |m| m.train_j),
+                train_s: est(&done, |m| m.train_s),
+                accuracy: est(&done, |m| m.accuracy),
+                j_per_sample: est(&done, |m| m.j_per_sample),
+                flop_per_j: est(&done, |m| m.flop_per_j),
+                inference_j_per_1k: est(&done, |m| m.inference_j_per_1k),
+                co2e_g: est(&done, |m| m.co2e_g),
+                provenance: prov.join("+"),
+                outliers: flagged,
+            }
+        })
+        .collect()
+}
+
+/// A variant against the baseline over trials with the same workload, seed and repeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Paired {
+    pub workload: String,
+    pub variant: String,
+    pub baseline: String,
+    pub pairs: usize,
+    /// (baseline − variant) / baseline × 100 of gross energy; positive = saved.
+    pub energy_saved_pct: Estimate,
+    /// Same for net (idle-subtracted) training energy, where recorded.
+    pub net_train_energy_saved_pct: Estimate,
+    pub time_saved_pct: Estimate,
+    /// variant − baseline, percentage points of test accuracy.
+    pub accuracy_delta_pp: Estimate,
+}
+
+pub fn paired(records: &[TrialRecord], baseline: &str) -> Vec<Paired> {
+    let all: Vec<TrialMetrics> = records
+        .iter()
+        .map(metrics)
+        .filter(|m| m.completed)
+        .collect();
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for m in &all {
+        let k = (m.workload.clone(), m.variant.clone());
+        if m.variant != baseline && !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys.into_iter()
+        .filter_map(|(w, v)| {
+            let pairs: Vec<(&TrialMetrics, &TrialMetrics)> = all
+                .iter()
+                .filter(|m| m.workload == w && m.variant == v)
+                .filter_map(|m| {
+                    all.iter()
+                        .find(|b| {
+                            b.workload == w
+                                && b.variant == baseline
+                                && b.seed == m.seed
+                                && b.repeat == m.repeat
+                        })
+                        .map(|b| (b, m))
+                })
+                .collect();
+            if pairs.is_empty() {
+                return None;
+            }
+            let pct = |f: fn(&TrialMetrics) -> f64| {
+                let xs: Vec<f64> = pairs
+                    .iter()
+                    .map(|(b, m)| (f(b) - f(m)) / f(b) * 100.0)
+                    .filter(|x| x.is_finite())
+                    .collect();
+                Estimate::of(&xs)
+            };
+            Some(Paired {
+                workload: w,
+                variant: v,
+                baseline: baseline.to_string(),
+                pairs: pairs.len(),
+                energy_saved_pct: pct(|m| m.gross_j),
+                net_train_energy_saved_pct: pct(|m| m.train_net_j),
+                time_saved_pct: pct(|m| m.train_s),
+                accuracy_delta_pp: Estimate::of(
+                    &pairs
+                        .iter()
+                        .map(|(b, m)| (m.accuracy - b.accuracy) * 100.0)
+                        .filter(|x| x.is_finite())
+                        .collect::<Vec<_>>(),
+                ),
+            })
+        })
+        .collect()
+}

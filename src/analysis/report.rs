@@ -1,0 +1,321 @@
+//! `report.md` (+ `trials.csv` and the plots) for a run folder.
+
+use super::aggregate::{paired, summarize};
+use super::plots::{self, draw_all};
+use super::{AnalysisError, Run, csv_export};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+fn write_file(path: &Path, text: &str) -> Result<(), AnalysisError> {
+    std::fs::write(path, text).map_err(|e| AnalysisError::File {
+        path: path.to_path_buf(),
+        message: format!("cannot write: {e}"),
+    })
+}
+
+/// What `write_report` produced.
+pub struct Written {
+    pub report: PathBuf,
+    pub csv: PathBuf,
+    pub plots: Vec<PathBuf>,
+}
+
+/// Writes `report.md`, `trials.csv` and `plots/` into the run folder.
+pub fn write_report(run: &Run, target: Option<f64>) -> Result<Written, AnalysisError> {
+    if run.records.is_empty() {
+        return Err(AnalysisError::Empty(run.dir.clone()));
+    }
+    let target = target.unwrap_or_else(|| plots::default_target(run));
+    let plot_dir = run.dir.join("plots");
+    let files = draw_all(run, &plot_dir, target)?;
+    let csv = run.dir.join("trials.csv");
+    write_file(&csv, &csv_export::to_csv(&run.records))?;
+    let md = markdown(run, target, &files);
+    let report = run.dir.join("report.md");
+    write_file(&report, &md)?;
+    Ok(Written {
+        report,
+        csv,
+        plots: files,
+    })
+}
+
+fn digits(x: f64) -> usize {
+    if x.abs() >= 100.0 {
+        0
+    } else if x.abs() >= 1.0 {
+        2
+    } else {
+        4
+    }
+}
+
+fn fmt_sig(x: f64) -> String {
+    if !x.is_finite() {
+        "-".into()
+    } else if x.abs() >= 1e5 {
+        format!("{x:.3e}")
+    } else {
+        format!("{x:.*}", digits(x))
+    }
+}
+
+/// `mean ± ci` with both at the mean's precision.
+fn est(e: &super::stats::Estimate) -> String {
+    if !e.mean.is_finite() {
+        "-".into()
+    } else if !e.ci95.is_finite() {
+        fmt_sig(e.mean)
+    } else if e.mean.abs() >= 1e5 {
+        format!("{:.3e} ± {:.2e}", e.mean, e.ci95)
+    } else {
+        let d = digits(e.mean);
+        format!("{:.*} ± {:.*}", d, e.mean, d, e.ci95)
+    }
+}
+
+/// The report's Markdown text.
+pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
+    let mut o = String::new();
+    let suite = run.records.first().map_or("?", |r| r.suite.as_str());
+    let _ = writeln!(o, "# joulebench report: suite `{suite}`\n");
+    let _ = writeln!(o, "Run folder: `{}`", run.dir.display());
+    if run.modelled() {
+        let _ = writeln!(
+            o,
+            "\n> **Energy in this run is ESTIMATED** (provenance `{}`): it is modelled from CPU time and \
+             memory × rated power, not measured by a hardware counter. Compare variants within the run; do \
+             not quote the joules as measurements.\n",
+            run.provenance()
+        );
+    }
+    if let Some(m) = &run.manifest {
+        let _ = writeln!(o, "\n## Provenance\n");
+        let _ = writeln!(o, "| item | value |\n|---|---|");
+        let _ = writeln!(o, "| created | {} |", m.created_at);
+        let _ = writeln!(
+            o,
+            "| joulebench | {} (git {} , {}) |",
+            m.joulebench_version, m.git_commit, m.git_state
+        );
+        let _ = writeln!(o, "| candle | {} |", m.candle_version);
+        let _ = writeln!(
+            o,
+            "| host | {} — {}, {} logical cores, {:.1} GiB, {} |",
+            m.host.hostname,
+            m.host.cpu_model,
+            m.host.logical_cores,
+            m.host.memory_bytes as f64 / (1u64 << 30) as f64,
+            m.host.os
+        );
+        let _ = writeln!(o, "| device | {} |", m.device);
+        for g in &m.gpus {
+            let _ = writeln!(
+                o,
+                "| GPU {} | {} (power limit {} W, {} °C at start) |",
+                g.domain,
+                g.name,
+                g.power_limit_w.map_or("?".into(), |w| format!("{w:.0}")),
+                g.temperature_c.map_or("?".into(), |t| t.to_string())
+            );
+        }
+        let _ = writeln!(o, "| meter | {} |", m.meter.name);
+        for d in &m.meter.domains {
+            let _ = writeln!(
+                o,
+                "| domain `{}` | {} — {} |",
+                d.domain,
+                d.provenance.label(),
+                d.method
+            );
+        }
+        for u in &m.unavailable_meters {
+            let _ = writeln!(o, "| unavailable: {} | {} |", u.meter, u.reason);
+        }
+        let _ = writeln!(
+            o,
+            "| idle baseline | {} s before each trial (cool-down {} s) |",
+            m.idle_seconds, m.cooldown_seconds
+        );
+        if let Some(i) = &m.impact {
+            let _ = writeln!(
+                o,
+                "| carbon intensity | {} ({}): {} gCO2e/kWh, {} — {} |",
+                i.region.code,
+                i.region.name,
+                i.region.g_co2e_per_kwh,
+                i.region.year.map_or("no year".into(), |y| y.to_string()),
+                i.region.source
+            );
+            let _ = writeln!(o, "| carbon dataset | {} |", i.dataset);
+            let _ = writeln!(o, "| PUE | {} |", i.pue);
+            let _ = writeln!(
+                o,
+                "| water | on-site WUE {} L/kWh, off-site {} L/kWh |",
+                i.wue_onsite_l_per_kwh, i.water_offsite_l_per_kwh
+            );
+        }
+    }
+    let planned = run
+        .suite
+        .as_ref()
+        .and_then(|s| s.plan().ok())
+        .map(|p| p.trials.len());
+    let _ = writeln!(o, "\n## Variants\n");
+    if let Some(p) = planned
+        && p > run.records.len()
+    {
+        let _ = writeln!(
+            o,
+            "Partial run: {} of {} planned trials recorded.\n",
+            run.records.len(),
+            p
+        );
+    }
+    if run.discarded_bytes > 0 {
+        let _ = writeln!(
+            o,
+            "A half-written last record ({} bytes) was ignored.\n",
+            run.discarded_bytes
+        );
+    }
+    let _ = writeln!(
+        o,
+        "Mean ± 95% confidence half-width (Student t) over completed trials. Energy is per trial over all windows (training, validation, test, inference) unless named otherwise; net = gross − idle power × duration.\n"
+    );
+    let _ = writeln!(
+        o,
+        "| workload | variant | n | test acc (%) | train s | gross J | idle J | net J | train J/sample | train FLOP/J | inference J/1k | CO2e g | provenance | outliers |"
+    );
+    let _ = writeln!(
+        o,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for v in summarize(&run.records) {
+        let acc = super::stats::Estimate {
+            mean: v.accuracy.mean * 100.0,
+            ci95: v.accuracy.ci95 * 100.0,
+            ..v.accuracy
+        };
+        let _ = writeln!(
+            o,
+            "| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            v.workload,
+            v.variant,
+            v.completed,
+            v.trials,
+            est(&acc),
+            est(&v.train_s),
+            est(&v.gross_j),
+            est(&v.idle_j),
+            est(&v.net_j),
+            est(&v.j_per_sample),
+            est(&v.flop_per_j),
+            est(&v.inference_j_per_1k),
+            est(&v.co2e_g),
+            v.provenance,
+            if v.outliers.is_empty() {
+                "-".into()
+            } else {
+                v.outliers.join(", ")
+            }
+        );
+    }
+    if let Some(base) = run.baseline() {
+        let ps = paired(&run.records, &base);
+        if !ps.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n## Against the baseline `{base}` (paired on seed and repeat)\n"
+            );
+            let _ = writeln!(
+                o,
+                "Positive savings mean the variant used less. ✱ marks an interval that excludes zero.\n"
+            );
+            let _ = writeln!(
+                o,
+                "| workload | variant | pairs | energy saved % (gross) | train energy saved % (net) | time saved % | Δ test accuracy (pp) |"
+            );
+            let _ = writeln!(o, "|---|---|---|---|---|---|---|");
+            let star = |e: &super::stats::Estimate| {
+                format!("{}{}", est(e), if e.excludes_zero() { " ✱" } else { "" })
+            };
+            for p in ps {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    p.workload,
+                    p.variant,
+                    p.pairs,
+                    star(&p.energy_saved_pct),
+                    star(&p.net_train_energy_saved_pct),
+                    star(&p.time_saved_pct),
+                    star(&p.accuracy_delta_pp)
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\n## Energy to accuracy (target {:.1}% validation accuracy)\n",
+        target * 100.0
+    );
+    let _ = writeln!(
+        o,
+        "Cumulative training + validation energy and time until the first evaluation at or above the target (evaluations once per epoch).\n"
+    );
+    let _ = writeln!(
+        o,
+        "| workload | variant | reached | energy to target (J) | time to target (s) |\n|---|---|---|---|---|"
+    );
+    let eta = plots::eta_table(run, target);
+    for v in summarize(&run.records) {
+        let prefix = format!("{}/{}/", v.workload, v.variant);
+        let these: Vec<&Option<(f64, f64)>> = eta
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, e)| e)
+            .collect();
+        let hit: Vec<(f64, f64)> = these.iter().filter_map(|e| **e).collect();
+        let ej = super::stats::Estimate::of(&hit.iter().map(|h| h.0).collect::<Vec<_>>());
+        let es = super::stats::Estimate::of(&hit.iter().map(|h| h.1).collect::<Vec<_>>());
+        let _ = writeln!(
+            o,
+            "| {} | {} | {}/{} | {} | {} |",
+            v.workload,
+            v.variant,
+            hit.len(),
+            these.len(),
+            est(&ej),
+            est(&es)
+        );
+    }
+    let _ = writeln!(o, "\n## Plots\n");
+    if !plots::png_font_available() {
+        let _ = writeln!(
+            o,
+            "(No TrueType font found, so only SVG files were written; install `fonts-dejavu-core` for PNGs.)\n"
+        );
+    }
+    let mut stems: Vec<PathBuf> = files.iter().map(|f| f.with_extension("")).collect();
+    stems.dedup();
+    for s in stems {
+        let png = s.with_extension("png");
+        let shown = if files.contains(&png) {
+            png
+        } else {
+            s.with_extension("svg")
+        };
+        let rel = shown.strip_prefix(&run.dir).unwrap_or(&shown);
+        let name = s
+            .file_name()
+            .map(|n| n.to_string_lossy().replace('-', " "))
+            .unwrap_or_default();
+        let _ = writeln!(o, "![{name}]({})\n", rel.display());
+    }
+    let _ = writeln!(
+        o,
+        "## Files\n\n- `trials.csv`: one row per trial (columns in `src/analysis/csv_export.rs` and docs/records.md)\n- `trials.jsonl`: the raw records\n- `plots/`: SVG and PNG of every plot"
+    );
+    o
+}
