@@ -8,8 +8,11 @@
 pub mod analysis;
 pub mod data;
 pub mod device;
+pub mod early_stopping;
+pub mod grads;
 pub mod impact;
 pub mod init;
+pub mod loss_scale;
 pub mod manifest;
 pub mod meter;
 pub mod meters_report;

@@ -105,6 +105,50 @@ pub struct TrialRecord {
     /// CO2e and water of the trial's total energy, with the constants used.
     #[serde(default)]
     pub impact: Option<TrialImpact>,
+    /// Every validation pass with the cumulative energy and time spent so
+    /// far: energy-to-accuracy and time-to-accuracy for any target.
+    #[serde(default)]
+    pub evaluations: Vec<EvalPoint>,
+    /// The dtypes the trial actually used, and the loss scaler's record.
+    #[serde(default)]
+    pub precision: Option<PrecisionRecord>,
+    /// Set when training stopped before its epoch budget.
+    #[serde(default)]
+    pub stop: Option<StopRecord>,
+}
+
+/// One validation pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalPoint {
+    /// Optimizer steps so far.
+    pub step: u64,
+    pub epoch: u32,
+    pub samples_seen: u64,
+    /// Gross joules of all training and validation windows up to and including this pass.
+    pub cumulative_joules: f64,
+    /// Net joules likewise, when an idle baseline exists.
+    pub cumulative_net_joules: Option<f64>,
+    pub cumulative_seconds: f64,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrecisionRecord {
+    pub mode: crate::suite::Precision,
+    pub weights: String,
+    pub activations: String,
+    pub optimizer_state: String,
+    /// f16 only: the loss scale at the end, and the steps skipped for inf/NaN gradients.
+    pub final_loss_scale: Option<f64>,
+    pub skipped_steps: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StopRecord {
+    pub reason: crate::early_stopping::StopReason,
+    pub step: u64,
+    pub epoch: u32,
 }
 
 /// Impact of a trial's total energy (training, validation, test, inference).

@@ -237,6 +237,9 @@ fn run_trial(
         inference: None,
         idle: None,
         impact: None,
+        evaluations: Vec::new(),
+        precision: None,
+        stop: None,
     };
     let result =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(), String> {
@@ -249,11 +252,12 @@ fn run_trial(
                 test_samples: test.len() as u64,
             });
             let vars = SeededVars::new(spec.key.seed);
-            let model = spec
-                .config
-                .model
-                .build(vars.builder(DType::F32, &data.device), data.splits.classes)
-                .map_err(|e| format!("cannot build model: {e}"))?;
+            let (master_dtype, _) = trainer::dtypes(spec.config.precision);
+            let kind = spec.config.model;
+            let classes = data.splits.classes;
+            let device = data.device.clone();
+            let build = |dt: DType| kind.build(vars.builder(dt, &device), classes);
+            let model = build(master_dtype).map_err(|e| format!("cannot build model: {e}"))?;
             record.parameters = vars.parameter_count();
             record.macs_per_sample = model.macs_per_sample();
             cool_down(measurement, measurer);
@@ -266,7 +270,7 @@ fn run_trial(
             }
             let out = trainer::train(
                 spec,
-                model.as_ref(),
+                &build,
                 &vars,
                 TrialData {
                     train: &train,
@@ -287,6 +291,9 @@ fn run_trial(
             record.epochs = out.epochs;
             record.test = out.test;
             record.inference = out.inference;
+            record.evaluations = out.evaluations;
+            record.precision = Some(out.precision);
+            record.stop = out.stop;
             let total = record.total_energy();
             record.impact = Some(TrialImpact {
                 settings: measurement.impact.clone(),

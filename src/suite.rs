@@ -101,6 +101,105 @@ pub struct Settings {
     pub max_eval_samples: Option<i64>,
     /// Batch size of evaluation and of the inference window.
     pub eval_batch_size: Option<i64>,
+    /// f32 | bf16 | f16 | bf16-pure | tf32 (see `Precision`).
+    pub precision: Option<String>,
+    /// Learning-rate scaling with the effective batch size: none | linear | sqrt.
+    pub lr_scaling: Option<String>,
+    /// Batch size at which `learning_rate` applies unchanged (for `lr_scaling`).
+    pub reference_batch_size: Option<i64>,
+    /// Micro-batches whose gradients are summed before one optimizer step.
+    pub accumulation_steps: Option<i64>,
+    /// Stop after this many evaluations without improvement.
+    pub early_stopping_patience: Option<i64>,
+    /// Smallest change that counts as an improvement.
+    pub early_stopping_min_delta: Option<f64>,
+    /// val_loss | val_accuracy
+    pub early_stopping_metric: Option<String>,
+    /// Stop at the first evaluation with validation accuracy >= this (0, 1].
+    pub target_accuracy: Option<f64>,
+    /// Evaluate every N optimizer steps (default: once per epoch).
+    pub eval_every_steps: Option<i64>,
+    /// Initial dynamic loss scale for f16 (default 65536).
+    pub loss_scale_init: Option<f64>,
+    /// Clean steps before the loss scale doubles (default 2000).
+    pub loss_scale_growth_interval: Option<i64>,
+    /// Variants only: expand into one variant per batch size (`<name>-b<size>`).
+    pub batch_sizes: Option<Vec<i64>>,
+}
+
+/// Numeric precision of a trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// Everything in f32.
+    F32,
+    /// Mixed: f32 master weights and optimizer state, forward/backward in bf16.
+    Bf16,
+    /// Mixed: f32 master weights and optimizer state, forward/backward in f16,
+    /// with a dynamic loss scaler.
+    F16,
+    /// Everything (weights, activations, optimizer state) in bf16.
+    Bf16Pure,
+    /// f32 with TF32 tensor-core matmuls (CUDA only).
+    Tf32,
+}
+
+impl Precision {
+    pub const ALL: &'static [(&'static str, Precision)] = &[
+        ("f32", Precision::F32),
+        ("bf16", Precision::Bf16),
+        ("f16", Precision::F16),
+        ("bf16-pure", Precision::Bf16Pure),
+        ("tf32", Precision::Tf32),
+    ];
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, p)| *p)
+    }
+}
+
+/// How the learning rate follows the effective batch size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrScaling {
+    None,
+    /// lr × B / B_ref (Goyal et al. 2017).
+    Linear,
+    /// lr × sqrt(B / B_ref) (Krizhevsky 2014; Hoffer et al. 2017).
+    Sqrt,
+}
+
+impl LrScaling {
+    pub const ALL: &'static [(&'static str, LrScaling)] = &[
+        ("none", LrScaling::None),
+        ("linear", LrScaling::Linear),
+        ("sqrt", LrScaling::Sqrt),
+    ];
+    /// The learning rate at `batch` given `lr` at `reference`.
+    pub fn apply(self, lr: f64, batch: u32, reference: u32) -> f64 {
+        let r = batch as f64 / reference as f64;
+        match self {
+            LrScaling::None => lr,
+            LrScaling::Linear => lr * r,
+            LrScaling::Sqrt => lr * r.sqrt(),
+        }
+    }
+}
+
+/// Which validation metric early stopping watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopMetric {
+    ValLoss,
+    ValAccuracy,
+}
+
+/// Early stopping: patience on a metric, and/or a target-accuracy stop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopping {
+    pub patience: Option<u32>,
+    pub min_delta: f64,
+    pub metric: StopMetric,
+    pub target_accuracy: Option<f64>,
 }
 
 /// `[defaults]`: suite-wide seeds and repeats, plus any `Settings` key
@@ -206,6 +305,17 @@ pub struct TrialConfig {
     pub max_train_samples: Option<u64>,
     pub max_eval_samples: Option<u64>,
     pub eval_batch_size: u32,
+    pub precision: Precision,
+    /// Micro-batches per optimizer step (effective batch = batch_size × this).
+    pub accumulation_steps: u32,
+    pub lr_scaling: LrScaling,
+    /// Learning rate as written before scaling (`optimizer.learning_rate` is the scaled one).
+    pub base_learning_rate: f64,
+    pub reference_batch_size: u32,
+    pub early_stopping: Option<EarlyStopping>,
+    pub eval_every_steps: Option<u64>,
+    pub loss_scale_init: f64,
+    pub loss_scale_growth_interval: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -341,6 +451,105 @@ impl Ctx<'_> {
                 &format!("{p}.weight_decay"),
                 w,
                 "weight decay must be a finite number >= 0",
+            ));
+        }
+        pos_int(
+            "reference_batch_size",
+            s.reference_batch_size,
+            "batch size must be an integer >= 1",
+        )?;
+        pos_int(
+            "accumulation_steps",
+            s.accumulation_steps,
+            "accumulation steps must be an integer >= 1 (1 = no accumulation)",
+        )?;
+        pos_int(
+            "early_stopping_patience",
+            s.early_stopping_patience,
+            "patience is a number of evaluations >= 1",
+        )?;
+        pos_int(
+            "eval_every_steps",
+            s.eval_every_steps,
+            "evaluate every N >= 1 optimizer steps (omit for once per epoch)",
+        )?;
+        pos_int(
+            "loss_scale_growth_interval",
+            s.loss_scale_growth_interval,
+            "a number of clean steps >= 1",
+        )?;
+        if let Some(d) = s.early_stopping_min_delta
+            && !(d.is_finite() && d >= 0.0)
+        {
+            return Err(self.invalid(
+                &format!("{p}.early_stopping_min_delta"),
+                d,
+                "a finite number >= 0",
+            ));
+        }
+        if let Some(t) = s.target_accuracy
+            && !(t > 0.0 && t <= 1.0)
+        {
+            return Err(self.invalid(
+                &format!("{p}.target_accuracy"),
+                t,
+                "an accuracy in (0, 1], e.g. 0.85",
+            ));
+        }
+        if let Some(x) = s.loss_scale_init
+            && !(x.is_finite() && x >= 1.0)
+        {
+            return Err(self.invalid(
+                &format!("{p}.loss_scale_init"),
+                x,
+                "a finite number >= 1 (a power of two such as 65536)",
+            ));
+        }
+        if let Some(bs) = &s.batch_sizes {
+            if bs.is_empty() {
+                return Err(self.invalid(
+                    &format!("{p}.batch_sizes"),
+                    "[]",
+                    "list at least one batch size",
+                ));
+            }
+            if let Some(b) = bs.iter().find(|&&b| b < 1 || b > u32::MAX as i64) {
+                return Err(self.invalid(
+                    &format!("{p}.batch_sizes"),
+                    b,
+                    "batch sizes must be integers >= 1",
+                ));
+            }
+        }
+        if let Some(x) = &s.precision
+            && Precision::parse(x).is_none()
+        {
+            return Err(self.unknown(
+                &format!("{p}.precision"),
+                "precision",
+                x,
+                &Precision::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            ));
+        }
+        if let Some(x) = &s.lr_scaling
+            && !LrScaling::ALL.iter().any(|(n, _)| n == x)
+        {
+            return Err(self.unknown(
+                &format!("{p}.lr_scaling"),
+                "lr scaling rule",
+                x,
+                &LrScaling::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            ));
+        }
+        if let Some(x) = &s.early_stopping_metric
+            && x != "val_loss"
+            && x != "val_accuracy"
+        {
+            return Err(self.unknown(
+                &format!("{p}.early_stopping_metric"),
+                "metric",
+                x,
+                &["val_loss", "val_accuracy"],
             ));
         }
         if let Some(o) = &s.optimizer {
@@ -517,10 +726,39 @@ impl Suite {
                 ));
             }
             let settings = cx.settings(&format!("variant[{}]", v.name), v.settings)?;
-            variants.push(Variant {
-                name: v.name,
-                settings,
-            });
+            if settings.batch_sizes.is_some() && settings.batch_size.is_some() {
+                return Err(cx.invalid(
+                    &format!("variant[{}].batch_sizes", v.name),
+                    "(with batch_size)",
+                    "give either batch_size or batch_sizes, not both",
+                ));
+            }
+            match &settings.batch_sizes {
+                None => variants.push(Variant {
+                    name: v.name,
+                    settings,
+                }),
+                Some(sizes) => {
+                    for &b in sizes {
+                        let name = format!("{}-b{b}", v.name);
+                        if variants.iter().any(|x| x.name == name) {
+                            return Err(cx.invalid(
+                                &format!("variant[{}].batch_sizes", v.name),
+                                b,
+                                "each batch size may appear once",
+                            ));
+                        }
+                        variants.push(Variant {
+                            name,
+                            settings: Settings {
+                                batch_size: Some(b),
+                                batch_sizes: None,
+                                ..settings.clone()
+                            },
+                        });
+                    }
+                }
+            }
         }
         if variants.is_empty() {
             variants.push(Variant {
@@ -665,16 +903,56 @@ impl Suite {
             weight_decay: pick!(weight_decay, default_wd),
         };
         let cap = |v: Option<i64>| v.map(|x| x as u64);
+        let batch_size = pick!(batch_size, 128) as u32;
+        let accumulation_steps = pick!(accumulation_steps, 1) as u32;
+        let lr_scaling = LrScaling::ALL
+            .iter()
+            .find(|(n, _)| *n == pick!(lr_scaling, "none".to_string()))
+            .map_or(LrScaling::None, |(_, r)| *r);
+        let reference_batch_size = pick!(reference_batch_size, 128) as u32;
+        let base_learning_rate = optimizer.learning_rate;
+        let optimizer = OptimizerConfig {
+            learning_rate: lr_scaling.apply(
+                base_learning_rate,
+                batch_size * accumulation_steps,
+                reference_batch_size,
+            ),
+            ..optimizer
+        };
+        let patience = layers.iter().rev().find_map(|l| l.early_stopping_patience);
+        let target_accuracy = layers.iter().rev().find_map(|l| l.target_accuracy);
+        let early_stopping =
+            (patience.is_some() || target_accuracy.is_some()).then(|| EarlyStopping {
+                patience: patience.map(|p| p as u32),
+                min_delta: pick!(early_stopping_min_delta, 0.0),
+                metric: if pick!(early_stopping_metric, "val_loss".to_string()) == "val_accuracy" {
+                    StopMetric::ValAccuracy
+                } else {
+                    StopMetric::ValLoss
+                },
+                target_accuracy,
+            });
+        let precision =
+            Precision::parse(&pick!(precision, "f32".to_string())).unwrap_or(Precision::F32);
         Ok(TrialConfig {
             workload: w.name.clone(),
             model: w.model,
             variant: v.name.clone(),
             epochs: pick!(epochs, 1) as u32,
-            batch_size: pick!(batch_size, 128) as u32,
+            batch_size,
             optimizer,
             max_train_samples: cap(layers.iter().rev().find_map(|l| l.max_train_samples)),
             max_eval_samples: cap(layers.iter().rev().find_map(|l| l.max_eval_samples)),
             eval_batch_size: pick!(eval_batch_size, 1000) as u32,
+            precision,
+            accumulation_steps,
+            lr_scaling,
+            base_learning_rate,
+            reference_batch_size,
+            early_stopping,
+            eval_every_steps: cap(layers.iter().rev().find_map(|l| l.eval_every_steps)),
+            loss_scale_init: pick!(loss_scale_init, 65536.0),
+            loss_scale_growth_interval: pick!(loss_scale_growth_interval, 2000) as u32,
         })
     }
 

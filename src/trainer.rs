@@ -1,18 +1,29 @@
 //! The one training loop, shared by every workload and variant.
 //!
-//! Per epoch it opens a training window (batch assembly, forward, backward,
-//! optimizer step), then a validation window. After the last epoch come a
-//! test-evaluation window and an inference window (forward + argmax, the
-//! predictions copied to the host, as a serving system would). The meter's
-//! `Measurer` synchronises the device at every window edge.
+//! Training runs in measurement windows (batch assembly, forward, backward,
+//! optimizer); each validation pass has its own window — once per epoch, or
+//! every `eval_every_steps` steps. After training come a test-evaluation
+//! window and an inference window (forward + argmax, predictions copied to
+//! the host, as a serving system would). The `Measurer` synchronises the
+//! device at every window edge.
+//!
+//! Techniques live in the loop's knobs: precision (mixed bf16/f16 with f32
+//! master weights, pure bf16, tf32), gradient accumulation, early stopping,
+//! and `Hooks` for techniques that act after steps or epochs.
 
 use crate::data::DeviceSplit;
+use crate::early_stopping::EarlyStopper;
+use crate::grads;
 use crate::init::SeededVars;
-use crate::meter::{Measurer, MeterError};
+use crate::loss_scale::LossScaler;
+use crate::meter::{EnergyReading, Measurer, MeterError};
 use crate::model::Model;
 use crate::optim::TrainOptimizer;
 use crate::plan::TrialSpec;
-use crate::record::{EpochRecord, EvalRecord, InferenceRecord, TrialStatus};
+use crate::record::{
+    EpochRecord, EvalPoint, EvalRecord, InferenceRecord, PrecisionRecord, StopRecord, TrialStatus,
+};
+use crate::suite::Precision;
 use candle_core::{DType, Tensor};
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +32,8 @@ pub enum TrainError {
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
     Meter(#[from] MeterError),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// What the training loop reports as it goes.
@@ -64,18 +77,25 @@ pub struct TrialData<'a> {
     pub test: &'a DeviceSplit,
 }
 
+/// Builds the model's forward graph over the trial's variables in a dtype.
+pub type ModelBuilder<'a> = &'a dyn Fn(DType) -> candle_core::Result<Box<dyn Model>>;
+
 pub struct TrainOutcome {
     pub status: TrialStatus,
     pub epochs: Vec<EpochRecord>,
+    pub evaluations: Vec<EvalPoint>,
     pub test: Option<EvalRecord>,
     pub inference: Option<InferenceRecord>,
+    pub precision: PrecisionRecord,
+    pub stop: Option<StopRecord>,
 }
 
-/// Mean loss and accuracy of `model` on `split`.
+/// Mean loss and accuracy of `model` on `split`, inputs cast to `dtype`.
 pub fn evaluate(
     model: &dyn Model,
     split: &DeviceSplit,
     batch: usize,
+    dtype: DType,
 ) -> candle_core::Result<(f64, f64)> {
     let device = split.x.device();
     let mut loss_sum = Tensor::zeros((), DType::F32, device)?;
@@ -83,7 +103,7 @@ pub fn evaluate(
     for b in split.batches(batch) {
         let (x, y) = b?;
         let n = y.dims()[0] as f64;
-        let logits = model.forward(&x)?.to_dtype(DType::F32)?;
+        let logits = model.forward(&x.to_dtype(dtype)?)?.to_dtype(DType::F32)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
         loss_sum = (loss_sum + (loss * n)?)?;
         let hit = logits.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?;
@@ -100,10 +120,42 @@ fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
+fn dtype_name(d: DType) -> String {
+    format!("{d:?}").to_lowercase()
+}
+
+/// Weights dtype and compute dtype of a precision mode.
+pub fn dtypes(p: Precision) -> (DType, DType) {
+    match p {
+        Precision::F32 | Precision::Tf32 => (DType::F32, DType::F32),
+        Precision::Bf16 => (DType::F32, DType::BF16),
+        Precision::F16 => (DType::F32, DType::F16),
+        Precision::Bf16Pure => (DType::BF16, DType::BF16),
+    }
+}
+
+/// Running totals of the windows so far.
+#[derive(Default)]
+struct Totals {
+    joules: f64,
+    net: Option<f64>,
+    seconds: f64,
+}
+
+impl Totals {
+    fn add(&mut self, r: &EnergyReading) {
+        self.joules += r.joules.0;
+        self.seconds += r.seconds.0;
+        if let Some(n) = r.net_joules {
+            self.net = Some(self.net.unwrap_or(0.0) + n.0);
+        }
+    }
+}
+
 /// Trains, evaluates and measures one trial.
 pub fn train(
     spec: &TrialSpec,
-    model: &dyn Model,
+    build: ModelBuilder,
     vars: &SeededVars,
     data: TrialData,
     measurer: &mut Measurer,
@@ -113,76 +165,182 @@ pub fn train(
     let cfg = &spec.config;
     let label = spec.key.to_string();
     let device = data.train.x.device().clone();
-    let mut opt = TrainOptimizer::new(&cfg.optimizer, vars.var_map().all_vars())?;
+    let (master_dtype, compute) = dtypes(cfg.precision);
+    if cfg.precision == Precision::Tf32 {
+        if !device.is_cuda() {
+            return Err(TrainError::Unsupported(
+                "precision tf32 is a CUDA tensor-core matmul mode; on a CPU it would be plain f32, so this trial is not run (use --device cuda:N)".into(),
+            ));
+        }
+        candle_core::cuda::set_gemm_reduced_precision_f32(true);
+    } else if device.is_cuda() {
+        candle_core::cuda::set_gemm_reduced_precision_f32(false);
+    }
+    let master = build(master_dtype)?;
+    let mixed = compute != master_dtype;
+    let all_vars = vars.var_map().all_vars();
+    let mut opt = TrainOptimizer::new(&cfg.optimizer, all_vars.clone())?;
+    let mut scaler = (cfg.precision == Precision::F16)
+        .then(|| LossScaler::new(cfg.loss_scale_init, cfg.loss_scale_growth_interval));
+    let mut stopper = cfg.early_stopping.clone().map(EarlyStopper::new);
     let eval_batch = cfg.eval_batch_size as usize;
+    let accumulation = cfg.accumulation_steps.max(1) as usize;
     let mut epochs = Vec::new();
+    let mut evaluations = Vec::new();
     let mut status = TrialStatus::Completed;
-    let mut global_step = 0u64;
+    let mut stop = None;
+    let mut step = 0u64;
+    let mut samples_seen = 0u64;
+    let mut totals = Totals::default();
 
-    for epoch in 1..=cfg.epochs {
-        let window = measurer.begin(&format!("train/epoch-{epoch}"))?;
+    'epochs: for epoch in 1..=cfg.epochs {
+        let mut train_windows: Vec<EnergyReading> = Vec::new();
+        let mut val_windows: Vec<EnergyReading> = Vec::new();
+        let mut last_eval: (Option<f64>, Option<f64>) = (None, None);
+        let mut window = Some(measurer.begin(&format!("train/epoch-{epoch}"))?);
         let batches = data
             .train
             .shuffled_batches(cfg.batch_size as usize, spec.key.seed, epoch)?;
         let mut loss_sum = Tensor::zeros((), DType::F32, &device)?;
-        let steps = batches.len() as u64;
-        for (x, y) in batches {
-            let logits = model.forward(&x)?;
-            let loss = candle_nn::loss::cross_entropy(&logits.to_dtype(DType::F32)?, &y)?;
-            let grads = loss.backward()?;
-            opt.step(&grads)?;
-            global_step += 1;
-            hooks.after_step(global_step, vars)?;
-            loss_sum = (loss_sum + loss.detach())?;
+        let mut micro_count = 0u64;
+        let chunks: Vec<&[(Tensor, Tensor)]> = batches.chunks(accumulation).collect();
+        let n_steps = chunks.len();
+        let mut diverged = false;
+        for (ci, chunk) in chunks.into_iter().enumerate() {
+            if window.is_none() {
+                window = Some(measurer.begin(&format!("train/epoch-{epoch}"))?);
+            }
+            let step_model = if mixed { Some(build(compute)?) } else { None };
+            let model: &dyn Model = step_model.as_deref().unwrap_or(master.as_ref());
+            let loss_scale = scaler.as_ref().map_or(1.0, |s| s.scale);
+            let mut acc = None;
+            for (x, y) in chunk {
+                let logits = model.forward(&x.to_dtype(compute)?)?.to_dtype(DType::F32)?;
+                let loss = candle_nn::loss::cross_entropy(&logits, y)?;
+                loss_sum = (loss_sum + loss.detach())?;
+                micro_count += 1;
+                samples_seen += y.dims()[0] as u64;
+                let g = if loss_scale != 1.0 {
+                    (loss * loss_scale)?.backward()?
+                } else {
+                    loss.backward()?
+                };
+                grads::accumulate(&mut acc, g, &all_vars)?;
+            }
+            let Some(mut g) = acc else { continue };
+            grads::scale(&mut g, &all_vars, 1.0 / (loss_scale * chunk.len() as f64))?;
+            let may_step = match &mut scaler {
+                Some(s) => s.update(grads::any_non_finite(&g, &all_vars)?),
+                None => true,
+            };
+            if may_step {
+                opt.step(&g)?;
+            }
+            step += 1;
+            hooks.after_step(step, vars)?;
             progress.step();
+            let epoch_end = ci + 1 == n_steps;
+            let due = cfg.eval_every_steps.is_some_and(|n| step.is_multiple_of(n));
+            if due || epoch_end {
+                if let Some(w) = window.take() {
+                    let w = measurer.end(w)?;
+                    totals.add(&w);
+                    train_windows.push(w);
+                }
+                let running = loss_sum.to_scalar::<f32>()? as f64 / micro_count.max(1) as f64;
+                diverged = !running.is_finite();
+                let vw = measurer.begin(&format!("validation/epoch-{epoch}"))?;
+                let (vl, va) = if diverged {
+                    (None, None)
+                } else {
+                    let eval_model = if mixed { Some(build(compute)?) } else { None };
+                    let m: &dyn Model = eval_model.as_deref().unwrap_or(master.as_ref());
+                    let (l, a) = evaluate(m, data.validation, eval_batch, compute)?;
+                    (finite(l), Some(a))
+                };
+                let vr = measurer.end(vw)?;
+                totals.add(&vr);
+                val_windows.push(vr);
+                last_eval = (vl, va);
+                evaluations.push(EvalPoint {
+                    step,
+                    epoch,
+                    samples_seen,
+                    cumulative_joules: totals.joules,
+                    cumulative_net_joules: totals.net,
+                    cumulative_seconds: totals.seconds,
+                    val_loss: vl,
+                    val_accuracy: va,
+                });
+                if diverged {
+                    status = TrialStatus::Diverged { epoch };
+                    break;
+                }
+                if let Some(reason) = stopper.as_mut().and_then(|s| s.observe(vl, va)) {
+                    stop = Some(StopRecord {
+                        reason,
+                        step,
+                        epoch,
+                    });
+                    break;
+                }
+            }
         }
-        let train = measurer.end(window)?;
-        let train_loss = loss_sum.to_scalar::<f32>()? as f64 / steps.max(1) as f64;
-        let samples = data.train.len() as u64;
-        let diverged = !train_loss.is_finite();
-
-        let w = measurer.begin(&format!("validation/epoch-{epoch}"))?;
-        let (val_loss, val_accuracy) = if diverged {
-            (None, None)
-        } else {
-            let (l, a) = evaluate(model, data.validation, eval_batch)?;
-            (finite(l), Some(a))
-        };
-        let validation = measurer.end(w)?;
+        if let Some(w) = window.take() {
+            let w = measurer.end(w)?;
+            totals.add(&w);
+            train_windows.push(w);
+        }
+        let train = EnergyReading::sum(&format!("train/epoch-{epoch}"), &train_windows);
+        let validation = EnergyReading::sum(&format!("validation/epoch-{epoch}"), &val_windows);
+        let epoch_samples = data.train.len() as u64;
+        let train_loss = loss_sum.to_scalar::<f32>()? as f64 / micro_count.max(1) as f64;
         let rec = EpochRecord {
             epoch,
-            steps,
-            samples,
+            steps: n_steps as u64,
+            samples: epoch_samples,
             train_loss: finite(train_loss),
-            train_samples_per_second: samples as f64 / train.seconds.0.max(1e-9),
+            train_samples_per_second: epoch_samples as f64 / train.seconds.0.max(1e-9),
             train,
             validation,
-            val_loss,
-            val_accuracy,
+            val_loss: last_eval.0,
+            val_accuracy: last_eval.1,
         };
         progress.epoch_end(&label, &rec);
         let control = hooks.after_epoch(&rec);
         epochs.push(rec);
-        if diverged {
-            status = TrialStatus::Diverged { epoch };
-            break;
+        if diverged || stop.is_some() {
+            break 'epochs;
         }
         if control == Control::Stop {
             break;
         }
     }
 
+    let precision = PrecisionRecord {
+        mode: cfg.precision,
+        weights: dtype_name(master_dtype),
+        activations: dtype_name(compute),
+        optimizer_state: dtype_name(master_dtype),
+        final_loss_scale: scaler.as_ref().map(|s| s.scale),
+        skipped_steps: scaler.as_ref().map_or(0, |s| s.skipped_steps),
+    };
     if status != TrialStatus::Completed {
         return Ok(TrainOutcome {
             status,
             epochs,
+            evaluations,
             test: None,
             inference: None,
+            precision,
+            stop,
         });
     }
 
+    let final_model = if mixed { Some(build(compute)?) } else { None };
+    let model: &dyn Model = final_model.as_deref().unwrap_or(master.as_ref());
     let w = measurer.begin("test")?;
-    let (loss, accuracy) = evaluate(model, data.test, eval_batch)?;
+    let (loss, accuracy) = evaluate(model, data.test, eval_batch, compute)?;
     let test = EvalRecord {
         window: measurer.end(w)?,
         samples: data.test.len() as u64,
@@ -194,7 +352,10 @@ pub fn train(
     let mut n = 0u64;
     for b in data.test.batches(eval_batch) {
         let (x, _) = b?;
-        let preds = model.forward(&x)?.argmax(1)?.to_vec1::<u32>()?;
+        let preds = model
+            .forward(&x.to_dtype(compute)?)?
+            .argmax(1)?
+            .to_vec1::<u32>()?;
         n += preds.len() as u64;
     }
     let window = measurer.end(w)?;
@@ -208,7 +369,10 @@ pub fn train(
     Ok(TrainOutcome {
         status,
         epochs,
+        evaluations,
         test: Some(test),
         inference: Some(inference),
+        precision,
+        stop,
     })
 }

@@ -84,6 +84,9 @@ fn record(s: &Suite, i: usize) -> TrialRecord {
         inference: None,
         idle: Some(reading("idle", 2.0, 2.0)),
         impact: None,
+        evaluations: vec![],
+        precision: None,
+        stop: None,
     }
 }
 

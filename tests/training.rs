@@ -78,11 +78,9 @@ fn run(spec: &TrialSpec, dir: &Path) -> TrainOutcome {
         .to_device(&dev)
         .unwrap();
     let vars = SeededVars::new(spec.key.seed);
-    let model = spec
-        .config
-        .model
-        .build(vars.builder(DType::F32, &dev), 10)
-        .unwrap();
+    let kind = spec.config.model;
+    let d2 = dev.clone();
+    let build = |dt: DType| kind.build(vars.builder(dt, &d2), 10);
     let mut m = Measurer::new(
         Box::new(ConstantPowerMeter::new(vec![(
             "cpu-fake".into(),
@@ -92,7 +90,7 @@ fn run(spec: &TrialSpec, dir: &Path) -> TrainOutcome {
     );
     trainer::train(
         spec,
-        model.as_ref(),
+        &build,
         &vars,
         TrialData {
             train: &train,

@@ -70,8 +70,17 @@ pub fn metrics(r: &TrialRecord) -> TrialMetrics {
 }
 
 /// Energy and time spent until validation accuracy first reaches `target`
-/// (training and validation windows, cumulated per epoch); None if never.
+/// (training and validation windows, cumulated up to that evaluation, as
+/// Zeus and MLPerf define energy- and time-to-accuracy); None if never.
 pub fn energy_to_accuracy(r: &TrialRecord, target: f64) -> Option<(f64, f64)> {
+    if !r.evaluations.is_empty() {
+        return r
+            .evaluations
+            .iter()
+            .find(|e| e.val_accuracy.is_some_and(|a| a >= target))
+            .map(|e| (e.cumulative_joules, e.cumulative_seconds));
+    }
+    // Records without evaluation points: per-epoch windows.
     let (mut j, mut s) = (0.0, 0.0);
     for e in &r.epochs {
         j += e.train.joules.0 + e.validation.joules.0;

@@ -328,14 +328,20 @@ fn eta_curves<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run, targ
         .iter()
         .map(|r| {
             let mut j = 0.0;
-            let pts = r
-                .epochs
-                .iter()
-                .filter_map(|e| {
-                    j += e.train.joules.0 + e.validation.joules.0;
-                    e.val_accuracy.map(|a| (j, a * 100.0))
-                })
-                .collect();
+            let pts = if r.evaluations.is_empty() {
+                r.epochs
+                    .iter()
+                    .filter_map(|e| {
+                        j += e.train.joules.0 + e.validation.joules.0;
+                        e.val_accuracy.map(|a| (j, a * 100.0))
+                    })
+                    .collect()
+            } else {
+                r.evaluations
+                    .iter()
+                    .filter_map(|e| e.val_accuracy.map(|a| (e.cumulative_joules, a * 100.0)))
+                    .collect()
+            };
             (format!("{}/{}", r.key.workload, r.key.variant), pts)
         })
         .collect();

@@ -142,6 +142,9 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
             }),
             idle: Some(window("idle", 4.0, 2.0, None, prov)),
             impact: None,
+            evaluations: vec![],
+            precision: None,
+            stop: None,
         };
         lines.push_str(&serde_json::to_string(&r).unwrap());
         lines.push('\n');
