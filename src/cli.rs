@@ -317,15 +317,27 @@ pub fn main(cli: Cli) -> Result<i32> {
                 total += steps;
                 let c = &t.config;
                 println!(
-                    "  {:>3}  {:<32} epochs {:>3}  batch {:>5}  lr {:<8} {:<6} train cap {:<7} {:>7} steps",
+                    "  {:>3}  {:<32} {:<9} epochs {:>3}  batch {:>5}x{}  lr {:<10.3e} {:<6} train cap {:<7} {:>7} steps{}",
                     t.index + 1,
                     t.key.to_string(),
+                    format!("{:?}", c.precision).to_lowercase(),
                     c.epochs,
                     c.batch_size,
+                    c.accumulation_steps,
                     c.optimizer.learning_rate,
                     format!("{:?}", c.optimizer.kind).to_lowercase(),
                     c.max_train_samples.map_or("all".into(), |n| n.to_string()),
-                    steps
+                    steps,
+                    match &c.early_stopping {
+                        Some(e) => format!(
+                            " (at most; stops early: {}{})",
+                            e.patience
+                                .map_or(String::new(), |p| format!("patience {p} ")),
+                            e.target_accuracy
+                                .map_or(String::new(), |t| format!("target {t}"))
+                        ),
+                        None => String::new(),
+                    }
                 );
             }
             println!("total optimizer steps: {total}");
@@ -347,6 +359,38 @@ pub fn main(cli: Cli) -> Result<i32> {
                 ("max_train_samples", "cap on training samples (quick runs)"),
                 ("max_eval_samples", "cap on validation/test samples"),
                 ("eval_batch_size", "batch size of evaluation and inference"),
+                (
+                    "precision",
+                    "f32 | bf16 | f16 (mixed, f32 master weights; f16 with loss scaling) | bf16-pure | tf32 (CUDA)",
+                ),
+                (
+                    "batch_sizes",
+                    "variants only: one variant per batch size, named <variant>-b<size>",
+                ),
+                (
+                    "lr_scaling",
+                    "none | linear | sqrt, relative to reference_batch_size (default 128)",
+                ),
+                (
+                    "accumulation_steps",
+                    "micro-batches per optimizer step (effective batch = batch_size x this)",
+                ),
+                (
+                    "early_stopping_patience",
+                    "stop after N evaluations without improvement (with _min_delta, _metric)",
+                ),
+                (
+                    "target_accuracy",
+                    "stop at the first evaluation with validation accuracy >= this",
+                ),
+                (
+                    "eval_every_steps",
+                    "evaluate every N steps (default: once per epoch)",
+                ),
+                (
+                    "loss_scale_init",
+                    "f16 dynamic loss scale start (default 65536; _growth_interval 2000)",
+                ),
             ] {
                 println!("  {k:<18} {d}");
             }

@@ -6,6 +6,11 @@ use clap::Parser;
 use std::io::IsTerminal;
 
 fn main() {
+    // Die quietly on a closed pipe (`joulebench validate s.toml | head`), as Unix tools do.
+    // SAFETY: setting a signal disposition to its default before any threads start.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("JOULEBENCH_LOG")

@@ -37,12 +37,15 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Total optimizer steps of a trial given its training-set size.
+    /// Optimizer steps of a trial given its training-set size (an upper
+    /// bound when early stopping is on).
     pub fn steps(spec: &TrialSpec, train_samples: u64) -> u64 {
         let n = spec
             .config
             .max_train_samples
             .map_or(train_samples, |c| c.min(train_samples));
-        n.div_ceil(spec.config.batch_size as u64) * spec.config.epochs as u64
+        n.div_ceil(spec.config.batch_size as u64)
+            .div_ceil(spec.config.accumulation_steps.max(1) as u64)
+            * spec.config.epochs as u64
     }
 }
