@@ -95,6 +95,31 @@ fn color(i: usize) -> RGBColor {
     C[i % C.len()]
 }
 
+/// The legend box every plot uses.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Res {
+    t!(chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw());
+    Ok(())
+}
+
+/// Label of a categorical axis drawn on 0..n: the name at integer positions.
+fn index_label(names: &[String], x: f64) -> String {
+    let i = x.round();
+    if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
+        names[i as usize].clone()
+    } else {
+        String::new()
+    }
+}
+
 fn energy_label(modelled: bool) -> &'static str {
     if modelled { " [ESTIMATED energy]" } else { "" }
 }
@@ -140,14 +165,7 @@ fn energy_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run) -> 
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(n.max(1))
-        .x_label_formatter(&|x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
-                names[i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&|x| index_label(&names, *x))
         .x_desc("workload / variant")
         .y_desc("energy per trial, all windows (J)")
         .draw());
@@ -216,13 +234,7 @@ fn energy_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run) -> 
                 )
             })
     ));
-    t!(chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw());
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }
 
@@ -311,13 +323,7 @@ fn energy_accuracy<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run)
         .map(|s| s
             .label("Pareto frontier")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], BLACK))));
-    t!(chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw());
+    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     Ok(())
 }
 
@@ -399,13 +405,7 @@ fn eta_curves<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run, targ
         .map(|s| s
             .label("target")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], RED))));
-    t!(chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw());
+    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     Ok(())
 }
 
@@ -504,13 +504,7 @@ fn power_timeline<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &TrialRe
                 c.stroke_width(2)
             ))));
     }
-    t!(chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw());
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     Ok(())
 }
 
@@ -609,13 +603,7 @@ fn batch_sweep<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run) -> 
                     ))
                 ));
         }
-        t!(chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw());
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
     Ok(())
 }
@@ -695,14 +683,7 @@ fn impact_regions<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run) 
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(n.max(1))
-        .x_label_formatter(&|x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
-                names[i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&|x| index_label(&names, *x))
         .x_desc(format!(
             "grid region (water: {:.3} mL in every region, from WUE and generation)",
             water * 1000.0
