@@ -318,10 +318,16 @@ fn energy_accuracy<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run)
     }
     let mut front: Vec<(f64, f64)> = pareto(&pts).into_iter().map(|i| pts[i]).collect();
     front.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Ring the frontier's points too: a one-point frontier draws no line.
+    t!(chart.draw_series(
+        front
+            .iter()
+            .map(|p| Circle::new(*p, 9, BLACK.stroke_width(2)))
+    ));
     t!(chart
         .draw_series(LineSeries::new(front, BLACK.stroke_width(1)))
         .map(|s| s
-            .label("Pareto frontier")
+            .label("Pareto frontier (ringed)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], BLACK))));
     legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     Ok(())
