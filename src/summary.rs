@@ -96,9 +96,24 @@ pub fn table(records: &[TrialRecord]) -> String {
             out.push('\n');
         }
     }
+    out.push_str(
+        "idle W: average power of the idle window before the trial; train net J = train J - idle W x train seconds.\n",
+    );
+    if let Some(i) = records.iter().find_map(|r| r.impact.as_ref()) {
+        out.push_str(&format!(
+            "CO2e: gross energy x PUE {} x {} gCO2e/kWh ({}, {}).\n",
+            i.settings.pue,
+            i.settings.region.g_co2e_per_kwh,
+            i.settings.region.code,
+            i.settings
+                .region
+                .year
+                .map_or("no year".into(), |y| y.to_string())
+        ));
+    }
     if records.iter().any(|r| r.total_energy().is_modelled()) {
         out.push_str(
-            "Energy marked `estimated` is modelled from CPU time x rated power, not measured.\n",
+            "Energy marked `estimated` is modelled from CPU time and memory x rated power, not measured.\n",
         );
     }
     out
