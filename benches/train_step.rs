@@ -12,7 +12,9 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     for kind in [ModelKind::Mlp, ModelKind::Cnn] {
         let vars = SeededVars::new(1);
-        let model = kind.build(vars.builder(DType::F32, &dev), 10).unwrap();
+        let model = kind
+            .build_default(vars.builder(DType::F32, &dev), 10)
+            .unwrap();
         let mut opt = candle_nn::AdamW::new_lr(vars.var_map().all_vars(), 1e-3).unwrap();
         let x = Tensor::rand(0f32, 1.0, (128, 1, 28, 28), &dev).unwrap();
         let y = Tensor::arange(0u32, 128, &dev)

@@ -46,7 +46,7 @@ fn steps(n: usize) -> f64 {
     let dev = Device::Cpu;
     let vars = SeededVars::new(1);
     let model = ModelKind::Mlp
-        .build(vars.builder(DType::F32, &dev), 10)
+        .build_default(vars.builder(DType::F32, &dev), 10)
         .unwrap();
     let mut opt = candle_nn::AdamW::new_lr(vars.var_map().all_vars(), 1e-3).unwrap();
     let x = Tensor::rand(0f32, 1.0, (128, 784), &dev).unwrap();

@@ -59,6 +59,9 @@ pub enum Command {
         /// Fashion-MNIST folder (overrides $JOULEBENCH_FASHION_MNIST and the suite).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Text corpus folder (overrides $JOULEBENCH_CORPUS and the suite).
+        #[arg(long)]
+        corpus_dir: Option<PathBuf>,
         #[command(flatten)]
         meter: MeterArgs,
         /// Grid region for CO2e: country code or name, or cloud region (see `joulebench regions`).
@@ -168,6 +171,7 @@ pub fn main(cli: Cli) -> Result<i32> {
             out,
             resume,
             data_dir,
+            corpus_dir,
             meter,
             region,
             pue,
@@ -182,6 +186,7 @@ pub fn main(cli: Cli) -> Result<i32> {
             let opts = RunOptions {
                 results_root: out,
                 data_dir,
+                corpus_dir,
                 resume,
                 region,
                 pue,

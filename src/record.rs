@@ -49,18 +49,32 @@ pub struct EvalRecord {
     pub window: EnergyReading,
     pub samples: u64,
     pub loss: f64,
+    /// Per sample for classifiers; per next-token prediction for language models.
     pub accuracy: f64,
+    /// Language models: loss in bits per token (character).
+    #[serde(default)]
+    pub bits_per_token: Option<f64>,
 }
 
-/// A pure inference pass (forward + argmax) over the test split.
+/// The inference window: forward + argmax over the test split for
+/// classifiers; greedy generation for language models.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InferenceRecord {
     pub window: EnergyReading,
+    /// Units produced: samples classified, or tokens generated.
     pub samples: u64,
+    /// `samples` or `tokens`.
+    #[serde(default = "default_unit")]
+    pub unit: String,
     pub batch_size: u32,
+    /// Units per second.
     pub samples_per_second: f64,
-    /// Joules per 1,000 samples (all domains).
+    /// Joules per 1,000 units (all domains).
     pub joules_per_1k: f64,
+}
+
+fn default_unit() -> String {
+    "samples".into()
 }
 
 /// Sizes of the data the trial used.

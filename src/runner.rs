@@ -1,6 +1,7 @@
 //! Runs a suite's plan: one trial after another, each written to the run
 //! folder the moment it ends.
 
+use crate::data::text::{self, Corpus};
 use crate::data::{DeviceSplit, Splits, fashion_mnist};
 use crate::device::{DeviceError, DeviceSpec};
 use crate::impact::ImpactSettings;
@@ -24,6 +25,8 @@ pub enum RunError {
     #[error(transparent)]
     Data(#[from] fashion_mnist::DataError),
     #[error(transparent)]
+    Corpus(#[from] text::CorpusError),
+    #[error(transparent)]
     Meter(#[from] MeterError),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -42,6 +45,8 @@ pub struct RunOptions {
     pub device: DeviceSpec,
     /// Dataset folder from the command line (highest precedence).
     pub data_dir: Option<PathBuf>,
+    /// Text corpus folder from the command line (highest precedence).
+    pub corpus_dir: Option<PathBuf>,
     pub resume: Option<PathBuf>,
     pub meter: Option<crate::suite::MeterChoice>,
     pub cpu_watts_per_core: Option<f64>,
@@ -59,6 +64,7 @@ impl Default for RunOptions {
             results_root: "results".into(),
             device: DeviceSpec::Cpu,
             data_dir: None,
+            corpus_dir: None,
             resume: None,
             meter: None,
             cpu_watts_per_core: None,
@@ -177,33 +183,118 @@ fn cool_down(m: &Measurement, measurer: &Measurer) {
     tracing::warn!("GPU still above {limit} C after 120 s of cool-down; going on");
 }
 
-/// Device-resident splits, cached by sample cap.
-struct DeviceData<'a> {
-    splits: &'a Splits,
-    device: Device,
-    device_name: String,
-    train: HashMap<Option<u64>, DeviceSplit>,
-    eval: HashMap<Option<u64>, (DeviceSplit, DeviceSplit)>,
+/// The datasets a plan needs, loaded before the run folder is created (so
+/// a missing dataset leaves nothing behind).
+pub struct DataSets {
+    pub fashion_mnist: Option<Splits>,
+    pub fashion_mnist_dir: PathBuf,
+    pub corpus: Option<Corpus>,
+    text: HashMap<usize, Splits>,
 }
 
-impl DeviceData<'_> {
+impl DataSets {
+    pub fn load(
+        suite: &Suite,
+        opts: &RunOptions,
+        plan: &crate::plan::Plan,
+    ) -> Result<DataSets, RunError> {
+        let fashion_mnist_dir = fashion_mnist::resolve_dir(
+            opts.data_dir.as_deref(),
+            suite.data.fashion_mnist.as_deref(),
+        );
+        let needs_text = plan.trials.iter().any(|t| t.config.model.uses_text());
+        let needs_images = plan.trials.iter().any(|t| !t.config.model.uses_text());
+        let fashion_mnist = if needs_images {
+            Some(fashion_mnist::load(&fashion_mnist_dir)?)
+        } else {
+            None
+        };
+        let corpus = if needs_text {
+            let dir = text::resolve_dir(opts.corpus_dir.as_deref(), suite.data.corpus.as_deref());
+            Some(Corpus::load(&dir)?)
+        } else {
+            None
+        };
+        let mut sets = DataSets {
+            fashion_mnist,
+            fashion_mnist_dir,
+            corpus,
+            text: HashMap::new(),
+        };
+        for t in &plan.trials {
+            sets.splits(&t.config)?;
+        }
+        Ok(sets)
+    }
+
+    /// The splits a trial trains on.
+    pub fn splits(&mut self, cfg: &crate::suite::TrialConfig) -> Result<&Splits, RunError> {
+        if let crate::model::ModelSize::Transformer { context, .. } = cfg.size {
+            let corpus = self
+                .corpus
+                .as_ref()
+                .ok_or_else(|| RunError::Option("text corpus not loaded".into()))?;
+            if let std::collections::hash_map::Entry::Vacant(e) = self.text.entry(context) {
+                e.insert(corpus.splits(context)?);
+            }
+            return Ok(&self.text[&context]);
+        }
+        self.fashion_mnist
+            .as_ref()
+            .ok_or_else(|| RunError::Option("Fashion-MNIST not loaded".into()))
+    }
+}
+
+/// Train, validation and test splits on the device.
+type DeviceSplits = (DeviceSplit, DeviceSplit, DeviceSplit);
+
+/// Device-resident splits, cached by dataset and sample caps.
+struct DeviceData {
+    sets: DataSets,
+    device: Device,
+    device_name: String,
+    cache: HashMap<(String, Option<u64>, Option<u64>), DeviceSplits>,
+}
+
+/// What a trial needs to know of its data.
+struct DataInfo {
+    name: String,
+    source: String,
+    classes: usize,
+}
+
+impl DeviceData {
     fn get(
         &mut self,
         spec: &TrialSpec,
-    ) -> candle_core::Result<(DeviceSplit, DeviceSplit, DeviceSplit)> {
+    ) -> Result<(DataInfo, DeviceSplit, DeviceSplit, DeviceSplit), String> {
         let tc = spec.config.max_train_samples;
         let ec = spec.config.max_eval_samples;
-        if !self.train.contains_key(&tc) {
-            let t = self.splits.train.take(tc).to_device(&self.device)?;
-            self.train.insert(tc, t);
+        let splits = self.sets.splits(&spec.config).map_err(|e| e.to_string())?;
+        let info = DataInfo {
+            name: splits.name.clone(),
+            source: splits.source.display().to_string(),
+            classes: splits.classes,
+        };
+        let key = (
+            format!("{}/{:?}", splits.name, splits.train.feature_shape),
+            tc,
+            ec,
+        );
+        if !self.cache.contains_key(&key) {
+            let dev = &self.device;
+            let f = || -> candle_core::Result<_> {
+                Ok((
+                    splits.train.take(tc).to_device(dev)?,
+                    splits.validation.take(ec).to_device(dev)?,
+                    splits.test.take(ec).to_device(dev)?,
+                ))
+            };
+            let v = f().map_err(|e| e.to_string())?;
+            self.cache.insert(key.clone(), v);
         }
-        if !self.eval.contains_key(&ec) {
-            let v = self.splits.validation.take(ec).to_device(&self.device)?;
-            let t = self.splits.test.take(ec).to_device(&self.device)?;
-            self.eval.insert(ec, (v, t));
-        }
-        let (v, t) = self.eval[&ec].clone();
-        Ok((self.train[&tc].clone(), v, t))
+        let (a, b, c) = self.cache[&key].clone();
+        Ok((info, a, b, c))
     }
 }
 
@@ -243,10 +334,10 @@ fn run_trial(
     };
     let result =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(), String> {
-            let (train, validation, test) = data.get(spec).map_err(|e| e.to_string())?;
+            let (info, train, validation, test) = data.get(spec)?;
             record.data = Some(DataRecord {
-                dataset: data.splits.name.clone(),
-                source: data.splits.source.display().to_string(),
+                dataset: info.name.clone(),
+                source: info.source.clone(),
                 train_samples: train.len() as u64,
                 validation_samples: validation.len() as u64,
                 test_samples: test.len() as u64,
@@ -254,9 +345,10 @@ fn run_trial(
             let vars = SeededVars::new(spec.key.seed);
             let (master_dtype, _) = trainer::dtypes(spec.config.precision);
             let kind = spec.config.model;
-            let classes = data.splits.classes;
+            let classes = info.classes;
             let device = data.device.clone();
-            let build = |dt: DType| kind.build(vars.builder(dt, &device), classes);
+            let size = spec.config.size.clone();
+            let build = |dt: DType| kind.build(vars.builder(dt, &device), classes, &size);
             let model = build(master_dtype).map_err(|e| format!("cannot build model: {e}"))?;
             record.parameters = vars.parameter_count();
             record.macs_per_sample = model.macs_per_sample();
@@ -328,11 +420,8 @@ pub fn run_suite(
 ) -> Result<RunSummary, RunError> {
     let plan = suite.plan()?;
     let device = opts.device.open()?;
-    let data_dir = fashion_mnist::resolve_dir(
-        opts.data_dir.as_deref(),
-        suite.data.fashion_mnist.as_deref(),
-    );
-    let splits = fashion_mnist::load(&data_dir)?;
+    let sets = DataSets::load(suite, opts, &plan)?;
+    let data_dir = sets.fashion_mnist_dir.clone();
     let measurement = measurement(suite, opts)?;
     let built = meter::build(&measurement.meter, opts.device)?;
     for u in &built.unavailable {
@@ -372,11 +461,10 @@ pub fn run_suite(
     }
     let done = crate::store::done_keys(&records);
     let mut data = DeviceData {
-        splits: &splits,
+        sets,
         device,
         device_name: opts.device.to_string(),
-        train: HashMap::new(),
-        eval: HashMap::new(),
+        cache: HashMap::new(),
     };
     let total = plan.trials.len();
     let mut ran = 0;
@@ -384,12 +472,11 @@ pub fn run_suite(
         if done.contains(&spec.key) {
             continue;
         }
+        let available = data.sets.splits(&spec.config)?.train.len() as u64;
         let n_train = spec
             .config
             .max_train_samples
-            .map_or(splits.train.len() as u64, |c| {
-                c.min(splits.train.len() as u64)
-            });
+            .map_or(available, |c| c.min(available));
         progress.trial_start(
             spec.index,
             total,

@@ -125,6 +125,20 @@ pub struct Settings {
     pub loss_scale_growth_interval: Option<i64>,
     /// Variants only: expand into one variant per batch size (`<name>-b<size>`).
     pub batch_sizes: Option<Vec<i64>>,
+    /// MLP hidden widths, e.g. [512, 256].
+    pub hidden: Option<Vec<i64>>,
+    /// CNN channel widths ([c1, c2] for cnn; stem + blocks for separable/standard-cnn).
+    pub channels: Option<Vec<i64>>,
+    /// Width of the CNN's hidden linear layer.
+    pub fc_width: Option<i64>,
+    /// Transformer width, depth, heads, context length and weight tying.
+    pub d_model: Option<i64>,
+    pub layers: Option<i64>,
+    pub heads: Option<i64>,
+    pub context: Option<i64>,
+    pub tied: Option<bool>,
+    /// Language models: tokens generated per prompt in the inference window.
+    pub generate_tokens: Option<i64>,
 }
 
 /// Numeric precision of a trial.
@@ -219,6 +233,8 @@ pub struct Defaults {
 pub struct DataSection {
     /// Folder with the Fashion-MNIST IDX files.
     pub fashion_mnist: Option<PathBuf>,
+    /// Folder of plain-text files for the character-level corpus.
+    pub corpus: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -316,6 +332,10 @@ pub struct TrialConfig {
     pub eval_every_steps: Option<u64>,
     pub loss_scale_init: f64,
     pub loss_scale_growth_interval: u32,
+    /// Model size knobs, resolved.
+    pub size: crate::model::ModelSize,
+    /// Language models: tokens generated per prompt in the inference window.
+    pub generate_tokens: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -551,6 +571,27 @@ impl Ctx<'_> {
                 x,
                 &["val_loss", "val_accuracy"],
             ));
+        }
+        for (field, v) in [
+            ("fc_width", s.fc_width),
+            ("d_model", s.d_model),
+            ("layers", s.layers),
+            ("heads", s.heads),
+            ("context", s.context),
+            ("generate_tokens", s.generate_tokens),
+        ] {
+            pos_int(field, v, "an integer >= 1")?;
+        }
+        for (field, v) in [("hidden", &s.hidden), ("channels", &s.channels)] {
+            if let Some(v) = v
+                && (v.is_empty() || v.iter().any(|&w| !(1..=65_536).contains(&w)))
+            {
+                return Err(self.invalid(
+                    &format!("{p}.{field}"),
+                    format!("{v:?}"),
+                    "a non-empty list of widths in 1..=65536",
+                ));
+            }
         }
         if let Some(o) = &s.optimizer {
             parse_optimizer(o).ok_or_else(|| {
@@ -934,6 +975,7 @@ impl Suite {
             });
         let precision =
             Precision::parse(&pick!(precision, "f32".to_string())).unwrap_or(Precision::F32);
+        let size = self.resolve_size(w, &layers)?;
         Ok(TrialConfig {
             workload: w.name.clone(),
             model: w.model,
@@ -953,6 +995,147 @@ impl Suite {
             eval_every_steps: cap(layers.iter().rev().find_map(|l| l.eval_every_steps)),
             loss_scale_init: pick!(loss_scale_init, 65536.0),
             loss_scale_growth_interval: pick!(loss_scale_growth_interval, 2000) as u32,
+            size,
+            generate_tokens: pick!(generate_tokens, 64) as u32,
+        })
+    }
+
+    /// The model's size from the layers; knobs that do not apply to the
+    /// workload's model are errors.
+    fn resolve_size(
+        &self,
+        w: &Workload,
+        layers: &[&Settings; 3],
+    ) -> Result<crate::model::ModelSize, SuiteError> {
+        use crate::model::ModelSize;
+        let cx = Ctx { path: &self.path };
+        let last = |f: &dyn Fn(&Settings) -> Option<i64>| layers.iter().rev().find_map(|l| f(l));
+        let list = |f: &dyn Fn(&Settings) -> Option<Vec<i64>>| {
+            layers
+                .iter()
+                .rev()
+                .find_map(|l| f(l))
+                .map(|v| v.into_iter().map(|x| x as usize).collect::<Vec<_>>())
+        };
+        let hidden = list(&|s| s.hidden.clone());
+        let channels = list(&|s| s.channels.clone());
+        let fc_width = last(&|s| s.fc_width);
+        let d_model = last(&|s| s.d_model);
+        let n_layers = last(&|s| s.layers);
+        let heads = last(&|s| s.heads);
+        let context = last(&|s| s.context);
+        let tied = layers.iter().rev().find_map(|l| l.tied);
+        let misplaced = |knob: &str, applies: &str| {
+            cx.invalid(
+                &format!("workload[{}].{knob}", w.name),
+                "(set)",
+                &format!(
+                    "`{knob}` applies to {applies} only; workload `{}` is a {}",
+                    w.name,
+                    w.model.name()
+                ),
+            )
+        };
+        let default = w.model.default_size();
+        Ok(match default {
+            ModelSize::Mlp { hidden: h0 } => {
+                for (k, set) in [
+                    ("channels", channels.is_some()),
+                    ("fc_width", fc_width.is_some()),
+                    ("d_model", d_model.is_some()),
+                    ("layers", n_layers.is_some()),
+                    ("heads", heads.is_some()),
+                    ("context", context.is_some()),
+                    ("tied", tied.is_some()),
+                ] {
+                    if set {
+                        return Err(misplaced(k, "other models"));
+                    }
+                }
+                ModelSize::Mlp {
+                    hidden: hidden.unwrap_or(h0),
+                }
+            }
+            ModelSize::Cnn {
+                channels: c0,
+                fc_width: f0,
+            } => {
+                if hidden.is_some()
+                    || d_model.is_some()
+                    || n_layers.is_some()
+                    || heads.is_some()
+                    || context.is_some()
+                    || tied.is_some()
+                {
+                    return Err(misplaced(
+                        "hidden/d_model/layers/heads/context/tied",
+                        "mlp or char-transformer",
+                    ));
+                }
+                let channels = channels.unwrap_or(c0);
+                if channels.len() != 2 {
+                    return Err(cx.invalid(
+                        &format!("workload[{}].channels", w.name),
+                        format!("{channels:?}"),
+                        "cnn takes exactly two widths, e.g. [32, 64]",
+                    ));
+                }
+                ModelSize::Cnn {
+                    channels,
+                    fc_width: fc_width.map_or(f0, |x| x as usize),
+                }
+            }
+            ModelSize::MobileNet { channels: c0 } => {
+                if hidden.is_some()
+                    || fc_width.is_some()
+                    || d_model.is_some()
+                    || n_layers.is_some()
+                    || heads.is_some()
+                    || context.is_some()
+                    || tied.is_some()
+                {
+                    return Err(misplaced(
+                        "hidden/fc_width/d_model/layers/heads/context/tied",
+                        "other models",
+                    ));
+                }
+                let channels = channels.unwrap_or(c0);
+                if channels.len() < 2 {
+                    return Err(cx.invalid(
+                        &format!("workload[{}].channels", w.name),
+                        format!("{channels:?}"),
+                        "a stem width and at least one block width, e.g. [32, 64, 128]",
+                    ));
+                }
+                ModelSize::MobileNet { channels }
+            }
+            ModelSize::Transformer {
+                d_model: d0,
+                layers: l0,
+                heads: h0,
+                context: t0,
+                tied: tied0,
+            } => {
+                if hidden.is_some() || channels.is_some() || fc_width.is_some() {
+                    return Err(misplaced("hidden/channels/fc_width", "mlp and the CNNs"));
+                }
+                let d = d_model.map_or(d0, |x| x as usize);
+                let h = heads.map_or(h0, |x| x as usize);
+                if d % h != 0 {
+                    return Err(cx.invalid(
+                        &format!("workload[{}].heads", w.name),
+                        h,
+                        &format!("d_model ({d}) must be divisible by heads"),
+                    ));
+                }
+                ModelSize::Transformer {
+                    d_model: d,
+                    layers: n_layers.map_or(l0, |x| x as usize),
+                    heads: h,
+                    context: context.map_or(t0, |x| x as usize),
+                    tied: tied.unwrap_or(tied0),
+                }
+            }
         })
     }
 

@@ -90,7 +90,34 @@ pub struct TrainOutcome {
     pub stop: Option<StopRecord>,
 }
 
-/// Mean loss and accuracy of `model` on `split`, inputs cast to `dtype`.
+/// Float inputs in the compute dtype; token ids stay integers.
+fn inputs(x: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
+    if x.dtype().is_float() {
+        x.to_dtype(dtype)
+    } else {
+        Ok(x.clone())
+    }
+}
+
+/// (N, C) logits and (N,) labels: sequence outputs (B, T, V) are flattened
+/// so language models share the classifiers' loss and accuracy.
+fn flat(logits: &Tensor, y: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    if logits.rank() == 3 {
+        let (b, t, v) = logits.dims3()?;
+        Ok((logits.reshape((b * t, v))?, y.reshape(b * t)?))
+    } else {
+        Ok((logits.clone(), y.clone()))
+    }
+}
+
+/// Cross-entropy (f32) of a batch's logits against its labels.
+fn loss_of(logits: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
+    let (l, y) = flat(&logits.to_dtype(DType::F32)?, y)?;
+    candle_nn::loss::cross_entropy(&l, &y)
+}
+
+/// Mean loss and accuracy (per label: per sample, or per token for language
+/// models) of `model` on `split`, float inputs cast to `dtype`.
 pub fn evaluate(
     model: &dyn Model,
     split: &DeviceSplit,
@@ -100,16 +127,19 @@ pub fn evaluate(
     let device = split.x.device();
     let mut loss_sum = Tensor::zeros((), DType::F32, device)?;
     let mut correct = Tensor::zeros((), DType::F32, device)?;
+    let mut labels = 0usize;
     for b in split.batches(batch) {
         let (x, y) = b?;
-        let n = y.dims()[0] as f64;
-        let logits = model.forward(&x.to_dtype(dtype)?)?.to_dtype(DType::F32)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-        loss_sum = (loss_sum + (loss * n)?)?;
-        let hit = logits.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?;
+        let logits = model.forward(&inputs(&x, dtype)?)?.to_dtype(DType::F32)?;
+        let (l, y) = flat(&logits, &y)?;
+        let n = y.dims()[0];
+        labels += n;
+        let loss = candle_nn::loss::cross_entropy(&l, &y)?;
+        loss_sum = (loss_sum + (loss * n as f64)?)?;
+        let hit = l.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?;
         correct = (correct + hit)?;
     }
-    let n = split.len().max(1) as f64;
+    let n = labels.max(1) as f64;
     Ok((
         loss_sum.to_scalar::<f32>()? as f64 / n,
         correct.to_scalar::<f32>()? as f64 / n,
@@ -215,8 +245,7 @@ pub fn train(
             let loss_scale = scaler.as_ref().map_or(1.0, |s| s.scale);
             let mut acc = None;
             for (x, y) in chunk {
-                let logits = model.forward(&x.to_dtype(compute)?)?.to_dtype(DType::F32)?;
-                let loss = candle_nn::loss::cross_entropy(&logits, y)?;
+                let loss = loss_of(&model.forward(&inputs(x, compute)?)?, y)?;
                 loss_sum = (loss_sum + loss.detach())?;
                 micro_count += 1;
                 samples_seen += y.dims()[0] as u64;
@@ -341,26 +370,51 @@ pub fn train(
     let model: &dyn Model = final_model.as_deref().unwrap_or(master.as_ref());
     let w = measurer.begin("test")?;
     let (loss, accuracy) = evaluate(model, data.test, eval_batch, compute)?;
+    let generative = model.generative();
     let test = EvalRecord {
         window: measurer.end(w)?,
         samples: data.test.len() as u64,
         loss,
         accuracy,
+        bits_per_token: generative.map(|_| loss / std::f64::consts::LN_2),
     };
 
     let w = measurer.begin("inference")?;
-    let mut n = 0u64;
-    for b in data.test.batches(eval_batch) {
-        let (x, _) = b?;
-        let preds = model
-            .forward(&x.to_dtype(compute)?)?
-            .argmax(1)?
-            .to_vec1::<u32>()?;
-        n += preds.len() as u64;
-    }
+    let (n, unit) = match generative {
+        // Language model: greedy generation from prompts of half a context.
+        Some(context) => {
+            let prompts = data.test.x.narrow(0, 0, data.test.len().min(8))?;
+            let prompts = prompts.narrow(1, 0, (context / 2).max(1))?;
+            let out = crate::model::transformer::generate(
+                model,
+                &prompts,
+                cfg.generate_tokens as usize,
+                context,
+            )?;
+            let _ = out.to_vec2::<u32>()?;
+            (
+                prompts.dim(0)? as u64 * cfg.generate_tokens as u64,
+                "tokens",
+            )
+        }
+        // Classifier: forward + argmax over the test split, predictions to the host.
+        None => {
+            let mut n = 0u64;
+            for b in data.test.batches(eval_batch) {
+                let (x, _) = b?;
+                let preds = model
+                    .forward(&inputs(&x, compute)?)?
+                    .argmax(1)?
+                    .to_vec1::<u32>()?;
+                n += preds.len() as u64;
+            }
+            (n, "samples")
+        }
+    };
     let window = measurer.end(w)?;
     let inference = InferenceRecord {
         samples: n,
+        unit: unit.into(),
         batch_size: cfg.eval_batch_size,
         samples_per_second: n as f64 / window.seconds.0.max(1e-9),
         joules_per_1k: window.joules.0 * 1000.0 / n.max(1) as f64,

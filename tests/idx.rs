@@ -65,8 +65,11 @@ fn fixture_dataset_loads_with_fixed_splits() {
     assert_eq!(s.train.len(), 300);
     assert_eq!(s.validation.len(), 5_000);
     assert_eq!(s.test.len(), 120);
-    assert_eq!(s.train.features.len(), 300 * 784);
-    assert!(s.train.features.iter().all(|&x| (0.0..=1.0).contains(&x)));
+    let joulebench::data::Features::F32(px) = &s.train.features else {
+        panic!("images are f32")
+    };
+    assert_eq!(px.len(), 300 * 784);
+    assert!(px.iter().all(|&x| (0.0..=1.0).contains(&x)));
     assert!(s.train.labels.iter().all(|&l| l < 10));
 }
 

@@ -124,7 +124,7 @@ fn unknown_workload_model_lists_known_ones() {
     ));
     assert_eq!(
         e,
-        "exp/s.toml: field `workload[w].model`: unknown workload model `resnet`; known: mlp, cnn"
+        "exp/s.toml: field `workload[w].model`: unknown workload model `resnet`; known: mlp, cnn, separable-cnn, standard-cnn, char-transformer"
     );
 }
 

@@ -44,7 +44,8 @@ fn run(
     let test = splits.test.take(Some(eval_cap)).to_device(&dev).unwrap();
     let vars = SeededVars::new(s.key.seed);
     let kind = s.config.model;
-    let build = |dt: DType| kind.build(vars.builder(dt, &Device::Cpu), 10);
+    let size = s.config.size.clone();
+    let build = |dt: DType| kind.build(vars.builder(dt, &Device::Cpu), 10, &size);
     let mut m = Measurer::new(
         Box::new(ConstantPowerMeter::new(vec![(
             "cpu-fake".into(),
@@ -116,7 +117,7 @@ fn accumulated_gradient_equals_the_big_batch_gradient() {
     let dev = Device::Cpu;
     let vars = SeededVars::new(9);
     let model = ModelKind::Mlp
-        .build(vars.builder(DType::F32, &dev), 10)
+        .build_default(vars.builder(DType::F32, &dev), 10)
         .unwrap();
     let all = vars.var_map().all_vars();
     let x = Tensor::rand(0f32, 1.0, (64, 784), &dev).unwrap();
@@ -299,7 +300,7 @@ fn tf32_on_cpu_is_refused_with_a_clear_message() {
     let splits = fashion_mnist::load(&data).unwrap();
     let d = splits.train.take(Some(64)).to_device(&Device::Cpu).unwrap();
     let vars = SeededVars::new(1);
-    let build = |dt: DType| ModelKind::Mlp.build(vars.builder(dt, &Device::Cpu), 10);
+    let build = |dt: DType| ModelKind::Mlp.build_default(vars.builder(dt, &Device::Cpu), 10);
     let mut m = Measurer::new(Box::new(ConstantPowerMeter::new(vec![])), Device::Cpu);
     let e = trainer::train(
         &s,

@@ -16,7 +16,7 @@ use std::path::Path;
 
 fn weights(kind: ModelKind, seed: u64) -> Vec<(String, Vec<f32>)> {
     let vars = SeededVars::new(seed);
-    kind.build(vars.builder(DType::F32, &Device::Cpu), 10)
+    kind.build_default(vars.builder(DType::F32, &Device::Cpu), 10)
         .unwrap();
     let map = vars.var_map().data().lock().unwrap();
     let mut out: Vec<(String, Vec<f32>)> = map
@@ -80,7 +80,8 @@ fn run(spec: &TrialSpec, dir: &Path) -> TrainOutcome {
     let vars = SeededVars::new(spec.key.seed);
     let kind = spec.config.model;
     let d2 = dev.clone();
-    let build = |dt: DType| kind.build(vars.builder(dt, &d2), 10);
+    let size = spec.config.size.clone();
+    let build = |dt: DType| kind.build(vars.builder(dt, &d2), 10, &size);
     let mut m = Measurer::new(
         Box::new(ConstantPowerMeter::new(vec![(
             "cpu-fake".into(),

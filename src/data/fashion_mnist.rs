@@ -130,12 +130,15 @@ fn load_pair(dir: &Path, prefix: &str) -> Result<Pair, DataError> {
 fn split(p: &Pair, range: std::ops::Range<usize>) -> Split {
     let px = 28 * 28;
     Split {
-        features: p.images[range.start * px..range.end * px]
-            .iter()
-            .map(|&b| b as f32 / 255.0)
-            .collect(),
+        features: super::Features::F32(
+            p.images[range.start * px..range.end * px]
+                .iter()
+                .map(|&b| b as f32 / 255.0)
+                .collect(),
+        ),
         labels: p.labels[range.clone()].iter().map(|&l| l as u32).collect(),
         feature_shape: vec![1, 28, 28],
+        label_len: 1,
     }
 }
 

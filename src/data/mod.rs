@@ -3,24 +3,36 @@
 
 pub mod fashion_mnist;
 pub mod idx;
+pub mod text;
 
 use crate::rng::Rng;
 use candle_core::{Device, Tensor};
 use std::path::PathBuf;
 
-/// One split of a classification dataset, on the host.
+/// Sample inputs: pixels (f32) or token ids (u32).
+#[derive(Debug, Clone)]
+pub enum Features {
+    F32(Vec<f32>),
+    U32(Vec<u32>),
+}
+
+/// One split of a dataset, on the host: classification (one label per
+/// sample) or next-token prediction (one label per input token).
 #[derive(Debug, Clone)]
 pub struct Split {
-    /// Row-major features, `len() == labels.len() * prod(feature_shape)`.
-    pub features: Vec<f32>,
+    /// Row-major features, `len == n * prod(feature_shape)`.
+    pub features: Features,
+    /// Row-major labels, `len == n * label_len`.
     pub labels: Vec<u32>,
-    /// Shape of one sample, e.g. [1, 28, 28].
+    /// Shape of one sample, e.g. [1, 28, 28] or [context].
     pub feature_shape: Vec<usize>,
+    /// Labels per sample: 1 for classification, the context for language models.
+    pub label_len: usize,
 }
 
 impl Split {
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.labels.len() / self.label_len.max(1)
     }
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
@@ -31,20 +43,33 @@ impl Split {
     /// The first `n` samples (or all, if fewer).
     pub fn take(&self, n: Option<u64>) -> Split {
         let n = n.map_or(self.len(), |n| (n as usize).min(self.len()));
+        let f = n * self.sample_size();
         Split {
-            features: self.features[..n * self.sample_size()].to_vec(),
-            labels: self.labels[..n].to_vec(),
+            features: match &self.features {
+                Features::F32(v) => Features::F32(v[..f].to_vec()),
+                Features::U32(v) => Features::U32(v[..f].to_vec()),
+            },
+            labels: self.labels[..n * self.label_len].to_vec(),
             feature_shape: self.feature_shape.clone(),
+            label_len: self.label_len,
         }
     }
-    /// Moves the split to a device as (N, features...) f32 and (N,) u32 tensors.
+    /// Moves the split to a device: x as (N, features...) f32 or u32, y as
+    /// (N,) or (N, label_len) u32.
     pub fn to_device(&self, device: &Device) -> candle_core::Result<DeviceSplit> {
-        let mut shape = vec![self.len()];
+        let n = self.len();
+        let mut shape = vec![n];
         shape.extend(&self.feature_shape);
-        Ok(DeviceSplit {
-            x: Tensor::from_slice(&self.features, shape, device)?,
-            y: Tensor::from_slice(&self.labels, self.len(), device)?,
-        })
+        let x = match &self.features {
+            Features::F32(v) => Tensor::from_slice(v, shape, device)?,
+            Features::U32(v) => Tensor::from_slice(v, shape, device)?,
+        };
+        let y = if self.label_len == 1 {
+            Tensor::from_slice(&self.labels, n, device)?
+        } else {
+            Tensor::from_slice(&self.labels, (n, self.label_len), device)?
+        };
+        Ok(DeviceSplit { x, y })
     }
 }
 

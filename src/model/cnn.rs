@@ -9,24 +9,31 @@ pub struct Cnn {
     conv2: Conv2d,
     fc1: Linear,
     fc2: Linear,
+    c1: usize,
+    c2: usize,
+    hidden: usize,
     classes: usize,
 }
 
-const C1: usize = 32;
-const C2: usize = 64;
-const HIDDEN: usize = 128;
-
 impl Cnn {
-    pub fn new(vb: VarBuilder, classes: usize) -> Result<Self> {
+    /// `channels` = [c1, c2] of the two conv blocks; `hidden` = width of fc1.
+    pub fn new(vb: VarBuilder, channels: &[usize], hidden: usize, classes: usize) -> Result<Self> {
+        let (c1, c2) = match channels {
+            [a, b] => (*a, *b),
+            _ => candle_core::bail!("cnn needs exactly two channel widths, got {channels:?}"),
+        };
         let cfg = Conv2dConfig {
             padding: 1,
             ..Default::default()
         };
         Ok(Self {
-            conv1: conv2d(1, C1, 3, cfg, vb.pp("conv1"))?,
-            conv2: conv2d(C1, C2, 3, cfg, vb.pp("conv2"))?,
-            fc1: linear(C2 * 7 * 7, HIDDEN, vb.pp("fc1"))?,
-            fc2: linear(HIDDEN, classes, vb.pp("fc2"))?,
+            conv1: conv2d(1, c1, 3, cfg, vb.pp("conv1"))?,
+            conv2: conv2d(c1, c2, 3, cfg, vb.pp("conv2"))?,
+            fc1: linear(c2 * 7 * 7, hidden, vb.pp("fc1"))?,
+            fc2: linear(hidden, classes, vb.pp("fc2"))?,
+            c1,
+            c2,
+            hidden,
             classes,
         })
     }
@@ -44,9 +51,9 @@ impl Model for Cnn {
     }
 
     fn macs_per_sample(&self) -> u64 {
-        let conv1 = 28 * 28 * C1 * 9;
-        let conv2 = 14 * 14 * C2 * C1 * 9;
-        let fc = C2 * 49 * HIDDEN + HIDDEN * self.classes;
+        let conv1 = 28 * 28 * self.c1 * 9;
+        let conv2 = 14 * 14 * self.c2 * self.c1 * 9;
+        let fc = self.c2 * 49 * self.hidden + self.hidden * self.classes;
         (conv1 + conv2 + fc) as u64
     }
 }

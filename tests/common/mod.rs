@@ -132,10 +132,12 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
                 samples: 1000,
                 loss: 0.4,
                 accuracy: acc0,
+                bits_per_token: None,
             }),
             inference: Some(InferenceRecord {
                 window: window("inference", 2.0, 0.2, Some(2.0), prov),
                 samples: 1000,
+                unit: "samples".into(),
                 batch_size: 1000,
                 samples_per_second: 5000.0,
                 joules_per_1k: 2.0,

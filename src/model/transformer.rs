@@ -1,0 +1,188 @@
+//! Character-level causal transformer (GPT-style): token embeddings plus
+//! learned positions, pre-norm blocks of multi-head self-attention and a
+//! 4x MLP (GELU), a final layer norm, and a head tied to the embeddings or
+//! its own.
+//!
+//! Multiply-accumulates per token of a forward pass over a full context of
+//! T tokens, d = d_model, V = vocabulary, per layer:
+//! QKV `3 d^2` + attention scores `T d` + weighted values `T d` + output
+//! projection `d^2` + MLP `8 d^2`; plus the head `d V`. (The causal mask
+//! zeroes half the scores, but the dense kernels compute all T x T, so the
+//! count is what the hardware does.) Per sample: T times that.
+
+use super::Model;
+use candle_core::{D, DType, Module, Result, Tensor};
+use candle_nn::{
+    Embedding, LayerNorm, Linear, VarBuilder, embedding, layer_norm, linear, linear_no_bias,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransformerConfig {
+    pub vocab: usize,
+    pub d_model: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub context: usize,
+    pub tied: bool,
+}
+
+impl TransformerConfig {
+    /// Forward multiply-accumulates for one token at full context.
+    pub fn macs_per_token(&self) -> u64 {
+        let (d, t, v) = (self.d_model as u64, self.context as u64, self.vocab as u64);
+        self.layers as u64 * (12 * d * d + 2 * t * d) + d * v
+    }
+}
+
+struct Block {
+    ln1: LayerNorm,
+    qkv: Linear,
+    proj: Linear,
+    ln2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+pub struct CharTransformer {
+    cfg: TransformerConfig,
+    tok: Embedding,
+    pos: Tensor,
+    blocks: Vec<Block>,
+    ln_f: LayerNorm,
+    head: Option<Linear>,
+}
+
+impl CharTransformer {
+    pub fn new(vb: VarBuilder, cfg: TransformerConfig) -> Result<Self> {
+        let d = cfg.d_model;
+        if cfg.heads == 0 || !d.is_multiple_of(cfg.heads) {
+            candle_core::bail!("d_model {d} is not divisible by heads {}", cfg.heads);
+        }
+        let tok = embedding(cfg.vocab, d, vb.pp("tok"))?;
+        let pos = vb.get_with_hints(
+            (cfg.context, d),
+            "pos",
+            candle_nn::Init::Randn {
+                mean: 0.0,
+                stdev: 0.02,
+            },
+        )?;
+        let blocks = (0..cfg.layers)
+            .map(|i| {
+                let b = vb.pp(format!("block{i}"));
+                Ok(Block {
+                    ln1: layer_norm(d, 1e-5, b.pp("ln1"))?,
+                    qkv: linear(d, 3 * d, b.pp("qkv"))?,
+                    proj: linear(d, d, b.pp("proj"))?,
+                    ln2: layer_norm(d, 1e-5, b.pp("ln2"))?,
+                    fc1: linear(d, 4 * d, b.pp("fc1"))?,
+                    fc2: linear(4 * d, d, b.pp("fc2"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ln_f = layer_norm(d, 1e-5, vb.pp("ln_f"))?;
+        let head = if cfg.tied {
+            None
+        } else {
+            Some(linear_no_bias(d, cfg.vocab, vb.pp("head"))?)
+        };
+        Ok(Self {
+            cfg,
+            tok,
+            pos,
+            blocks,
+            ln_f,
+            head,
+        })
+    }
+
+    fn attention(&self, blk: &Block, h: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (b, t, d) = h.dims3()?;
+        let nh = self.cfg.heads;
+        let hd = d / nh;
+        let qkv = blk.qkv.forward(h)?.reshape((b, t, 3, nh, hd))?;
+        let q = qkv
+            .narrow(2, 0, 1)?
+            .squeeze(2)?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let k = qkv
+            .narrow(2, 1, 1)?
+            .squeeze(2)?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let v = qkv
+            .narrow(2, 2, 1)?
+            .squeeze(2)?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let att = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
+        let att = att.broadcast_add(mask)?;
+        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
+        blk.proj.forward(&y)
+    }
+}
+
+/// (t, t) additive causal mask: 0 on and below the diagonal, -inf above.
+pub fn causal_mask(t: usize, dtype: DType, dev: &candle_core::Device) -> Result<Tensor> {
+    let v: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(v, (t, t), dev)?.to_dtype(dtype)
+}
+
+impl Model for CharTransformer {
+    /// Logits (B, T, V) for token ids (B, T), T <= context.
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let (_b, t) = xs.dims2()?;
+        if t > self.cfg.context {
+            candle_core::bail!(
+                "sequence of {t} tokens exceeds the context of {}",
+                self.cfg.context
+            );
+        }
+        let mut h = self
+            .tok
+            .forward(xs)?
+            .broadcast_add(&self.pos.narrow(0, 0, t)?)?;
+        let mask = causal_mask(t, h.dtype(), h.device())?;
+        for blk in &self.blocks {
+            h = (&h + self.attention(blk, &blk.ln1.forward(&h)?, &mask)?)?;
+            let m = blk
+                .fc2
+                .forward(&blk.fc1.forward(&blk.ln2.forward(&h)?)?.gelu()?)?;
+            h = (h + m)?;
+        }
+        let h = self.ln_f.forward(&h)?;
+        match &self.head {
+            Some(head) => head.forward(&h),
+            None => h.broadcast_matmul(&self.tok.embeddings().t()?),
+        }
+    }
+
+    fn macs_per_sample(&self) -> u64 {
+        self.cfg.macs_per_token() * self.cfg.context as u64
+    }
+
+    fn generative(&self) -> Option<usize> {
+        Some(self.cfg.context)
+    }
+}
+
+/// Greedy generation: extends each row of `prompt` (B, P) by `n` tokens,
+/// feeding at most the last `context` tokens. Returns (B, P + n).
+pub fn generate(model: &dyn Model, prompt: &Tensor, n: usize, context: usize) -> Result<Tensor> {
+    let mut seq = prompt.clone();
+    for _ in 0..n {
+        let t = seq.dim(1)?;
+        let start = t.saturating_sub(context);
+        let window = seq.narrow(1, start, t - start)?;
+        let logits = model.forward(&window)?;
+        let last = logits.narrow(1, logits.dim(1)? - 1, 1)?.squeeze(1)?;
+        let next = last.argmax(D::Minus1)?.unsqueeze(1)?.to_dtype(DType::U32)?;
+        seq = Tensor::cat(&[&seq, &next], 1)?;
+    }
+    Ok(seq)
+}
