@@ -6,11 +6,13 @@ set -euo pipefail
 dir="${JOULEBENCH_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
 missing=()
 [ -e "$dir/train-images-idx3-ubyte.gz" ] || [ -e "$dir/train-images-idx3-ubyte" ] || missing+=(dataset-fashion-mnist)
+corpus="${JOULEBENCH_CORPUS:-/usr/share/games/fortunes}"
+[ -e "$corpus/fortunes" ] || [ -n "${JOULEBENCH_CORPUS:-}" ] || missing+=(fortunes)
 # Plot text needs a TrueType font (or JOULEBENCH_FONT pointing at one).
 [ -n "${JOULEBENCH_FONT:-}" ] || [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "data present: Fashion-MNIST in $dir, plot font installed"
+  echo "data present: Fashion-MNIST in $dir, text corpus in $corpus, plot font installed"
   exit 0
 fi
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then

@@ -18,6 +18,7 @@ pub mod meter;
 pub mod meters_report;
 pub mod model;
 pub mod optim;
+pub mod peaks;
 pub mod plan;
 pub mod progress;
 pub mod record;

@@ -105,6 +105,12 @@ pub struct TrialRecord {
     pub parameters: u64,
     /// Analytic multiply-accumulates of one forward pass of one sample.
     pub macs_per_sample: u64,
+    /// Training FLOPs per sample: 3 x forward, forward = 2 x MACs.
+    #[serde(default)]
+    pub flops_per_train_sample: u64,
+    /// Inference FLOPs per unit (sample, or generated token): 2 x MACs.
+    #[serde(default)]
+    pub flops_per_inference_unit: u64,
     pub data: Option<DataRecord>,
     pub epochs: Vec<EpochRecord>,
     /// Sum of the epochs' training windows.

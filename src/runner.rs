@@ -320,6 +320,8 @@ fn run_trial(
         finished_at: String::new(),
         parameters: 0,
         macs_per_sample: 0,
+        flops_per_train_sample: 0,
+        flops_per_inference_unit: 0,
         data: None,
         epochs: Vec::new(),
         training: None,
@@ -352,6 +354,8 @@ fn run_trial(
             let model = build(master_dtype).map_err(|e| format!("cannot build model: {e}"))?;
             record.parameters = vars.parameter_count();
             record.macs_per_sample = model.macs_per_sample();
+            record.flops_per_train_sample = 6 * model.macs_per_sample();
+            record.flops_per_inference_unit = 2 * model.macs_per_inference_unit();
             cool_down(measurement, measurer);
             if measurement.idle_seconds > 0.0 {
                 record.idle = Some(

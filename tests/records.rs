@@ -66,6 +66,8 @@ fn record(s: &Suite, i: usize) -> TrialRecord {
         finished_at: "2026-01-01T00:00:01.000Z".into(),
         parameters: 535_818,
         macs_per_sample: 535_040,
+        flops_per_train_sample: 6 * 535_040,
+        flops_per_inference_unit: 2 * 535_040,
         data: None,
         epochs: vec![EpochRecord {
             epoch: 1,

@@ -58,7 +58,12 @@ pub fn metrics(r: &TrialRecord) -> TrialMetrics {
             nan
         },
         flop_per_j: if samples > 0 && train_j > 0.0 {
-            6.0 * r.macs_per_sample as f64 * samples as f64 / train_j
+            let per_sample = if r.flops_per_train_sample > 0 {
+                r.flops_per_train_sample as f64
+            } else {
+                6.0 * r.macs_per_sample as f64
+            };
+            per_sample * samples as f64 / train_j
         } else {
             nan
         },

@@ -191,7 +191,27 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
         o,
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
+    let mut peak_rows: Vec<String> = Vec::new();
+    let peak = run
+        .manifest
+        .as_ref()
+        .and_then(|m| m.gpus.iter().find_map(|g| crate::peaks::lookup(&g.name)));
     for v in summarize(&run.records) {
+        if let Some(p) = peak
+            && let Some(r) = run
+                .records
+                .iter()
+                .find(|r| r.key.workload == v.workload && r.key.variant == v.variant)
+        {
+            peak_rows.push(format!(
+                "| {} | {} | {} | {:.3e} | {:.2e} |",
+                v.workload,
+                v.variant,
+                p.device,
+                p.flop_per_joule(r.config.precision),
+                v.flop_per_j.mean / p.flop_per_joule(r.config.precision)
+            ));
+        }
         let acc = super::stats::Estimate {
             mean: v.accuracy.mean * 100.0,
             ci95: v.accuracy.ci95 * 100.0,
@@ -220,6 +240,19 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
                 v.outliers.join(", ")
             }
         );
+    }
+    if !peak_rows.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nTraining FLOP/J against the device's peak dense FLOP/J at rated power (`src/peaks.rs`, vendors' datasheets):\n"
+        );
+        let _ = writeln!(
+            o,
+            "| workload | variant | device | peak FLOP/J | fraction of peak |\n|---|---|---|---|---|"
+        );
+        for row in &peak_rows {
+            let _ = writeln!(o, "{row}");
+        }
     }
     if let Some(base) = run.baseline() {
         let ps = paired(&run.records, &base);

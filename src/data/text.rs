@@ -71,7 +71,8 @@ impl Corpus {
         let mut text = Vec::new();
         for f in &files {
             let bytes = std::fs::read(f).map_err(|e| missing(format!("{}: {e}", f.display())))?;
-            for line in bytes.split(|&b| b == b'\n') {
+            let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+            for line in body.split(|&b| b == b'\n') {
                 if line == b"%" {
                     continue;
                 }

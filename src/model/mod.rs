@@ -17,6 +17,11 @@ pub trait Model: Send + Sync {
     fn forward(&self, xs: &Tensor) -> Result<Tensor>;
     /// Analytic multiply-accumulates of one forward pass for one sample.
     fn macs_per_sample(&self) -> u64;
+    /// Multiply-accumulates per unit of the inference window: a classified
+    /// sample, or a generated token (counted at full context, an upper bound).
+    fn macs_per_inference_unit(&self) -> u64 {
+        self.macs_per_sample()
+    }
     /// For generative models: the context length (the inference window then
     /// generates text instead of classifying).
     fn generative(&self) -> Option<usize> {

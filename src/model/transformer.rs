@@ -12,9 +12,7 @@
 
 use super::Model;
 use candle_core::{D, DType, Module, Result, Tensor};
-use candle_nn::{
-    Embedding, LayerNorm, Linear, VarBuilder, embedding, layer_norm, linear, linear_no_bias,
-};
+use candle_nn::{Embedding, Linear, VarBuilder, linear, linear_no_bias};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +30,38 @@ impl TransformerConfig {
     pub fn macs_per_token(&self) -> u64 {
         let (d, t, v) = (self.d_model as u64, self.context as u64, self.vocab as u64);
         self.layers as u64 * (12 * d * d + 2 * t * d) + d * v
+    }
+}
+
+/// Layer norm built from differentiable ops. candle_nn's `LayerNorm` (and
+/// `ops::softmax_last_dim`) take a fused kernel with *no backward pass* on
+/// contiguous inputs, so gradients silently stop there and a pre-norm
+/// transformer learns only unigram statistics. This one trains.
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+fn layer_norm(d: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
+    Ok(LayerNorm {
+        weight: vb.get_with_hints(d, "weight", candle_nn::Init::Const(1.0))?,
+        bias: vb.get_with_hints(d, "bias", candle_nn::Init::Const(0.0))?,
+        eps,
+    })
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let x = x.to_dtype(DType::F32)?;
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+        let xn = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        xn.to_dtype(dtype)?
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
     }
 }
 
@@ -59,7 +89,19 @@ impl CharTransformer {
         if cfg.heads == 0 || !d.is_multiple_of(cfg.heads) {
             candle_core::bail!("d_model {d} is not divisible by heads {}", cfg.heads);
         }
-        let tok = embedding(cfg.vocab, d, vb.pp("tok"))?;
+        // GPT-2's initialisation (std 0.02): candle's `embedding()` draws std 1,
+        // which with a tied head gives logits of std ~sqrt(d) and a huge first loss.
+        let tok = Embedding::new(
+            vb.pp("tok").get_with_hints(
+                (cfg.vocab, d),
+                "weight",
+                candle_nn::Init::Randn {
+                    mean: 0.0,
+                    stdev: 0.02,
+                },
+            )?,
+            d,
+        );
         let pos = vb.get_with_hints(
             (cfg.context, d),
             "pos",
@@ -119,7 +161,8 @@ impl CharTransformer {
             .contiguous()?;
         let att = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
         let att = att.broadcast_add(mask)?;
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        // Not `softmax_last_dim`: it has no backward pass.
+        let att = candle_nn::ops::softmax(&att, D::Minus1)?;
         let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         blk.proj.forward(&y)
     }
@@ -164,6 +207,10 @@ impl Model for CharTransformer {
 
     fn macs_per_sample(&self) -> u64 {
         self.cfg.macs_per_token() * self.cfg.context as u64
+    }
+
+    fn macs_per_inference_unit(&self) -> u64 {
+        self.cfg.macs_per_token()
     }
 
     fn generative(&self) -> Option<usize> {

@@ -123,6 +123,8 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
             finished_at: "2026-01-01T00:01:00.000Z".into(),
             parameters: 535_818,
             macs_per_sample: 535_040,
+            flops_per_train_sample: 6 * 535_040,
+            flops_per_inference_unit: 2 * 535_040,
             data: None,
             epochs,
             training: Some(training),
