@@ -21,6 +21,8 @@ pub mod optim;
 pub mod peaks;
 pub mod plan;
 pub mod progress;
+pub mod prune;
+pub mod quantize;
 pub mod record;
 pub mod rng;
 pub mod runner;

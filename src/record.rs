@@ -135,6 +135,29 @@ pub struct TrialRecord {
     /// Set when training stopped before its epoch budget.
     #[serde(default)]
     pub stop: Option<StopRecord>,
+    /// Post-training quantization: sizes, accuracy and inference cost.
+    #[serde(default)]
+    pub quantization: Option<QuantizationRecord>,
+    /// Pruning: measured sparsity per layer and training energy by phase.
+    #[serde(default)]
+    pub pruning: Option<crate::prune::PruningRecord>,
+}
+
+/// The trained model's linear layers quantized and measured on the same
+/// test data as the f32 model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantizationRecord {
+    pub dtype: String,
+    /// Linear-layer weight bytes in f32 and quantized (padding included).
+    pub weight_bytes_f32: u64,
+    pub weight_bytes_quantized: u64,
+    pub size_ratio: f64,
+    pub test: Option<EvalRecord>,
+    /// Test accuracy of the quantized minus the f32 model, in points.
+    pub accuracy_change_pp: Option<f64>,
+    pub inference: Option<InferenceRecord>,
+    /// Why quantization could not run (the trial itself still completed).
+    pub error: Option<String>,
 }
 
 /// One validation pass.

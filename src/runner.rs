@@ -333,6 +333,8 @@ fn run_trial(
         evaluations: Vec::new(),
         precision: None,
         stop: None,
+        quantization: None,
+        pruning: None,
     };
     let result =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(), String> {
@@ -364,6 +366,18 @@ fn run_trial(
                         .map_err(|e| format!("idle window: {e}"))?,
                 );
             }
+            let steps_per_epoch = (train.len() as u64)
+                .div_ceil(spec.config.batch_size as u64)
+                .div_ceil(spec.config.accumulation_steps.max(1) as u64);
+            let mut pruner = spec
+                .config
+                .prune
+                .clone()
+                .map(|c| crate::prune::Pruner::new(c, &vars, steps_per_epoch));
+            let hooks: &mut dyn trainer::Hooks = match pruner.as_mut() {
+                Some(p) => p,
+                None => &mut NoHooks,
+            };
             let out = trainer::train(
                 spec,
                 &build,
@@ -374,10 +388,16 @@ fn run_trial(
                     test: &test,
                 },
                 measurer,
-                &mut NoHooks,
+                hooks,
                 progress,
             )
             .map_err(|e| e.to_string())?;
+            if let Some(p) = &pruner {
+                record.pruning = Some(
+                    crate::prune::PruningRecord::new(p.cfg.clone(), &vars, &out.epochs)
+                        .map_err(|e| format!("measuring sparsity: {e}"))?,
+                );
+            }
             record.status = out.status;
             let training =
                 crate::meter::EnergyReading::sum("training", out.epochs.iter().map(|e| &e.train));
@@ -390,6 +410,7 @@ fn run_trial(
             record.evaluations = out.evaluations;
             record.precision = Some(out.precision);
             record.stop = out.stop;
+            record.quantization = out.quantization;
             let total = record.total_energy();
             record.impact = Some(TrialImpact {
                 settings: measurement.impact.clone(),

@@ -139,6 +139,16 @@ pub struct Settings {
     pub tied: Option<bool>,
     /// Language models: tokens generated per prompt in the inference window.
     pub generate_tokens: Option<i64>,
+    /// Post-training quantization of linear layers for inference: q8_0 | q4_0 | q4k.
+    pub quantize: Option<String>,
+    /// Unstructured magnitude pruning: target sparsity in [0, 1).
+    pub prune_sparsity: Option<f64>,
+    /// global | layer
+    pub prune_scope: Option<String>,
+    /// one-shot | gradual
+    pub prune_schedule: Option<String>,
+    /// One-shot: prune after this epoch (the rest fine-tune); gradual: ramp over these epochs.
+    pub prune_after_epochs: Option<i64>,
 }
 
 /// Numeric precision of a trial.
@@ -336,6 +346,10 @@ pub struct TrialConfig {
     pub size: crate::model::ModelSize,
     /// Language models: tokens generated per prompt in the inference window.
     pub generate_tokens: u32,
+    /// Post-training quantization type for an extra inference window.
+    pub quantize: Option<String>,
+    /// Unstructured magnitude pruning, if any.
+    pub prune: Option<crate::prune::PruneConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -549,6 +563,55 @@ impl Ctx<'_> {
                 "precision",
                 x,
                 &Precision::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            ));
+        }
+        if let Some(x) = s.prune_sparsity
+            && !(0.0..1.0).contains(&x)
+        {
+            return Err(self.invalid(
+                &format!("{p}.prune_sparsity"),
+                x,
+                "sparsity is the fraction of weights set to zero, in [0, 1)",
+            ));
+        }
+        pos_int(
+            "prune_after_epochs",
+            s.prune_after_epochs,
+            "an epoch number >= 1",
+        )?;
+        if let Some(x) = &s.prune_scope
+            && x != "global"
+            && x != "layer"
+        {
+            return Err(self.unknown(
+                &format!("{p}.prune_scope"),
+                "pruning scope",
+                x,
+                &["global", "layer"],
+            ));
+        }
+        if let Some(x) = &s.prune_schedule
+            && x != "one-shot"
+            && x != "gradual"
+        {
+            return Err(self.unknown(
+                &format!("{p}.prune_schedule"),
+                "pruning schedule",
+                x,
+                &["one-shot", "gradual"],
+            ));
+        }
+        if let Some(x) = &s.quantize
+            && crate::quantize::parse(x).is_none()
+        {
+            return Err(self.unknown(
+                &format!("{p}.quantize"),
+                "quantization type",
+                x,
+                &crate::quantize::TYPES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>(),
             ));
         }
         if let Some(x) = &s.lr_scaling
@@ -997,6 +1060,25 @@ impl Suite {
             loss_scale_growth_interval: pick!(loss_scale_growth_interval, 2000) as u32,
             size,
             generate_tokens: pick!(generate_tokens, 64) as u32,
+            quantize: layers.iter().rev().find_map(|l| l.quantize.clone()),
+            prune: layers
+                .iter()
+                .rev()
+                .find_map(|l| l.prune_sparsity)
+                .map(|sparsity| crate::prune::PruneConfig {
+                    sparsity,
+                    scope: if pick!(prune_scope, "global".to_string()) == "layer" {
+                        crate::prune::Scope::Layer
+                    } else {
+                        crate::prune::Scope::Global
+                    },
+                    schedule: if pick!(prune_schedule, "one-shot".to_string()) == "gradual" {
+                        crate::prune::Schedule::Gradual
+                    } else {
+                        crate::prune::Schedule::OneShot
+                    },
+                    after_epochs: pick!(prune_after_epochs, 1) as u32,
+                }),
         })
     }
 

@@ -21,7 +21,8 @@ use crate::model::Model;
 use crate::optim::TrainOptimizer;
 use crate::plan::TrialSpec;
 use crate::record::{
-    EpochRecord, EvalPoint, EvalRecord, InferenceRecord, PrecisionRecord, StopRecord, TrialStatus,
+    EpochRecord, EvalPoint, EvalRecord, InferenceRecord, PrecisionRecord, QuantizationRecord,
+    StopRecord, TrialStatus,
 };
 use crate::suite::Precision;
 use candle_core::{DType, Tensor};
@@ -88,6 +89,7 @@ pub struct TrainOutcome {
     pub inference: Option<InferenceRecord>,
     pub precision: PrecisionRecord,
     pub stop: Option<StopRecord>,
+    pub quantization: Option<QuantizationRecord>,
 }
 
 /// Float inputs in the compute dtype; token ids stay integers.
@@ -363,6 +365,7 @@ pub fn train(
             inference: None,
             precision,
             stop,
+            quantization: None,
         });
     }
 
@@ -379,11 +382,37 @@ pub fn train(
         bits_per_token: generative.map(|_| loss / std::f64::consts::LN_2),
     };
 
-    let w = measurer.begin("inference")?;
-    let (n, unit) = match generative {
-        // Language model: greedy generation from prompts of half a context.
+    let inference = inference_window(measurer, model, data.test, cfg, compute, "inference")?;
+    let quantization = match &cfg.quantize {
+        None => None,
+        Some(q) => Some(quantized(measurer, model, &data, cfg, q, accuracy)?),
+    };
+    Ok(TrainOutcome {
+        status,
+        epochs,
+        evaluations,
+        test: Some(test),
+        inference: Some(inference),
+        precision,
+        stop,
+        quantization,
+    })
+}
+
+/// The inference window: greedy generation for language models, forward +
+/// argmax over the test split (predictions copied to the host) for classifiers.
+fn inference_window(
+    measurer: &mut Measurer,
+    model: &dyn Model,
+    test: &DeviceSplit,
+    cfg: &crate::suite::TrialConfig,
+    compute: DType,
+    name: &str,
+) -> Result<InferenceRecord, TrainError> {
+    let w = measurer.begin(name)?;
+    let (n, unit) = match model.generative() {
         Some(context) => {
-            let prompts = data.test.x.narrow(0, 0, data.test.len().min(8))?;
+            let prompts = test.x.narrow(0, 0, test.len().min(8))?;
             let prompts = prompts.narrow(1, 0, (context / 2).max(1))?;
             let out = crate::model::transformer::generate(
                 model,
@@ -397,10 +426,9 @@ pub fn train(
                 "tokens",
             )
         }
-        // Classifier: forward + argmax over the test split, predictions to the host.
         None => {
             let mut n = 0u64;
-            for b in data.test.batches(eval_batch) {
+            for b in test.batches(cfg.eval_batch_size as usize) {
                 let (x, _) = b?;
                 let preds = model
                     .forward(&inputs(&x, compute)?)?
@@ -412,21 +440,80 @@ pub fn train(
         }
     };
     let window = measurer.end(w)?;
-    let inference = InferenceRecord {
+    Ok(InferenceRecord {
         samples: n,
         unit: unit.into(),
         batch_size: cfg.eval_batch_size,
         samples_per_second: n as f64 / window.seconds.0.max(1e-9),
         joules_per_1k: window.joules.0 * 1000.0 / n.max(1) as f64,
         window,
-    };
-    Ok(TrainOutcome {
-        status,
-        epochs,
-        evaluations,
-        test: Some(test),
-        inference: Some(inference),
-        precision,
-        stop,
     })
+}
+
+/// Quantizes the trained model's linear layers and measures its test
+/// accuracy and inference cost. A type or model that cannot be quantized
+/// is recorded with the reason; the trial still completes.
+fn quantized(
+    measurer: &mut Measurer,
+    model: &dyn Model,
+    data: &TrialData,
+    cfg: &crate::suite::TrialConfig,
+    name: &str,
+    f32_accuracy: f64,
+) -> Result<QuantizationRecord, TrainError> {
+    let mut rec = QuantizationRecord {
+        dtype: name.to_string(),
+        weight_bytes_f32: 0,
+        weight_bytes_quantized: 0,
+        size_ratio: f64::NAN,
+        test: None,
+        accuracy_change_pp: None,
+        inference: None,
+        error: None,
+    };
+    let Some(dtype) = crate::quantize::parse(name) else {
+        rec.error = Some(format!("unknown quantization type {name}"));
+        return Ok(rec);
+    };
+    let q = match model.quantized(dtype) {
+        Ok(Some(q)) => q,
+        Ok(None) => {
+            rec.error = Some(format!(
+                "model {} does not support post-training quantization",
+                cfg.model.name()
+            ));
+            return Ok(rec);
+        }
+        Err(e) => {
+            rec.error = Some(format!("{name} quantization failed on this device: {e}"));
+            return Ok(rec);
+        }
+    };
+    rec.weight_bytes_f32 = q.bytes.f32;
+    rec.weight_bytes_quantized = q.bytes.quantized;
+    rec.size_ratio = q.bytes.f32 as f64 / q.bytes.quantized.max(1) as f64;
+    let w = measurer.begin("test/quantized")?;
+    let (loss, accuracy) = evaluate(
+        q.model.as_ref(),
+        data.test,
+        cfg.eval_batch_size as usize,
+        DType::F32,
+    )?;
+    rec.test = Some(EvalRecord {
+        window: measurer.end(w)?,
+        samples: data.test.len() as u64,
+        loss,
+        accuracy,
+        bits_per_token: None,
+    });
+    rec.accuracy_change_pp = Some((accuracy - f32_accuracy) * 100.0);
+    rec.inference = Some(inference_window(
+        measurer,
+        q.model.as_ref(),
+        data.test,
+        cfg,
+        DType::F32,
+        "inference/quantized",
+    )?);
+    Ok(rec)
 }

@@ -89,6 +89,8 @@ fn record(s: &Suite, i: usize) -> TrialRecord {
         evaluations: vec![],
         precision: None,
         stop: None,
+        quantization: None,
+        pruning: None,
     }
 }
 

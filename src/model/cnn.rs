@@ -1,14 +1,17 @@
 //! Small convolutional network for 28x28 grey images.
 
 use super::Model;
+use crate::quantize::{Dense, quantize_all};
+use candle_core::quantized::GgmlDType;
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, conv2d, linear};
+use candle_nn::{Conv2d, Conv2dConfig, VarBuilder, conv2d, linear};
 
+#[derive(Clone)]
 pub struct Cnn {
     conv1: Conv2d,
     conv2: Conv2d,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Dense,
+    fc2: Dense,
     c1: usize,
     c2: usize,
     hidden: usize,
@@ -29,8 +32,8 @@ impl Cnn {
         Ok(Self {
             conv1: conv2d(1, c1, 3, cfg, vb.pp("conv1"))?,
             conv2: conv2d(c1, c2, 3, cfg, vb.pp("conv2"))?,
-            fc1: linear(c2 * 7 * 7, hidden, vb.pp("fc1"))?,
-            fc2: linear(hidden, classes, vb.pp("fc2"))?,
+            fc1: Dense::F32(linear(c2 * 7 * 7, hidden, vb.pp("fc1"))?),
+            fc2: Dense::F32(linear(hidden, classes, vb.pp("fc2"))?),
             c1,
             c2,
             hidden,
@@ -55,5 +58,20 @@ impl Model for Cnn {
         let conv2 = 14 * 14 * self.c2 * self.c1 * 9;
         let fc = self.c2 * 49 * self.hidden + self.hidden * self.classes;
         (conv1 + conv2 + fc) as u64
+    }
+
+    /// The linear layers are quantized; the convolutions stay f32.
+    fn quantized(&self, dtype: GgmlDType) -> Result<Option<super::Quantized>> {
+        let (fcs, bytes) = quantize_all(&[self.fc1.clone(), self.fc2.clone()], dtype)?;
+        let mut q = self.clone();
+        let mut it = fcs.into_iter();
+        if let (Some(a), Some(b)) = (it.next(), it.next()) {
+            q.fc1 = a;
+            q.fc2 = b;
+        }
+        Ok(Some(super::Quantized {
+            model: Box::new(q),
+            bytes,
+        }))
     }
 }

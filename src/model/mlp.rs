@@ -1,11 +1,13 @@
 //! Multi-layer perceptron.
 
 use super::Model;
+use crate::quantize::{Dense, quantize_all};
+use candle_core::quantized::GgmlDType;
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder, linear};
+use candle_nn::{VarBuilder, linear};
 
 pub struct Mlp {
-    layers: Vec<Linear>,
+    layers: Vec<Dense>,
     dims: Vec<usize>,
 }
 
@@ -17,7 +19,13 @@ impl Mlp {
         let layers = dims
             .windows(2)
             .enumerate()
-            .map(|(i, w)| linear(w[0], w[1], vb.pp(format!("fc{}", i + 1))))
+            .map(|(i, w)| {
+                Ok(Dense::F32(linear(
+                    w[0],
+                    w[1],
+                    vb.pp(format!("fc{}", i + 1)),
+                )?))
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { layers, dims })
     }
@@ -38,5 +46,16 @@ impl Model for Mlp {
 
     fn macs_per_sample(&self) -> u64 {
         self.dims.windows(2).map(|w| (w[0] * w[1]) as u64).sum()
+    }
+
+    fn quantized(&self, dtype: GgmlDType) -> Result<Option<super::Quantized>> {
+        let (layers, bytes) = quantize_all(&self.layers, dtype)?;
+        Ok(Some(super::Quantized {
+            model: Box::new(Mlp {
+                layers,
+                dims: self.dims.clone(),
+            }),
+            bytes,
+        }))
     }
 }

@@ -27,6 +27,17 @@ pub trait Model: Send + Sync {
     fn generative(&self) -> Option<usize> {
         None
     }
+    /// A copy with its linear layers quantized for inference, or None when
+    /// this model does not support post-training quantization.
+    fn quantized(&self, _dtype: candle_core::quantized::GgmlDType) -> Result<Option<Quantized>> {
+        Ok(None)
+    }
+}
+
+/// A quantized inference copy of a model.
+pub struct Quantized {
+    pub model: Box<dyn Model>,
+    pub bytes: crate::quantize::Bytes,
 }
 
 /// The reference models a workload can name.

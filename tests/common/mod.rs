@@ -149,6 +149,8 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
             evaluations: vec![],
             precision: None,
             stop: None,
+            quantization: None,
+            pruning: None,
         };
         lines.push_str(&serde_json::to_string(&r).unwrap());
         lines.push('\n');
