@@ -184,10 +184,11 @@ impl Hooks for Pruner {
     }
 
     fn after_epoch(&mut self, epoch: &EpochRecord) -> Control {
-        if self.cfg.schedule == Schedule::OneShot && epoch.epoch == self.cfg.after_epochs {
-            if let Err(e) = self.prune_to(self.cfg.sparsity) {
-                tracing::warn!("pruning failed: {e}");
-            }
+        if self.cfg.schedule == Schedule::OneShot
+            && epoch.epoch == self.cfg.after_epochs
+            && let Err(e) = self.prune_to(self.cfg.sparsity)
+        {
+            tracing::warn!("pruning failed: {e}");
         }
         Control::Continue
     }
