@@ -173,26 +173,7 @@ fn quantized_accuracy_is_within_a_point_on_a_fashion_mnist_subset() {
     let dev = Device::Cpu;
     let train = splits.train.take(Some(5000)).to_device(&dev).unwrap();
     let test = splits.test.take(Some(2000)).to_device(&dev).unwrap();
-    let vars = SeededVars::new(1);
-    let b = |dt: DType| ModelKind::Mlp.build_default(vars.builder(dt, &Device::Cpu), 10);
-    let mut meter = joulebench::meter::Measurer::new(
-        Box::new(joulebench::meter::fake::ConstantPowerMeter::new(vec![])),
-        dev,
-    );
-    let out = joulebench::trainer::train(
-        &spec,
-        &b,
-        &vars,
-        joulebench::trainer::TrialData {
-            train: &train,
-            validation: &test,
-            test: &test,
-        },
-        &mut meter,
-        &mut joulebench::trainer::NoHooks,
-        &joulebench::trainer::Silent,
-    )
-    .unwrap();
+    let (out, _) = common::train_on(&spec, 10, &train, &test, &test);
     let q = out.quantization.unwrap();
     assert!(q.error.is_none());
     let d = q.accuracy_change_pp.unwrap();

@@ -13,7 +13,6 @@ use joulebench::model::ModelKind;
 use joulebench::record::{EvalPoint, TrialStatus};
 use joulebench::suite::{EarlyStopping, LrScaling, Precision, StopMetric, Suite};
 use joulebench::trainer::{self, NoHooks, Silent, TrainOutcome, TrialData};
-use joulebench::units::Watts;
 use std::path::Path;
 
 fn spec(extra: &str) -> joulebench::plan::TrialSpec {
@@ -42,32 +41,7 @@ fn run(
         .to_device(&dev)
         .unwrap();
     let test = splits.test.take(Some(eval_cap)).to_device(&dev).unwrap();
-    let vars = SeededVars::new(s.key.seed);
-    let kind = s.config.model;
-    let size = s.config.size.clone();
-    let build = |dt: DType| kind.build(vars.builder(dt, &Device::Cpu), 10, &size);
-    let mut m = Measurer::new(
-        Box::new(ConstantPowerMeter::new(vec![(
-            "cpu-fake".into(),
-            Watts(10.0),
-        )])),
-        dev,
-    );
-    let out = trainer::train(
-        s,
-        &build,
-        &vars,
-        TrialData {
-            train: &train,
-            validation: &val,
-            test: &test,
-        },
-        &mut m,
-        &mut NoHooks,
-        &Silent,
-    )
-    .unwrap();
-    (out, vars)
+    common::train_on(s, 10, &train, &val, &test)
 }
 
 #[test]

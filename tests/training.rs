@@ -5,13 +5,11 @@ mod common;
 use candle_core::{DType, Device};
 use joulebench::data::fashion_mnist;
 use joulebench::init::SeededVars;
-use joulebench::meter::{Measurer, fake::ConstantPowerMeter};
 use joulebench::model::ModelKind;
 use joulebench::plan::{TrialKey, TrialSpec};
 use joulebench::record::TrialStatus;
 use joulebench::suite::Suite;
-use joulebench::trainer::{self, NoHooks, Silent, TrainOutcome, TrialData};
-use joulebench::units::Watts;
+use joulebench::trainer::TrainOutcome;
 use std::path::Path;
 
 fn weights(kind: ModelKind, seed: u64) -> Vec<(String, Vec<f32>)> {
@@ -77,32 +75,7 @@ fn run(spec: &TrialSpec, dir: &Path) -> TrainOutcome {
         .take(spec.config.max_eval_samples)
         .to_device(&dev)
         .unwrap();
-    let vars = SeededVars::new(spec.key.seed);
-    let kind = spec.config.model;
-    let d2 = dev.clone();
-    let size = spec.config.size.clone();
-    let build = |dt: DType| kind.build(vars.builder(dt, &d2), 10, &size);
-    let mut m = Measurer::new(
-        Box::new(ConstantPowerMeter::new(vec![(
-            "cpu-fake".into(),
-            Watts(10.0),
-        )])),
-        dev,
-    );
-    trainer::train(
-        spec,
-        &build,
-        &vars,
-        TrialData {
-            train: &train,
-            validation: &val,
-            test: &test,
-        },
-        &mut m,
-        &mut NoHooks,
-        &Silent,
-    )
-    .unwrap()
+    common::train_on(spec, 10, &train, &val, &test).0
 }
 
 #[test]

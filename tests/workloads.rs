@@ -236,30 +236,7 @@ fn unigram_entropy_and_loss(steps_samples: u64) -> (f64, f64) {
         .to_device(&dev)
         .unwrap();
     let val = splits.validation.take(Some(200)).to_device(&dev).unwrap();
-    let vars = SeededVars::new(1);
-    let size = spec.config.size.clone();
-    let classes = splits.classes;
-    let b = |dt: DType| {
-        ModelKind::CharTransformer.build(vars.builder(dt, &Device::Cpu), classes, &size)
-    };
-    let mut m = joulebench::meter::Measurer::new(
-        Box::new(joulebench::meter::fake::ConstantPowerMeter::new(vec![])),
-        dev,
-    );
-    let out = joulebench::trainer::train(
-        &spec,
-        &b,
-        &vars,
-        joulebench::trainer::TrialData {
-            train: &train,
-            validation: &val,
-            test: &val,
-        },
-        &mut m,
-        &mut joulebench::trainer::NoHooks,
-        &joulebench::trainer::Silent,
-    )
-    .unwrap();
+    let (out, _) = common::train_on(&spec, splits.classes, &train, &val, &val);
     let inf = out.inference.unwrap();
     assert_eq!(inf.unit, "tokens");
     assert_eq!(inf.samples, 8 * 16);

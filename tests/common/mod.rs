@@ -158,3 +158,43 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
     std::fs::write(run.join("trials.jsonl"), lines).unwrap();
     run
 }
+
+/// Trains one trial on device splits with a silent 10 W fake meter and no hooks.
+pub fn train_on(
+    spec: &joulebench::plan::TrialSpec,
+    classes: usize,
+    train: &joulebench::data::DeviceSplit,
+    validation: &joulebench::data::DeviceSplit,
+    test: &joulebench::data::DeviceSplit,
+) -> (
+    joulebench::trainer::TrainOutcome,
+    joulebench::init::SeededVars,
+) {
+    use candle_core::{DType, Device};
+    let vars = joulebench::init::SeededVars::new(spec.key.seed);
+    let kind = spec.config.model;
+    let size = spec.config.size.clone();
+    let build = |dt: DType| kind.build(vars.builder(dt, &Device::Cpu), classes, &size);
+    let mut m = joulebench::meter::Measurer::new(
+        Box::new(joulebench::meter::fake::ConstantPowerMeter::new(vec![(
+            "cpu-fake".into(),
+            Watts(10.0),
+        )])),
+        Device::Cpu,
+    );
+    let out = joulebench::trainer::train(
+        spec,
+        &build,
+        &vars,
+        joulebench::trainer::TrialData {
+            train,
+            validation,
+            test,
+        },
+        &mut m,
+        &mut joulebench::trainer::NoHooks,
+        &joulebench::trainer::Silent,
+    )
+    .unwrap();
+    (out, vars)
+}
