@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-data.sh
 cargo build --release --quiet
-./target/release/joulebench run experiments/quick.toml "$@"
+"${CARGO_TARGET_DIR:-target}/release/joulebench" run experiments/quick.toml "$@"
