@@ -36,6 +36,34 @@ impl SeededVars {
         VarBuilder::from_backend(Box::new(self.clone()), dtype, device.clone())
     }
 
+    /// Sets a variable's value (creating it if absent), e.g. to copy weights in.
+    pub fn insert(&self, name: &str, value: &Tensor) -> Result<()> {
+        let mut data = self
+            .map
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("variable store lock poisoned".into()))?;
+        match data.get(name) {
+            Some(v) => v.set(value),
+            None => {
+                data.insert(name.to_string(), Var::from_tensor(value)?);
+                Ok(())
+            }
+        }
+    }
+
+    /// A variable's current value.
+    pub fn get(&self, name: &str) -> Result<Tensor> {
+        let data = self
+            .map
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("variable store lock poisoned".into()))?;
+        data.get(name)
+            .map(|v| v.as_tensor().clone())
+            .ok_or_else(|| candle_core::Error::Msg(format!("no variable {name}")))
+    }
+
     /// Total number of parameters.
     pub fn parameter_count(&self) -> u64 {
         self.map

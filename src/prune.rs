@@ -27,13 +27,30 @@ pub enum Scope {
     Layer,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Structure {
+    /// Zero individual weights (masks); the model stays dense.
+    Unstructured,
+    /// Remove whole neurons or channels and rebuild a smaller model.
+    Structured,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PruneConfig {
+    /// Unstructured: fraction of weights zeroed; structured: fraction of
+    /// neurons/channels removed per layer.
     pub sparsity: f64,
     pub scope: Scope,
     pub schedule: Schedule,
     /// One-shot: prune after this epoch. Gradual: reach the target at its end.
     pub after_epochs: u32,
+    #[serde(default = "unstructured")]
+    pub structure: Structure,
+}
+
+fn unstructured() -> Structure {
+    Structure::Unstructured
 }
 
 /// Measured sparsity of one layer.

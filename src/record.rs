@@ -141,6 +141,15 @@ pub struct TrialRecord {
     /// Pruning: measured sparsity per layer and training energy by phase.
     #[serde(default)]
     pub pruning: Option<crate::prune::PruningRecord>,
+    /// Structured pruning: sizes, parameters and MACs before and after, phase energy.
+    #[serde(default)]
+    pub structured: Option<crate::pipeline::StructuredRecord>,
+    /// Distillation: the teacher's training and inference energy, kept apart.
+    #[serde(default)]
+    pub distillation: Option<crate::distill::DistillRecord>,
+    /// Saved weights, relative to the run folder.
+    #[serde(default)]
+    pub weights_file: Option<String>,
 }
 
 /// The trained model's linear layers quantized and measured on the same

@@ -12,9 +12,9 @@ use crate::plan::TrialSpec;
 use crate::record::{DataRecord, TrialImpact, TrialRecord, TrialStatus};
 use crate::store::{RunDir, StoreError};
 use crate::suite::Suite;
-use crate::trainer::{self, NoHooks, Progress, TrialData};
+use crate::trainer::{self, Progress};
 use crate::units::Watts;
-use candle_core::{DType, Device};
+use candle_core::Device;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -300,6 +300,7 @@ impl DeviceData {
 
 fn run_trial(
     suite: &Suite,
+    run_dir: &std::path::Path,
     spec: &TrialSpec,
     data: &mut DeviceData,
     measurer: &mut Measurer,
@@ -335,6 +336,9 @@ fn run_trial(
         stop: None,
         quantization: None,
         pruning: None,
+        structured: None,
+        distillation: None,
+        weights_file: None,
     };
     let result =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(), String> {
@@ -352,8 +356,9 @@ fn run_trial(
             let classes = info.classes;
             let device = data.device.clone();
             let size = spec.config.size.clone();
-            let build = |dt: DType| kind.build(vars.builder(dt, &device), classes, &size);
-            let model = build(master_dtype).map_err(|e| format!("cannot build model: {e}"))?;
+            let model = kind
+                .build(vars.builder(master_dtype, &device), classes, &size)
+                .map_err(|e| format!("cannot build model: {e}"))?;
             record.parameters = vars.parameter_count();
             record.macs_per_sample = model.macs_per_sample();
             record.flops_per_train_sample = 6 * model.macs_per_sample();
@@ -366,38 +371,44 @@ fn run_trial(
                         .map_err(|e| format!("idle window: {e}"))?,
                 );
             }
-            let steps_per_epoch = (train.len() as u64)
-                .div_ceil(spec.config.batch_size as u64)
-                .div_ceil(spec.config.accumulation_steps.max(1) as u64);
-            let mut pruner = spec
-                .config
-                .prune
-                .clone()
-                .map(|c| crate::prune::Pruner::new(c, &vars, steps_per_epoch));
-            let hooks: &mut dyn trainer::Hooks = match pruner.as_mut() {
-                Some(p) => p,
-                None => &mut NoHooks,
-            };
-            let out = trainer::train(
-                spec,
-                &build,
-                &vars,
-                TrialData {
+            let outcome = crate::pipeline::run(
+                &crate::pipeline::Inputs {
+                    spec,
+                    classes,
+                    device: &device,
                     train: &train,
                     validation: &validation,
                     test: &test,
+                    run_dir,
                 },
+                vars,
                 measurer,
-                hooks,
                 progress,
-            )
-            .map_err(|e| e.to_string())?;
-            if let Some(p) = &pruner {
-                record.pruning = Some(
-                    crate::prune::PruningRecord::new(p.cfg.clone(), &vars, &out.epochs)
-                        .map_err(|e| format!("measuring sparsity: {e}"))?,
-                );
+            )?;
+            if spec.config.save_weights {
+                let dir = run_dir.join("weights");
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                let file = dir.join(format!(
+                    "{}.safetensors",
+                    spec.key.to_string().replace('/', "_")
+                ));
+                outcome
+                    .vars
+                    .var_map()
+                    .save(&file)
+                    .map_err(|e| format!("cannot save weights to {}: {e}", file.display()))?;
+                record.weights_file = Some(format!(
+                    "weights/{}",
+                    file.file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                ));
             }
+            record.pruning = outcome.pruning;
+            record.structured = outcome.structured;
+            record.distillation = outcome.distillation;
+            let out = outcome.out;
             record.status = out.status;
             let training =
                 crate::meter::EnergyReading::sum("training", out.epochs.iter().map(|e| &e.train));
@@ -510,6 +521,7 @@ pub fn run_suite(
         );
         let record = run_trial(
             suite,
+            &run.path,
             spec,
             &mut data,
             &mut measurer,

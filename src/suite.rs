@@ -149,6 +149,19 @@ pub struct Settings {
     pub prune_schedule: Option<String>,
     /// One-shot: prune after this epoch (the rest fine-tune); gradual: ramp over these epochs.
     pub prune_after_epochs: Option<i64>,
+    /// unstructured (masks) | structured (remove neurons/channels, rebuild smaller)
+    pub prune_structure: Option<String>,
+    /// Distil from a teacher of this model (e.g. "cnn"), trained in the trial.
+    pub distill_teacher: Option<String>,
+    /// Teacher training epochs (default: the trial's epochs).
+    pub teacher_epochs: Option<i64>,
+    /// Load the teacher from a safetensors file instead (relative: to the run folder).
+    pub teacher_weights: Option<String>,
+    /// Distillation temperature T (default 4) and soft-loss weight alpha (default 0.9).
+    pub distill_temperature: Option<f64>,
+    pub distill_alpha: Option<f64>,
+    /// Save the trained weights to <run>/weights/<trial>.safetensors.
+    pub save_weights: Option<bool>,
 }
 
 /// Numeric precision of a trial.
@@ -348,8 +361,11 @@ pub struct TrialConfig {
     pub generate_tokens: u32,
     /// Post-training quantization type for an extra inference window.
     pub quantize: Option<String>,
-    /// Unstructured magnitude pruning, if any.
+    /// Magnitude pruning, if any.
     pub prune: Option<crate::prune::PruneConfig>,
+    /// Knowledge distillation from a teacher, if any.
+    pub distill: Option<crate::distill::DistillConfig>,
+    pub save_weights: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -579,6 +595,42 @@ impl Ctx<'_> {
             s.prune_after_epochs,
             "an epoch number >= 1",
         )?;
+        if let Some(x) = &s.prune_structure
+            && x != "unstructured"
+            && x != "structured"
+        {
+            return Err(self.unknown(
+                &format!("{p}.prune_structure"),
+                "pruning structure",
+                x,
+                &["unstructured", "structured"],
+            ));
+        }
+        if let Some(t) = &s.distill_teacher
+            && (ModelKind::parse(t).is_none() || ModelKind::parse(t).is_some_and(|k| k.uses_text()))
+        {
+            return Err(self.unknown(
+                &format!("{p}.distill_teacher"),
+                "teacher model",
+                t,
+                &["mlp", "cnn", "separable-cnn", "standard-cnn"],
+            ));
+        }
+        pos_int("teacher_epochs", s.teacher_epochs, "an integer >= 1")?;
+        if let Some(t) = s.distill_temperature
+            && !(t.is_finite() && t > 0.0 && t <= 100.0)
+        {
+            return Err(self.invalid(
+                &format!("{p}.distill_temperature"),
+                t,
+                "a temperature in (0, 100]",
+            ));
+        }
+        if let Some(a) = s.distill_alpha
+            && !(0.0..=1.0).contains(&a)
+        {
+            return Err(self.invalid(&format!("{p}.distill_alpha"), a, "a weight in [0, 1]"));
+        }
         if let Some(x) = &s.prune_scope
             && x != "global"
             && x != "layer"
@@ -1078,7 +1130,31 @@ impl Suite {
                         crate::prune::Schedule::OneShot
                     },
                     after_epochs: pick!(prune_after_epochs, 1) as u32,
+                    structure: if pick!(prune_structure, "unstructured".to_string()) == "structured"
+                    {
+                        crate::prune::Structure::Structured
+                    } else {
+                        crate::prune::Structure::Unstructured
+                    },
                 }),
+            distill: match layers.iter().rev().find_map(|l| l.distill_teacher.clone()) {
+                None => None,
+                Some(t) => {
+                    let teacher = ModelKind::parse(&t).unwrap_or(ModelKind::Cnn);
+                    Some(crate::distill::DistillConfig {
+                        teacher,
+                        teacher_size: teacher.default_size(),
+                        teacher_epochs: pick!(teacher_epochs, pick!(epochs, 1)) as u32,
+                        teacher_weights: layers
+                            .iter()
+                            .rev()
+                            .find_map(|l| l.teacher_weights.clone()),
+                        temperature: pick!(distill_temperature, 4.0),
+                        alpha: pick!(distill_alpha, 0.9),
+                    })
+                }
+            },
+            save_weights: pick!(save_weights, false),
         })
     }
 

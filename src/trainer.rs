@@ -66,6 +66,17 @@ pub trait Hooks {
     fn after_epoch(&mut self, _epoch: &EpochRecord) -> Control {
         Control::Continue
     }
+    /// The training loss of a micro-batch (inputs `x`, the student's f32
+    /// `logits`, labels `y`); cross-entropy unless a technique replaces it.
+    fn loss(
+        &mut self,
+        _x: &Tensor,
+        logits: &Tensor,
+        y: &Tensor,
+        _measurer: &mut Measurer,
+    ) -> Result<Tensor, TrainError> {
+        Ok(loss_of(logits, y)?)
+    }
 }
 
 /// No technique hooks.
@@ -113,7 +124,7 @@ fn flat(logits: &Tensor, y: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
 }
 
 /// Cross-entropy (f32) of a batch's logits against its labels.
-fn loss_of(logits: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
+pub fn loss_of(logits: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
     let (l, y) = flat(&logits.to_dtype(DType::F32)?, y)?;
     candle_nn::loss::cross_entropy(&l, &y)
 }
@@ -247,7 +258,9 @@ pub fn train(
             let loss_scale = scaler.as_ref().map_or(1.0, |s| s.scale);
             let mut acc = None;
             for (x, y) in chunk {
-                let loss = loss_of(&model.forward(&inputs(x, compute)?)?, y)?;
+                let xin = inputs(x, compute)?;
+                let logits = model.forward(&xin)?.to_dtype(DType::F32)?;
+                let loss = hooks.loss(&xin, &logits, y, measurer)?;
                 loss_sum = (loss_sum + loss.detach())?;
                 micro_count += 1;
                 samples_seen += y.dims()[0] as u64;

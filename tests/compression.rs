@@ -25,6 +25,7 @@ fn unstructured_sparsity_equals_the_target_and_survives_optimizer_steps() {
             scope,
             schedule: Schedule::OneShot,
             after_epochs: 1,
+            structure: prune::Structure::Unstructured,
         };
         let mut p = Pruner::new(cfg, &vars, 10);
         let rec = joulebench::record::EpochRecord {
@@ -193,4 +194,180 @@ fn sparsity_outside_zero_one_is_rejected() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("field `workload[mlp].prune_sparsity` = 1 is not allowed: sparsity is the fraction of weights set to zero, in [0, 1)"), "{e}");
+}
+
+fn forward(kind: ModelKind, vars: &SeededVars, size: &ModelSize, x: &Tensor) -> Tensor {
+    kind.build(vars.builder(DType::F32, &Device::Cpu), 10, size)
+        .unwrap()
+        .forward(x)
+        .unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn structured_mlp_removing_units_with_zero_outgoing_weights_leaves_outputs_unchanged() {
+    use joulebench::structured;
+    let size = ModelSize::Mlp { hidden: vec![8, 6] };
+    let vars = SeededVars::new(2);
+    let x = Tensor::rand(0f32, 1.0, (4, 784), &Device::Cpu).unwrap();
+    let _ = forward(ModelKind::Mlp, &vars, &size, &x);
+    // Zero the outgoing weights of hidden-1 units 1 and 4 (fc2 columns) and hidden-2 unit 0 (fc3 column).
+    let zero_cols = |name: &str, cols: &[usize]| {
+        let w = vars.get(name).unwrap();
+        let mut v: Vec<Vec<f32>> = w.to_vec2().unwrap();
+        for row in &mut v {
+            for &c in cols {
+                row[c] = 0.0;
+            }
+        }
+        vars.insert(name, &Tensor::new(v, &Device::Cpu).unwrap())
+            .unwrap();
+    };
+    zero_cols("fc2.weight", &[1, 4]);
+    zero_cols("fc3.weight", &[0]);
+    let before = forward(ModelKind::Mlp, &vars, &size, &x);
+    let keep = vec![vec![0, 2, 3, 5, 6, 7], vec![1, 2, 3, 4, 5]];
+    let (small, new_size) = structured::shrink(&vars, ModelKind::Mlp, &size, &keep, 9).unwrap();
+    assert_eq!(new_size, ModelSize::Mlp { hidden: vec![6, 5] });
+    let after = forward(ModelKind::Mlp, &small, &new_size, &x);
+    assert!(
+        max_diff(&before, &after) < 1e-5,
+        "outputs changed by {}",
+        max_diff(&before, &after)
+    );
+    assert_eq!(
+        small.parameter_count(),
+        (784 * 6 + 6) + (6 * 5 + 5) + (5 * 10 + 10)
+    );
+    // The plan keeps the highest-L1 units: shrink unit 3 of hidden-1 to tiny weights.
+    let w = vars.get("fc1.weight").unwrap();
+    let mut v: Vec<Vec<f32>> = w.to_vec2().unwrap();
+    v[3].iter_mut().for_each(|x| *x *= 1e-3);
+    vars.insert("fc1.weight", &Tensor::new(v, &Device::Cpu).unwrap())
+        .unwrap();
+    let plan = structured::plan(&vars, ModelKind::Mlp, &size, 0.125).unwrap();
+    assert_eq!(plan[0].len(), 7);
+    assert!(!plan[0].contains(&3));
+}
+
+#[test]
+fn structured_cnn_removing_channels_with_zero_outgoing_weights_leaves_outputs_unchanged() {
+    use joulebench::structured;
+    let size = ModelSize::Cnn {
+        channels: vec![4, 6],
+        fc_width: 5,
+    };
+    let vars = SeededVars::new(3);
+    let x = Tensor::rand(0f32, 1.0, (2, 1, 28, 28), &Device::Cpu).unwrap();
+    let _ = forward(ModelKind::Cnn, &vars, &size, &x);
+    // conv1 channel 2 feeds nothing (conv2 input channel 2 zeroed); conv2 channel 5 feeds nothing (its fc1 columns zeroed).
+    let c2 = vars.get("conv2.weight").unwrap();
+    let mask: Vec<f32> = (0..4).map(|c| if c == 2 { 0.0 } else { 1.0 }).collect();
+    let m = Tensor::new(mask, &Device::Cpu)
+        .unwrap()
+        .reshape((1, 4, 1, 1))
+        .unwrap();
+    vars.insert("conv2.weight", &c2.broadcast_mul(&m).unwrap())
+        .unwrap();
+    let fc1 = vars.get("fc1.weight").unwrap();
+    let mut v: Vec<Vec<f32>> = fc1.to_vec2().unwrap();
+    for row in &mut v {
+        row[5 * 49..6 * 49].fill(0.0);
+    }
+    vars.insert("fc1.weight", &Tensor::new(v, &Device::Cpu).unwrap())
+        .unwrap();
+    let before = forward(ModelKind::Cnn, &vars, &size, &x);
+    let keep = vec![vec![0, 1, 3], vec![0, 1, 2, 3, 4]];
+    let (small, new_size) = structured::shrink(&vars, ModelKind::Cnn, &size, &keep, 4).unwrap();
+    assert_eq!(
+        new_size,
+        ModelSize::Cnn {
+            channels: vec![3, 5],
+            fc_width: 5
+        }
+    );
+    let after = forward(ModelKind::Cnn, &small, &new_size, &x);
+    assert!(
+        max_diff(&before, &after) < 1e-4,
+        "{}",
+        max_diff(&before, &after)
+    );
+    assert_eq!(
+        small.parameter_count(),
+        (3 * 9 + 3) + (5 * 3 * 9 + 5) + (5 * 49 * 5 + 5) + (5 * 10 + 10)
+    );
+}
+
+#[test]
+fn structured_and_distillation_trials_run_end_to_end_with_phase_energy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::fixture_dataset(dir.path());
+    let suite = dir.path().join("s.toml");
+    std::fs::write(
+        &suite,
+        r#"name = "s"
+[defaults]
+seeds = [1]
+epochs = 2
+batch_size = 32
+max_eval_samples = 200
+[[workload]]
+name = "mlp"
+hidden = [64]
+[[variant]]
+name = "structured"
+prune_sparsity = 0.5
+prune_structure = "structured"
+prune_after_epochs = 1
+save_weights = true
+[[variant]]
+name = "distilled"
+distill_teacher = "cnn"
+teacher_epochs = 1
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_joulebench"))
+        .args(["run"])
+        .arg(&suite)
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--meter", "fake", "--idle-seconds", "0", "--no-report"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run = std::fs::read_dir(out.join("s"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let (recs, _, _) = joulebench::store::read_records(&run.join("trials.jsonl")).unwrap();
+    let s = recs[0].structured.as_ref().expect("structured record");
+    assert_eq!(s.size_after, ModelSize::Mlp { hidden: vec![32] });
+    assert_eq!(s.parameters_after, 784 * 32 + 32 + 32 * 10 + 10);
+    assert!(s.macs_after * 2 <= s.macs_before + 100);
+    assert!(s.pretrain_joules > 0.0 && s.finetune_joules > 0.0);
+    assert_eq!(recs[0].epochs.len(), 2);
+    let w = recs[0].weights_file.as_ref().unwrap();
+    assert!(run.join(w).is_file(), "{w}");
+    let d = recs[1].distillation.as_ref().expect("distillation record");
+    assert!(d.teacher_training.as_ref().unwrap().joules.0 > 0.0);
+    assert!(d.teacher_inference.joules.0 > 0.0);
+    assert!(d.student_only_joules > 0.0);
+    assert!(d.teacher_test_accuracy.unwrap() > 0.3);
+    assert!(recs[1].test.as_ref().unwrap().accuracy > 0.3);
 }

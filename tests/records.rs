@@ -91,6 +91,9 @@ fn record(s: &Suite, i: usize) -> TrialRecord {
         stop: None,
         quantization: None,
         pruning: None,
+        structured: None,
+        distillation: None,
+        weights_file: None,
     }
 }
 

@@ -151,6 +151,9 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
             stop: None,
             quantization: None,
             pruning: None,
+            structured: None,
+            distillation: None,
+            weights_file: None,
         };
         lines.push_str(&serde_json::to_string(&r).unwrap());
         lines.push('\n');
