@@ -113,6 +113,24 @@ pub enum Command {
         #[arg(long)]
         fail_on_regression: bool,
     },
+    /// Run claim suites and write reproduction.md with a verdict per claim.
+    Reproduce {
+        /// Claim ids to run (default: all in the claims folder).
+        ids: Vec<String>,
+        /// CPU-sized versions (each suite's [quick] overrides).
+        #[arg(long)]
+        quick: bool,
+        #[arg(long, default_value = "experiments/claims")]
+        claims_dir: PathBuf,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        corpus_dir: Option<PathBuf>,
+        #[command(flatten)]
+        meter: MeterArgs,
+    },
     /// Check a suite file and print its expanded plan.
     Validate { suite: PathBuf },
     /// List the known workloads, techniques and meters.
@@ -277,6 +295,40 @@ pub fn main(cli: Cli) -> Result<i32> {
                     return Ok(3);
                 }
             }
+            Ok(0)
+        }
+        Command::Reproduce {
+            ids,
+            quick,
+            claims_dir,
+            out,
+            data_dir,
+            corpus_dir,
+            meter,
+        } => {
+            let suites = joulebench::reproduce::discover(&claims_dir, &ids, quick)?;
+            let opts = RunOptions {
+                results_root: out.clone(),
+                data_dir,
+                corpus_dir,
+                ..run_options(&meter)?
+            };
+            let total: usize = suites
+                .iter()
+                .map(|c| c.suite.plan().map_or(0, |p| p.trials.len()))
+                .sum();
+            let progress = joulebench::progress::Console::new(total);
+            let results = joulebench::reproduce::run_all(&suites, &opts, &progress)?;
+            drop(progress);
+            let stamp = joulebench::timefmt::folder_stamp(std::time::SystemTime::now());
+            let dir = out.join("reproduction").join(if quick {
+                format!("{stamp}-quick")
+            } else {
+                stamp
+            });
+            let md = joulebench::reproduce::write(&dir, &results, quick)?;
+            print!("{}", joulebench::reproduce::table(&results));
+            println!("report: {}", md.display());
             Ok(0)
         }
         Command::Meters { meter } => {

@@ -6,6 +6,7 @@
 //! appended by `store` to `results/<suite>/<run>/trials.jsonl`.
 
 pub mod analysis;
+pub mod claims;
 pub mod data;
 pub mod device;
 pub mod distill;
@@ -26,6 +27,7 @@ pub mod progress;
 pub mod prune;
 pub mod quantize;
 pub mod record;
+pub mod reproduce;
 pub mod rng;
 pub mod runner;
 pub mod store;

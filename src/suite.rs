@@ -321,6 +321,12 @@ struct RawSuite {
     workloads: Vec<RawEntry>,
     #[serde(default, rename = "variant")]
     variants: Vec<RawEntry>,
+    /// A published claim this suite tests (`joulebench reproduce`).
+    #[serde(default)]
+    claim: Option<crate::claims::Claim>,
+    /// Overrides of `[defaults]` for `--quick` (CPU-sized) runs.
+    #[serde(default)]
+    quick: Option<toml::Table>,
 }
 
 /// A fully resolved optimizer configuration.
@@ -399,6 +405,9 @@ pub struct Suite {
     pub variants: Vec<Variant>,
     /// The file's exact text (copied into each run folder).
     pub source: String,
+    pub claim: Option<crate::claims::Claim>,
+    /// Whether the `[quick]` overrides were applied.
+    pub quick: bool,
 }
 
 struct Ctx<'a> {
@@ -756,13 +765,52 @@ impl Suite {
         Self::parse(path, &text)
     }
 
+    /// Reads a suite with its `[quick]` overrides applied (if `quick`).
+    pub fn load_with(path: &Path, quick: bool) -> Result<Suite, SuiteError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse_with(path, &text, quick)
+    }
+
     /// Parses and validates suite text; `path` is used in messages.
     pub fn parse(path: &Path, text: &str) -> Result<Suite, SuiteError> {
+        Self::parse_with(path, text, false)
+    }
+
+    /// Parses suite text, applying `[quick]` over `[defaults]` when `quick`.
+    pub fn parse_with(path: &Path, text: &str, quick: bool) -> Result<Suite, SuiteError> {
         let cx = Ctx { path };
-        let raw: RawSuite = toml::from_str(text).map_err(|e| SuiteError::Parse {
+        let mut raw: RawSuite = toml::from_str(text).map_err(|e| SuiteError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
+        if quick && let Some(q) = raw.quick.take() {
+            let d = raw.defaults.get_or_insert(Defaults {
+                seeds: None,
+                repeats: None,
+                settings: toml::Table::new(),
+            });
+            for (k, v) in q {
+                match k.as_str() {
+                    "seeds" => {
+                        d.seeds = Some(Vec::<i64>::deserialize(v).map_err(|e| {
+                            cx.invalid("quick.seeds", e.message(), "a list of integer seeds")
+                        })?)
+                    }
+                    "repeats" => {
+                        d.repeats =
+                            Some(i64::deserialize(v).map_err(|e| {
+                                cx.invalid("quick.repeats", e.message(), "an integer")
+                            })?)
+                    }
+                    _ => {
+                        d.settings.insert(k, v);
+                    }
+                }
+            }
+        }
         if !valid_name(&raw.name) {
             return Err(cx.invalid(
                 "name",
@@ -1026,7 +1074,48 @@ impl Suite {
             workloads,
             variants,
             source: text.to_string(),
+            claim: raw.claim,
+            quick,
         };
+        if let Some(c) = &suite.claim {
+            for (field, sel) in [
+                ("claim.baseline", &c.baseline),
+                ("claim.treatment", &c.treatment),
+            ] {
+                let (w, v) = sel.split_once('/').unwrap_or((sel.as_str(), "baseline"));
+                let ok = suite.workloads.iter().any(|x| x.name == w)
+                    && suite.variants.iter().any(|x| x.name == v);
+                if !ok {
+                    let known: Vec<String> = suite
+                        .workloads
+                        .iter()
+                        .flat_map(|w| {
+                            suite
+                                .variants
+                                .iter()
+                                .map(move |v| format!("{}/{}", w.name, v.name))
+                        })
+                        .collect();
+                    return Err(cx.unknown(
+                        field,
+                        "workload/variant",
+                        sel,
+                        &known.iter().map(String::as_str).collect::<Vec<_>>(),
+                    ));
+                }
+            }
+            if matches!(
+                c.expect,
+                crate::claims::Expect::Within | crate::claims::Expect::Differs
+            ) && (c.ratio_min.is_none() || c.ratio_max.is_none())
+            {
+                return Err(cx.invalid(
+                    "claim.expect",
+                    format!("{:?}", c.expect),
+                    "`within` and `differs` need ratio_min and ratio_max",
+                ));
+            }
+        }
         // Resolve every combination once so that a bad combination is reported now.
         suite.plan()?;
         Ok(suite)
