@@ -34,6 +34,9 @@ pub struct Manifest {
     /// GPUs measured (name, temperature, clocks, power limit) at the start.
     #[serde(default)]
     pub gpus: Vec<crate::meter::nvml::GpuState>,
+    /// The NVIDIA driver's version, when NVML is in use.
+    #[serde(default)]
+    pub gpu_driver: Option<String>,
     #[serde(default)]
     pub idle_seconds: f64,
     #[serde(default)]
@@ -101,6 +104,7 @@ impl Manifest {
             meter,
             unavailable_meters: Vec::new(),
             gpus: Vec::new(),
+            gpu_driver: None,
             idle_seconds: 0.0,
             cooldown_seconds: 0.0,
             impact: None,

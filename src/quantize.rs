@@ -44,11 +44,11 @@ impl Module for Dense {
             Dense::F32(l) => l.forward(x),
             Dense::Quant(q) => {
                 let x = if q.padded > q.in_features {
-                    let dims = x.dims().to_vec();
-                    let mut pad_shape = dims.clone();
-                    *pad_shape.last_mut().unwrap_or(&mut 0) = q.padded - q.in_features;
+                    let mut pad_shape = x.dims().to_vec();
+                    let last = pad_shape.len() - 1;
+                    pad_shape[last] = q.padded - q.in_features;
                     let zeros = Tensor::zeros(pad_shape, x.dtype(), x.device())?;
-                    Tensor::cat(&[x, &zeros], dims.len() - 1)?
+                    Tensor::cat(&[x, &zeros], last)?
                 } else {
                     x.clone()
                 };

@@ -41,6 +41,22 @@ pub struct EpochRecord {
     /// Null when the epoch diverged (no validation pass).
     pub val_loss: Option<f64>,
     pub val_accuracy: Option<f64>,
+    /// Where the training window's time went (device synchronised at each
+    /// phase edge on GPUs).
+    #[serde(default)]
+    pub phases: Option<PhaseTimes>,
+}
+
+/// Seconds per phase of an epoch's training steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTimes {
+    /// Shuffling and assembling batches, casting inputs.
+    pub data_s: f64,
+    /// Forward pass and loss (teacher forward included when distilling).
+    pub forward_s: f64,
+    pub backward_s: f64,
+    /// Gradient accumulation/scaling, loss-scaler checks, optimizer step, technique hooks.
+    pub optimizer_s: f64,
 }
 
 /// Final evaluation on the test split.

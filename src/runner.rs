@@ -478,7 +478,12 @@ pub fn run_suite(
                 &data_dir,
             );
             manifest.unavailable_meters = built.unavailable.clone();
+            // Let the poller take its first GPU reading before the manifest records it.
+            if opts.device != DeviceSpec::Cpu {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
             manifest.gpus = measurer.gpu_states();
+            manifest.gpu_driver = measurer.driver_version();
             manifest.idle_seconds = measurement.idle_seconds;
             manifest.cooldown_seconds = measurement.cooldown_seconds;
             manifest.impact = Some(measurement.impact.clone());

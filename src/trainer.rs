@@ -21,8 +21,8 @@ use crate::model::Model;
 use crate::optim::TrainOptimizer;
 use crate::plan::TrialSpec;
 use crate::record::{
-    EpochRecord, EvalPoint, EvalRecord, InferenceRecord, PrecisionRecord, QuantizationRecord,
-    StopRecord, TrialStatus,
+    EpochRecord, EvalPoint, EvalRecord, InferenceRecord, PhaseTimes, PrecisionRecord,
+    QuantizationRecord, StopRecord, TrialStatus,
 };
 use crate::suite::Precision;
 use candle_core::{DType, Tensor};
@@ -241,9 +241,23 @@ pub fn train(
         let mut val_windows: Vec<EnergyReading> = Vec::new();
         let mut last_eval: (Option<f64>, Option<f64>) = (None, None);
         let mut window = Some(measurer.begin(&format!("train/epoch-{epoch}"))?);
+        let mut phases = PhaseTimes::default();
+        let sync = device.is_cuda();
+        // Seconds since `t`, after the device finished its queued work (GPU only).
+        let lap = |t: &mut std::time::Instant| -> candle_core::Result<f64> {
+            if sync {
+                device.synchronize()?;
+            }
+            let now = std::time::Instant::now();
+            let dt = (now - *t).as_secs_f64();
+            *t = now;
+            Ok(dt)
+        };
+        let mut clock = std::time::Instant::now();
         let batches = data
             .train
             .shuffled_batches(cfg.batch_size as usize, spec.key.seed, epoch)?;
+        phases.data_s += lap(&mut clock)?;
         let mut loss_sum = Tensor::zeros((), DType::F32, &device)?;
         let mut micro_count = 0u64;
         let chunks: Vec<&[(Tensor, Tensor)]> = batches.chunks(accumulation).collect();
@@ -259,8 +273,10 @@ pub fn train(
             let mut acc = None;
             for (x, y) in chunk {
                 let xin = inputs(x, compute)?;
+                phases.data_s += lap(&mut clock)?;
                 let logits = model.forward(&xin)?.to_dtype(DType::F32)?;
                 let loss = hooks.loss(&xin, &logits, y, measurer)?;
+                phases.forward_s += lap(&mut clock)?;
                 loss_sum = (loss_sum + loss.detach())?;
                 micro_count += 1;
                 samples_seen += y.dims()[0] as u64;
@@ -269,6 +285,7 @@ pub fn train(
                 } else {
                     loss.backward()?
                 };
+                phases.backward_s += lap(&mut clock)?;
                 grads::accumulate(&mut acc, g, &all_vars)?;
             }
             let Some(mut g) = acc else { continue };
@@ -282,6 +299,7 @@ pub fn train(
             }
             step += 1;
             hooks.after_step(step, vars)?;
+            phases.optimizer_s += lap(&mut clock)?;
             progress.step();
             let epoch_end = ci + 1 == n_steps;
             let due = cfg.eval_every_steps.is_some_and(|n| step.is_multiple_of(n));
@@ -306,6 +324,8 @@ pub fn train(
                 totals.add(&vr);
                 val_windows.push(vr);
                 last_eval = (vl, va);
+                // Validation has its own window: restart the phase clock.
+                clock = std::time::Instant::now();
                 evaluations.push(EvalPoint {
                     step,
                     epoch,
@@ -349,6 +369,7 @@ pub fn train(
             validation,
             val_loss: last_eval.0,
             val_accuracy: last_eval.1,
+            phases: Some(phases),
         };
         progress.epoch_end(&label, &rec);
         let control = hooks.after_epoch(&rec);

@@ -38,6 +38,7 @@ fn unstructured_sparsity_equals_the_target_and_survives_optimizer_steps() {
             validation: common::window("v", 1.0, 1.0, None, joulebench::meter::Provenance::Fake),
             val_loss: None,
             val_accuracy: None,
+            phases: None,
         };
         p.after_epoch(&rec);
         let layers = prune::measure(&vars).unwrap();

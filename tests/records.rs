@@ -79,6 +79,7 @@ fn record(s: &Suite, i: usize) -> TrialRecord {
             validation: reading("validation/epoch-1", 1.0, 0.1),
             val_loss: Some(0.6),
             val_accuracy: Some(0.8),
+            phases: None,
         }],
         training: Some(reading("training", 12.5, 1.25)),
         train_samples_per_second: Some(1024.0),

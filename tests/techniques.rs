@@ -86,9 +86,14 @@ fn batch_sizes_expand_into_one_variant_each() {
     );
 }
 
-#[test]
-fn accumulated_gradient_equals_the_big_batch_gradient() {
-    let dev = Device::Cpu;
+test_device!(
+    accumulated_gradient_equals_big_batch,
+    accumulated_gradient_equals_the_big_batch_gradient,
+    accumulated_gradient_equals_the_big_batch_gradient_cuda
+);
+
+fn accumulated_gradient_equals_big_batch(dev: &Device) {
+    let dev = dev.clone();
     let vars = SeededVars::new(9);
     let model = ModelKind::Mlp
         .build_default(vars.builder(DType::F32, &dev), 10)

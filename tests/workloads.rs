@@ -142,8 +142,13 @@ fn separable_blocks_have_the_expected_shapes_parameters_and_cost_ratio() {
     assert!(sep.macs_per_sample() * 5 < std.macs_per_sample());
 }
 
-#[test]
-fn causal_mask_holds_changing_a_later_token_leaves_earlier_logits() {
+test_device!(
+    causal_mask_holds,
+    causal_mask_holds_changing_a_later_token_leaves_earlier_logits,
+    causal_mask_holds_on_cuda
+);
+
+fn causal_mask_holds(dev: &Device) {
     let vars = SeededVars::new(4);
     let cfg = TransformerConfig {
         vocab: 11,
@@ -153,9 +158,9 @@ fn causal_mask_holds_changing_a_later_token_leaves_earlier_logits() {
         context: 8,
         tied: false,
     };
-    let m = CharTransformer::new(vars.builder(DType::F32, &Device::Cpu), cfg).unwrap();
-    let a = Tensor::new(&[[1u32, 2, 3, 4, 5, 6, 7, 8]], &Device::Cpu).unwrap();
-    let b = Tensor::new(&[[1u32, 2, 3, 4, 5, 9, 10, 0]], &Device::Cpu).unwrap();
+    let m = CharTransformer::new(vars.builder(DType::F32, dev), cfg).unwrap();
+    let a = Tensor::new(&[[1u32, 2, 3, 4, 5, 6, 7, 8]], dev).unwrap();
+    let b = Tensor::new(&[[1u32, 2, 3, 4, 5, 9, 10, 0]], dev).unwrap();
     let la = m.forward(&a).unwrap();
     let lb = m.forward(&b).unwrap();
     assert_eq!(la.dims(), &[1, 8, 11]);

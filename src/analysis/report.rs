@@ -109,6 +109,9 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
             m.host.os
         );
         let _ = writeln!(o, "| device | {} |", m.device);
+        if let Some(d) = &m.gpu_driver {
+            let _ = writeln!(o, "| GPU driver | {d} |");
+        }
         for g in &m.gpus {
             let _ = writeln!(
                 o,
@@ -240,6 +243,55 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
                 v.outliers.join(", ")
             }
         );
+    }
+    let phase_rows: Vec<String> = summarize(&run.records)
+        .iter()
+        .filter_map(|v| {
+            let ps: Vec<crate::record::PhaseTimes> = run
+                .records
+                .iter()
+                .filter(|r| r.key.workload == v.workload && r.key.variant == v.variant)
+                .flat_map(|r| r.epochs.iter().filter_map(|e| e.phases))
+                .collect();
+            if ps.is_empty() {
+                return None;
+            }
+            let n = ps.len() as f64;
+            let mean = |f: fn(&crate::record::PhaseTimes) -> f64| ps.iter().map(f).sum::<f64>() / n;
+            let (d, f, b, o) = (
+                mean(|p| p.data_s),
+                mean(|p| p.forward_s),
+                mean(|p| p.backward_s),
+                mean(|p| p.optimizer_s),
+            );
+            let t = (d + f + b + o).max(1e-12);
+            Some(format!(
+                "| {} | {} | {:.3} ({:.0}%) | {:.3} ({:.0}%) | {:.3} ({:.0}%) | {:.3} ({:.0}%) |",
+                v.workload,
+                v.variant,
+                d,
+                100.0 * d / t,
+                f,
+                100.0 * f / t,
+                b,
+                100.0 * b / t,
+                o,
+                100.0 * o / t
+            ))
+        })
+        .collect();
+    if !phase_rows.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nWhere training time goes (seconds per epoch, mean over trials):\n"
+        );
+        let _ = writeln!(
+            o,
+            "| workload | variant | data | forward | backward | optimizer |\n|---|---|---|---|---|---|"
+        );
+        for row in &phase_rows {
+            let _ = writeln!(o, "{row}");
+        }
     }
     if !peak_rows.is_empty() {
         let _ = writeln!(

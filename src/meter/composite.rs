@@ -59,4 +59,8 @@ impl EnergyMeter for CompositeMeter {
     fn gpu_states(&self) -> Vec<GpuState> {
         self.parts.iter().flat_map(|p| p.gpu_states()).collect()
     }
+
+    fn driver_version(&self) -> Option<String> {
+        self.parts.iter().find_map(|p| p.driver_version())
+    }
 }

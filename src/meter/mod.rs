@@ -108,6 +108,10 @@ pub trait EnergyMeter: Send {
     fn gpu_states(&self) -> Vec<nvml::GpuState> {
         Vec::new()
     }
+    /// The GPU driver's version, where the meter reads one.
+    fn driver_version(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Settings that choose and configure a meter.

@@ -412,10 +412,6 @@ impl NvmlMeter {
             poll_interval,
         })
     }
-
-    pub fn driver_version(&self) -> Option<String> {
-        self.api.driver_version()
-    }
 }
 
 impl Drop for NvmlMeter {

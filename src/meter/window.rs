@@ -190,6 +190,10 @@ impl Measurer {
         self.meter.gpu_states()
     }
 
+    pub fn driver_version(&self) -> Option<String> {
+        self.meter.driver_version()
+    }
+
     pub fn begin(&mut self, name: &str) -> Result<WindowStart, MeterError> {
         self.device.synchronize()?;
         Ok(WindowStart {

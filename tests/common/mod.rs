@@ -107,6 +107,7 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
                 validation: window("validation", 5.0 * f, 0.5, Some(2.0), prov),
                 val_loss: Some(0.5),
                 val_accuracy: Some(acc0 - 0.05 * (3 - e) as f64),
+                phases: None,
             })
             .collect();
         let training = EnergyReading::sum("training", epochs.iter().map(|e| &e.train));
@@ -200,4 +201,22 @@ pub fn train_on(
     )
     .unwrap();
     (out, vars)
+}
+
+/// Runs a test body on the CPU and, when built with `--features cuda`, on
+/// CUDA device 0 as well (candle's `test_device!` pattern):
+/// `test_device!(body_fn, cpu_test_name, cuda_test_name);`
+#[macro_export]
+macro_rules! test_device {
+    ($body:ident, $cpu:ident, $cuda:ident) => {
+        #[test]
+        fn $cpu() {
+            $body(&candle_core::Device::Cpu);
+        }
+        #[cfg(feature = "cuda")]
+        #[test]
+        fn $cuda() {
+            $body(&candle_core::Device::new_cuda(0).expect("a CUDA device"));
+        }
+    };
 }

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One prepared check for a GPU host without a Rust toolchain or network:
+#   scripts/gpu-check.sh [BINARY]       (default dist/joulebench-cuda)
+# Prepare on the build machine: scripts/build-cuda.sh && scripts/pack-gpu-data.sh,
+# then carry dist/ and gpu-data/. Finds the CUDA and NVML libraries, runs
+# `joulebench meters`, then experiments/gpu-smoke.toml on cuda:0, writes logs
+# and the run folder under $OUT (default ./gpu-check-out) and prints a short
+# table last: per workload and precision, ms/step, J/step with provenance,
+# idle W, net J and accuracy. It never changes clocks, power limits or modes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bin="${1:-dist/joulebench-cuda}"
+out="${OUT:-gpu-check-out}"
+mkdir -p "$out"
+[ -x "$bin" ] || { echo "error: $bin not found or not executable; build it with scripts/build-cuda.sh" >&2; exit 1; }
+for d in /usr/local/nvidia/lib64 /usr/local/cuda-13.0/targets/x86_64-linux/lib \
+         /opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib /usr/local/cuda/lib64; do
+  [ -d "$d" ] && LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+done
+export LD_LIBRARY_PATH
+if ldd "$bin" | grep -q "not found"; then
+  echo "error: libraries missing for $bin:" >&2; ldd "$bin" | grep "not found" >&2; exit 1
+fi
+[ -d gpu-data/fashion-mnist ] && export JOULEBENCH_FASHION_MNIST="$PWD/gpu-data/fashion-mnist"
+[ -d gpu-data/fortunes ] && export JOULEBENCH_CORPUS="$PWD/gpu-data/fortunes"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,power.limit,temperature.gpu --format=csv > "$out/nvidia-smi.csv" 2>&1
+"$bin" meters --device cuda:0 --idle-seconds 3 2>&1 | tee "$out/meters.txt"
+"$bin" run experiments/gpu-smoke.toml --device cuda:0 --out "$out/results" > "$out/run.log" 2>&1
+rc=$?
+tail -25 "$out/run.log"
+run=$(ls -d "$out"/results/gpu-smoke/*/ 2>/dev/null | tail -1)
+[ -n "$run" ] || { echo "error: no run folder (exit $rc); see $out/run.log" >&2; exit 1; }
+python3 - "$run" <<'PY' | tee "$out/table.md"
+import json, sys, pathlib
+run = pathlib.Path(sys.argv[1])
+print("| trial | status | ms/step | J/step (provenance) | idle W | net train J | test acc |")
+print("|---|---|---|---|---|---|---|")
+for line in (run / "trials.jsonl").read_text().splitlines():
+    r = json.loads(line)
+    st = r["status"]["state"]
+    t = r.get("training") or {}
+    steps = sum(e["steps"] for e in r["epochs"]) or 1
+    prov = "+".join(sorted({d["provenance"] for d in t.get("domains", [])})) or "-"
+    idle = r.get("idle") or {}
+    acc = (r.get("test") or {}).get("accuracy")
+    err = r["status"].get("error", "")
+    print(f"| {r['key']['workload']}/{r['key']['variant']} | {st} {err[:60]} | "
+          f"{1000 * t.get('seconds', 0) / steps:.2f} | {t.get('joules', 0) / steps:.3f} ({prov}) | "
+          f"{idle.get('avg_watts', float('nan')):.1f} | {t.get('net_joules', float('nan')):.1f} | "
+          f"{'-' if acc is None else f'{100 * acc:.2f}%'} |")
+PY
+exit $rc
