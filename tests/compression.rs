@@ -113,7 +113,9 @@ fn q8_0_is_about_3_8x_smaller_and_agrees_with_f32() {
         q.bytes.f32 as f64 / q.bytes.quantized as f64
     };
     assert!((3.6..=3.8).contains(&ratio_no_pad), "{ratio_no_pad}");
-    let x = Tensor::rand(0f32, 1.0, (8, 784), &Device::Cpu).unwrap();
+    let mut rng = joulebench::rng::Rng::new(11);
+    let xs: Vec<f32> = (0..8 * 784).map(|_| rng.next_f64() as f32).collect();
+    let x = Tensor::from_vec(xs, (8, 784), &Device::Cpu).unwrap();
     let a = m.forward(&x).unwrap();
     let b = q.model.forward(&x).unwrap();
     let err = (&a - &b)
@@ -135,9 +137,18 @@ fn q8_0_is_about_3_8x_smaller_and_agrees_with_f32() {
         err < 0.02 * mag.max(1e-3),
         "q8_0 logits differ by {err} (magnitude {mag})"
     );
-    let am: Vec<u32> = a.argmax(1).unwrap().to_vec1().unwrap();
+    // Predictions agree wherever the f32 top-2 margin exceeds the quantization error
+    // (an untrained model has near-ties that any rounding may flip).
+    let av: Vec<Vec<f32>> = a.to_vec2().unwrap();
     let bm: Vec<u32> = b.argmax(1).unwrap().to_vec1().unwrap();
-    assert_eq!(am, bm);
+    for (row, pred) in av.iter().zip(&bm) {
+        let mut sorted = row.clone();
+        sorted.sort_by(|x, y| y.total_cmp(x));
+        let best = row.iter().position(|v| *v == sorted[0]).unwrap() as u32;
+        if sorted[0] - sorted[1] > 2.0 * err {
+            assert_eq!(best, *pred, "confident prediction changed");
+        }
+    }
     // Models without quantization support say so.
     let t = ModelKind::CharTransformer
         .build(
