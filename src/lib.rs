@@ -11,6 +11,7 @@ pub mod data;
 pub mod device;
 pub mod distill;
 pub mod early_stopping;
+pub mod fused_adamw;
 pub mod grads;
 pub mod impact;
 pub mod init;

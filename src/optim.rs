@@ -45,11 +45,25 @@ impl SgdMomentum {
 /// The optimizer a trial trains with.
 pub enum TrainOptimizer {
     AdamW(Box<candle_nn::AdamW>),
+    FusedAdamW(crate::fused_adamw::FusedAdamW),
     Sgd(SgdMomentum),
 }
 
 impl TrainOptimizer {
     pub fn new(cfg: &OptimizerConfig, vars: Vec<Var>) -> Result<Self> {
+        if cfg.kind == OptimizerKind::Adamw
+            && cfg.fused
+            && let Some(f) = crate::fused_adamw::FusedAdamW::new(
+                vars.clone(),
+                cfg.learning_rate,
+                0.9,
+                0.999,
+                1e-8,
+                cfg.weight_decay,
+            )
+        {
+            return Ok(TrainOptimizer::FusedAdamW(f));
+        }
         Ok(match cfg.kind {
             OptimizerKind::Adamw => TrainOptimizer::AdamW(Box::new(candle_nn::AdamW::new(
                 vars,
@@ -73,6 +87,7 @@ impl TrainOptimizer {
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         match self {
             TrainOptimizer::AdamW(o) => o.step(grads),
+            TrainOptimizer::FusedAdamW(o) => o.step(grads),
             TrainOptimizer::Sgd(o) => o.step(grads),
         }
     }

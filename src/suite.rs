@@ -162,6 +162,8 @@ pub struct Settings {
     pub distill_alpha: Option<f64>,
     /// Save the trained weights to <run>/weights/<trial>.safetensors.
     pub save_weights: Option<bool>,
+    /// Use the fused in-place AdamW on CPU f32 parameters (default true).
+    pub fused_optimizer: Option<bool>,
 }
 
 /// Numeric precision of a trial.
@@ -336,6 +338,9 @@ pub struct OptimizerConfig {
     pub learning_rate: f64,
     pub momentum: f64,
     pub weight_decay: f64,
+    /// AdamW only: the fused in-place update (CPU f32) instead of candle_nn's.
+    #[serde(default)]
+    pub fused: bool,
 }
 
 /// Everything one trial needs, resolved from the layers.
@@ -1146,6 +1151,7 @@ impl Suite {
             ),
             momentum: pick!(momentum, 0.9),
             weight_decay: pick!(weight_decay, default_wd),
+            fused: pick!(fused_optimizer, true),
         };
         let cap = |v: Option<i64>| v.map(|x| x as u64);
         let batch_size = pick!(batch_size, 128) as u32;

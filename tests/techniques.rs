@@ -318,3 +318,90 @@ fn bf16_mlp_lands_within_1_5_points_of_f32_on_real_fashion_mnist() {
         "f32 {f32_acc} vs bf16 {bf16_acc}"
     );
 }
+
+#[test]
+fn fused_adamw_matches_candle_nn_adamw_after_100_steps() {
+    use candle_nn::Optimizer;
+    let dev = Device::Cpu;
+    let mk = || {
+        let vars = SeededVars::new(21);
+        let m = ModelKind::Mlp
+            .build(
+                vars.builder(DType::F32, &dev),
+                10,
+                &joulebench::model::ModelSize::Mlp {
+                    hidden: vec![300, 40],
+                },
+            )
+            .unwrap();
+        (vars, m)
+    };
+    let (va, ma) = mk();
+    let (vb, mb) = mk();
+    let mut a = candle_nn::AdamW::new(
+        va.var_map().all_vars(),
+        candle_nn::ParamsAdamW {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        },
+    )
+    .unwrap();
+    let mut b = joulebench::fused_adamw::FusedAdamW::new(
+        vb.var_map().all_vars(),
+        1e-3,
+        0.9,
+        0.999,
+        1e-8,
+        0.01,
+    )
+    .unwrap();
+    let mut rng = joulebench::rng::Rng::new(5);
+    for step in 0..100 {
+        let xs: Vec<f32> = (0..32 * 784).map(|_| rng.next_f64() as f32).collect();
+        let x = Tensor::from_vec(xs, (32, 784), &dev).unwrap();
+        let y = Tensor::from_vec(
+            (0..32u32).map(|i| (i + step) % 10).collect::<Vec<_>>(),
+            32,
+            &dev,
+        )
+        .unwrap();
+        let la = candle_nn::loss::cross_entropy(&ma.forward(&x).unwrap(), &y).unwrap();
+        a.backward_step(&la).unwrap();
+        let lb = candle_nn::loss::cross_entropy(&mb.forward(&x).unwrap(), &y).unwrap();
+        b.step(&lb.backward().unwrap()).unwrap();
+    }
+    for name in [
+        "fc1.weight",
+        "fc1.bias",
+        "fc2.weight",
+        "fc3.weight",
+        "fc3.bias",
+    ] {
+        let wa = va.get(name).unwrap();
+        let wb = vb.get(name).unwrap();
+        let diff = (&wa - &wb)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let mag = wa
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            diff <= 1e-5 * mag.max(1e-3) * 10.0,
+            "{name}: max diff {diff}, magnitude {mag}"
+        );
+        let rel = diff / mag;
+        assert!(rel < 1e-5, "{name}: relative difference {rel}");
+    }
+}
