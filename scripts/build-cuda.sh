@@ -7,7 +7,7 @@
 #  - cuBLAS, cuRAND, NVRTC and the libcuda stub to *link* against; at run
 #    time the GPU host's own libraries are used (scripts/gpu-check.sh finds them)
 #
-# Output: target-cuda/release/joulebench (also copied to dist/joulebench-cuda).
+# Output: dist/joulebench-cuda (stripped) and dist/joulebench-cuda.gz (to carry).
 # Re-runs reuse .venv-cuda and target-cuda (the first build takes ~25 min on 2 cores).
 # Env: CUDA_COMPUTE_CAP (default 90 = Hopper: H100/H200).
 set -euo pipefail
@@ -27,7 +27,7 @@ cu=$(echo "$venv"/lib/python3*/site-packages/nvidia/cu13)
 # The linker wants unversioned names; the wheels ship sonames only.
 links="$PWD/target-cuda/linklibs"
 mkdir -p "$links"
-for lib in cublas cublasLt curand nvrtc; do
+for lib in cublas cublasLt curand nvrtc cudart; do
   f=$(ls "$cu"/lib/lib$lib.so.* 2>/dev/null | head -1)
   [ -n "$f" ] || { echo "error: lib$lib.so.* not found in $cu/lib" >&2; exit 1; }
   ln -sf "$PWD/$f" "$links/lib$lib.so"
@@ -56,4 +56,6 @@ cargo build --release --features cuda --target-dir target-cuda
 mkdir -p dist
 cp target-cuda/release/joulebench dist/joulebench-cuda
 strip dist/joulebench-cuda
-ls -la dist/joulebench-cuda
+# The embedded PTX compresses well: carry the .gz to a GPU host (gpu-check.sh unpacks it).
+gzip -9 -c dist/joulebench-cuda > dist/joulebench-cuda.gz
+ls -la dist/joulebench-cuda dist/joulebench-cuda.gz

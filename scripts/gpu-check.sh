@@ -2,7 +2,7 @@
 # One prepared check for a GPU host without a Rust toolchain or network:
 #   scripts/gpu-check.sh [BINARY]       (default dist/joulebench-cuda)
 # Prepare on the build machine: scripts/build-cuda.sh && scripts/pack-gpu-data.sh,
-# then carry dist/ and gpu-data/. Finds the CUDA and NVML libraries, runs
+# then carry dist/joulebench-cuda.gz (~20 MB) and gpu-data/ (~5 MB). Finds the CUDA and NVML libraries, runs
 # `joulebench meters`, then experiments/gpu-smoke.toml on cuda:0, writes logs
 # and the run folder under $OUT (default ./gpu-check-out) and prints a short
 # table last: per workload and precision, ms/step, J/step with provenance,
@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 bin="${1:-dist/joulebench-cuda}"
 out="${OUT:-gpu-check-out}"
 mkdir -p "$out"
+if [ ! -x "$bin" ] && [ -f "$bin.gz" ]; then
+  gunzip -c "$bin.gz" > /tmp/joulebench-cuda && chmod +x /tmp/joulebench-cuda && bin=/tmp/joulebench-cuda
+fi
 [ -x "$bin" ] || { echo "error: $bin not found or not executable; build it with scripts/build-cuda.sh" >&2; exit 1; }
 for d in /usr/local/nvidia/lib64 /usr/local/cuda-13.0/targets/x86_64-linux/lib \
          /opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib /usr/local/cuda/lib64; do

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Packs a subset of the real datasets into gpu-data/ (git-ignored, ~5 MB) so a
-# GPU host without apt or network can run the smoke suite: the first 15,000
-# Fashion-MNIST training images (5,000 of them the validation split), the
-# first 5,000 test images, and the fortunes text files.
+# GPU host without apt or network can run the smoke suite: the first 8,000
+# Fashion-MNIST training images (the last 5,000 of them form the validation
+# split), the first 2,000 test images, and a few fortunes text files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src="${JOULEBENCH_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
@@ -23,10 +23,12 @@ def subset(name, n):
     body = data[4 + 4 * ndims: 4 + 4 * ndims + dims[0] * per]
     with gzip.open(os.path.join(dst, name + ".gz"), "wb") as f:
         f.write(head + body)
-for name, n in [("train-images-idx3-ubyte", 15000), ("train-labels-idx1-ubyte", 15000),
-                ("t10k-images-idx3-ubyte", 5000), ("t10k-labels-idx1-ubyte", 5000)]:
+for name, n in [("train-images-idx3-ubyte", 8000), ("train-labels-idx1-ubyte", 8000),
+                ("t10k-images-idx3-ubyte", 2000), ("t10k-labels-idx1-ubyte", 2000)]:
     subset(name, n)
 PY
 corpus="${JOULEBENCH_CORPUS:-/usr/share/games/fortunes}"
-find "$corpus" -maxdepth 1 -type f ! -name '*.*' -exec cp {} gpu-data/fortunes/ \;
+for f in computers science work linux; do
+  [ -f "$corpus/$f" ] && cp "$corpus/$f" gpu-data/fortunes/
+done
 du -sh gpu-data
