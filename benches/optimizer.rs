@@ -11,7 +11,9 @@ use joulebench::model::ModelKind;
 fn bench(c: &mut Criterion) {
     let dev = Device::Cpu;
     let vars = SeededVars::new(1);
-    let model = ModelKind::Mlp.build_default(vars.builder(DType::F32, &dev), 10).unwrap();
+    let model = ModelKind::Mlp
+        .build_default(vars.builder(DType::F32, &dev), 10)
+        .unwrap();
     let x = Tensor::rand(0f32, 1.0, (128, 784), &dev).unwrap();
     let y = Tensor::from_vec((0..128u32).map(|i| i % 10).collect::<Vec<_>>(), 128, &dev).unwrap();
     let grads = candle_nn::loss::cross_entropy(&model.forward(&x).unwrap(), &y)
@@ -22,7 +24,8 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20);
     let mut plain = candle_nn::AdamW::new_lr(vars.var_map().all_vars(), 1e-5).unwrap();
     g.bench_function("candle_nn", |b| b.iter(|| plain.step(&grads).unwrap()));
-    let mut fused = FusedAdamW::new(vars.var_map().all_vars(), 1e-5, 0.9, 0.999, 1e-8, 0.01).unwrap();
+    let mut fused =
+        FusedAdamW::new(vars.var_map().all_vars(), 1e-5, 0.9, 0.999, 1e-8, 0.01).unwrap();
     g.bench_function("fused", |b| b.iter(|| fused.step(&grads).unwrap()));
     g.finish();
 }

@@ -22,9 +22,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn measure(kind: ModelKind, fused: bool) -> (f64, f64, f64, f64) {
     let dev = Device::Cpu;
     let vars = SeededVars::new(1);
-    let model = kind.build_default(vars.builder(DType::F32, &dev), 10).unwrap();
+    let model = kind
+        .build_default(vars.builder(DType::F32, &dev), 10)
+        .unwrap();
     let mut plain = candle_nn::AdamW::new_lr(vars.var_map().all_vars(), 1e-3).unwrap();
-    let mut fast = FusedAdamW::new(vars.var_map().all_vars(), 1e-3, 0.9, 0.999, 1e-8, 0.01).unwrap();
+    let mut fast =
+        FusedAdamW::new(vars.var_map().all_vars(), 1e-3, 0.9, 0.999, 1e-8, 0.01).unwrap();
     let x = Tensor::rand(0f32, 1.0, (128, 1, 28, 28), &dev).unwrap();
     let y = Tensor::from_vec((0..128u32).map(|i| i % 10).collect::<Vec<_>>(), 128, &dev).unwrap();
     let (mut f, mut b, mut o, mut s) = (vec![], vec![], vec![], vec![]);
@@ -56,7 +59,17 @@ fn main() {
         let (s1, f1, b1, o1) = measure(kind, true);
         println!(
             "{:<4} step {:7.2} ms -> {:7.2} ms with fused AdamW ({:.2}x) | candle_nn: fwd {:.2} bwd {:.2} opt {:.2} | fused: fwd {:.2} bwd {:.2} opt {:.2} ms (optimizer {:.1}x faster)",
-            kind.name(), s0, s1, s0 / s1, f0, b0, o0, f1, b1, o1, o0 / o1
+            kind.name(),
+            s0,
+            s1,
+            s0 / s1,
+            f0,
+            b0,
+            o0,
+            f1,
+            b1,
+            o1,
+            o0 / o1
         );
     }
 }

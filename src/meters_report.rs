@@ -51,7 +51,13 @@ pub fn report(opts: &RunOptions) -> Result<String, RunError> {
     }
     let m = crate::runner::Measurement::defaults(opts)?;
     let built = meter::build(&m.meter, opts.device)?;
-    let device = opts.device.open()?;
+    let device = match opts.device.open() {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = writeln!(out, "no idle reading: {e}");
+            return Ok(out);
+        }
+    };
     let mut measurer = Measurer::new(built.meter, device);
     let secs = opts.idle_seconds.unwrap_or(1.0).max(0.2);
     let idle = measurer.measure_idle(secs)?;
