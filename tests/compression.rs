@@ -118,21 +118,8 @@ fn q8_0_is_about_3_8x_smaller_and_agrees_with_f32() {
     let x = Tensor::from_vec(xs, (8, 784), &Device::Cpu).unwrap();
     let a = m.forward(&x).unwrap();
     let b = q.model.forward(&x).unwrap();
-    let err = (&a - &b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let mag = a
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let err = common::max_abs_diff(&a, &b);
+    let mag = common::max_abs(&a);
     assert!(
         err < 0.02 * mag.max(1e-3),
         "q8_0 logits differ by {err} (magnitude {mag})"
@@ -215,17 +202,6 @@ fn forward(kind: ModelKind, vars: &SeededVars, size: &ModelSize, x: &Tensor) -> 
         .unwrap()
 }
 
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
-
 #[test]
 fn structured_mlp_removing_units_with_zero_outgoing_weights_leaves_outputs_unchanged() {
     use joulebench::structured;
@@ -253,9 +229,9 @@ fn structured_mlp_removing_units_with_zero_outgoing_weights_leaves_outputs_uncha
     assert_eq!(new_size, ModelSize::Mlp { hidden: vec![6, 5] });
     let after = forward(ModelKind::Mlp, &small, &new_size, &x);
     assert!(
-        max_diff(&before, &after) < 1e-5,
+        common::max_abs_diff(&before, &after) < 1e-5,
         "outputs changed by {}",
-        max_diff(&before, &after)
+        common::max_abs_diff(&before, &after)
     );
     assert_eq!(
         small.parameter_count(),
@@ -310,9 +286,9 @@ fn structured_cnn_removing_channels_with_zero_outgoing_weights_leaves_outputs_un
     );
     let after = forward(ModelKind::Cnn, &small, &new_size, &x);
     assert!(
-        max_diff(&before, &after) < 1e-4,
+        common::max_abs_diff(&before, &after) < 1e-4,
         "{}",
-        max_diff(&before, &after)
+        common::max_abs_diff(&before, &after)
     );
     assert_eq!(
         small.parameter_count(),

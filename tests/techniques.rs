@@ -120,21 +120,8 @@ fn accumulated_gradient_equals_big_batch(dev: &Device) {
     for v in &all {
         let a = acc.get(v).unwrap();
         let b = big.get(v).unwrap();
-        let diff = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let mag = b
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = common::max_abs_diff(a, b);
+        let mag = common::max_abs(b);
         assert!(
             diff <= 1e-5 * mag.max(1e-3),
             "diff {diff} vs magnitude {mag}"
@@ -382,25 +369,8 @@ fn fused_adamw_matches_candle_nn_adamw_after_100_steps() {
     ] {
         let wa = va.get(name).unwrap();
         let wb = vb.get(name).unwrap();
-        let diff = (&wa - &wb)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let mag = wa
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(
-            diff <= 1e-5 * mag.max(1e-3) * 10.0,
-            "{name}: max diff {diff}, magnitude {mag}"
-        );
+        let diff = common::max_abs_diff(&wa, &wb);
+        let mag = common::max_abs(&wa);
         let rel = diff / mag;
         assert!(rel < 1e-5, "{name}: relative difference {rel}");
     }

@@ -164,23 +164,12 @@ fn causal_mask_holds(dev: &Device) {
     let la = m.forward(&a).unwrap();
     let lb = m.forward(&b).unwrap();
     assert_eq!(la.dims(), &[1, 8, 11]);
-    let early = (la.i((.., 0..5, ..)).unwrap() - lb.i((.., 0..5, ..)).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let early = common::max_abs_diff(
+        &la.i((.., 0..5, ..)).unwrap(),
+        &lb.i((.., 0..5, ..)).unwrap(),
+    );
     assert!(early < 1e-5, "positions before the change moved by {early}");
-    let late = (la.i((.., 5, ..)).unwrap() - lb.i((.., 5, ..)).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let late = common::max_abs_diff(&la.i((.., 5, ..)).unwrap(), &lb.i((.., 5, ..)).unwrap());
     assert!(late > 1e-4, "the changed position must change");
     let g = generate(&m, &a.narrow(1, 0, 3).unwrap(), 7, 8).unwrap();
     assert_eq!(g.dims(), &[1, 10]);
