@@ -7,6 +7,7 @@
 
 pub mod analysis;
 pub mod claims;
+pub mod conv;
 pub mod data;
 pub mod device;
 pub mod distill;

@@ -46,8 +46,8 @@ impl Model for Cnn {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let b = xs.dim(0)?;
         let h = xs.reshape((b, 1, 28, 28))?;
-        let h = self.conv1.forward(&h)?.relu()?.max_pool2d(2)?;
-        let h = self.conv2.forward(&h)?.relu()?.max_pool2d(2)?;
+        let h = crate::conv::max_pool2(&crate::conv::forward(&self.conv1, &h)?.relu()?)?;
+        let h = crate::conv::max_pool2(&crate::conv::forward(&self.conv2, &h)?.relu()?)?;
         let h = h.flatten_from(1)?;
         let h = self.fc1.forward(&h)?.relu()?;
         self.fc2.forward(&h)

@@ -92,11 +92,13 @@ impl MobileNetCnn {
 impl Model for MobileNetCnn {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let b = xs.dim(0)?;
-        let mut h = self.stem.forward(&xs.reshape((b, 1, 28, 28))?)?.relu()?;
+        let conv = crate::conv::forward;
+        let mut h = conv(&self.stem, &xs.reshape((b, 1, 28, 28))?)?.relu()?;
         for blk in &self.blocks {
             h = match blk {
-                Block::Separable { dw, pw } => pw.forward(&dw.forward(&h)?.relu()?)?.relu()?,
-                Block::Standard { conv } => conv.forward(&h)?.relu()?,
+                // Depthwise (groups = channels) stays on candle's kernel.
+                Block::Separable { dw, pw } => conv(pw, &conv(dw, &h)?.relu()?)?.relu()?,
+                Block::Standard { conv: c } => conv(c, &h)?.relu()?,
             };
         }
         let pooled = h.mean((2, 3))?;
