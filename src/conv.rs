@@ -234,7 +234,9 @@ pub fn conv2d(
     // One (B L) x (C k k + 1) by (C k k + 1) x O gemm; its backward is two gemms.
     let l = g.ho * g.wo;
     let y = cols.reshape((b * l, c * k * k + 1))?.matmul(&wm)?; // (B L, O)
-    y.reshape((b, l, o))?.transpose(1, 2)?.reshape((b, o, g.ho, g.wo))
+    y.reshape((b, l, o))?
+        .transpose(1, 2)?
+        .reshape((b, o, g.ho, g.wo))
 }
 
 /// A candle_nn `Conv2d` layer's forward through the fast path when it can
