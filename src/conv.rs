@@ -58,6 +58,38 @@ fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     Ok(&v[a..b])
 }
 
+impl Geometry {
+    /// Calls `f(column_index, input_index)` for every kernel tap of one sample
+    /// that lands inside the input: `column_index` into that sample's
+    /// (Ho*Wo, C*k*k + 1) im2col block, `input_index` into its (C, H, W) image.
+    /// im2col copies along these pairs and col2im (its adjoint) adds back.
+    fn taps(&self, mut f: impl FnMut(usize, usize)) {
+        let n = self.cols() + 1;
+        for oy in 0..self.ho {
+            for ox in 0..self.wo {
+                let row = (oy * self.wo + ox) * n;
+                for ci in 0..self.c {
+                    for ky in 0..self.k {
+                        let iy = (oy * self.stride + ky) as isize - self.pad as isize;
+                        if iy < 0 || iy as usize >= self.h {
+                            continue;
+                        }
+                        for kx in 0..self.k {
+                            let ix = (ox * self.stride + kx) as isize - self.pad as isize;
+                            if ix >= 0 && (ix as usize) < self.w {
+                                f(
+                                    row + (ci * self.k + ky) * self.k + kx,
+                                    (ci * self.h + iy as usize) * self.w + ix as usize,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl CustomOp1 for Im2Col {
     fn name(&self) -> &'static str {
         "im2col"
@@ -67,30 +99,15 @@ impl CustomOp1 for Im2Col {
         let g = self.0;
         let x = contiguous_f32(s, l)?;
         let b = l.dims()[0];
-        let (l_out, n) = (g.ho * g.wo, g.cols() + 1);
+        let (l_out, n, img) = (g.ho * g.wo, g.cols() + 1, g.c * g.h * g.w);
         let mut out = vec![0f32; b * l_out * n];
         for bi in 0..b {
-            let xb = &x[bi * g.c * g.h * g.w..(bi + 1) * g.c * g.h * g.w];
+            let xb = &x[bi * img..(bi + 1) * img];
             let ob = &mut out[bi * l_out * n..(bi + 1) * l_out * n];
-            for oy in 0..g.ho {
-                for ox in 0..g.wo {
-                    let row = &mut ob[(oy * g.wo + ox) * n..(oy * g.wo + ox + 1) * n];
-                    row[n - 1] = 1.0;
-                    for ci in 0..g.c {
-                        for ky in 0..g.k {
-                            let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                            for kx in 0..g.k {
-                                let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w
-                                {
-                                    row[(ci * g.k + ky) * g.k + kx] =
-                                        xb[(ci * g.h + iy as usize) * g.w + ix as usize];
-                                }
-                            }
-                        }
-                    }
-                }
+            for r in 0..l_out {
+                ob[r * n + n - 1] = 1.0;
             }
+            g.taps(|col, inp| ob[col] = xb[inp]);
         }
         Ok((CpuStorage::F32(out), Shape::from((b, l_out, n))))
     }
@@ -109,30 +126,13 @@ impl CustomOp1 for Col2Im {
         let g = self.0;
         let cols = contiguous_f32(s, l)?;
         let b = l.dims()[0];
-        // Rows carry the trailing ones column, which has no input position.
-        let (l_out, n) = (g.ho * g.wo, g.cols() + 1);
-        let mut out = vec![0f32; b * g.c * g.h * g.w];
+        // The trailing ones column has no input position, so `taps` skips it.
+        let (l_out, n, img) = (g.ho * g.wo, g.cols() + 1, g.c * g.h * g.w);
+        let mut out = vec![0f32; b * img];
         for bi in 0..b {
             let cb = &cols[bi * l_out * n..(bi + 1) * l_out * n];
-            let ob = &mut out[bi * g.c * g.h * g.w..(bi + 1) * g.c * g.h * g.w];
-            for oy in 0..g.ho {
-                for ox in 0..g.wo {
-                    let row = &cb[(oy * g.wo + ox) * n..(oy * g.wo + ox + 1) * n];
-                    for ci in 0..g.c {
-                        for ky in 0..g.k {
-                            let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                            for kx in 0..g.k {
-                                let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w
-                                {
-                                    ob[(ci * g.h + iy as usize) * g.w + ix as usize] +=
-                                        row[(ci * g.k + ky) * g.k + kx];
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            let ob = &mut out[bi * img..(bi + 1) * img];
+            g.taps(|col, inp| ob[inp] += cb[col]);
         }
         Ok((CpuStorage::F32(out), Shape::from((b, g.c, g.h, g.w))))
     }
