@@ -33,7 +33,8 @@ fn measure(kind: ModelKind, fused: bool) -> (f64, f64, f64, f64) {
     let (mut f, mut b, mut o, mut s) = (vec![], vec![], vec![], vec![]);
     for i in 0..35 {
         let t0 = Instant::now();
-        let loss = candle_nn::loss::cross_entropy(&model.forward(&x).unwrap(), &y).unwrap();
+        let loss =
+            joulebench::ops::cross_entropy::cross_entropy(&model.forward(&x).unwrap(), &y).unwrap();
         let t1 = Instant::now();
         let grads = loss.backward().unwrap();
         let t2 = Instant::now();
@@ -54,6 +55,7 @@ fn measure(kind: ModelKind, fused: bool) -> (f64, f64, f64, f64) {
 }
 
 fn main() {
+    joulebench::alloc::keep_freed_memory();
     for kind in [ModelKind::Mlp, ModelKind::Cnn] {
         let (s0, f0, b0, o0) = measure(kind, false);
         let (s1, f1, b1, o1) = measure(kind, true);

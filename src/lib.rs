@@ -5,9 +5,9 @@
 //! `model` with seeded `init`, `trainer` with `meter` windows) → `record`s
 //! appended by `store` to `results/<suite>/<run>/trials.jsonl`.
 
+pub mod alloc;
 pub mod analysis;
 pub mod claims;
-pub mod conv;
 pub mod data;
 pub mod device;
 pub mod distill;
@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod meter;
 pub mod meters_report;
 pub mod model;
+pub mod ops;
 pub mod optim;
 pub mod peaks;
 pub mod pipeline;

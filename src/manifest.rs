@@ -44,6 +44,9 @@ pub struct Manifest {
     #[serde(default)]
     pub impact: Option<crate::impact::ImpactSettings>,
     pub dataset_dir: String,
+    /// How the process allocator was tuned (see `alloc`); absent in older runs.
+    #[serde(default)]
+    pub allocator: Option<crate::alloc::AllocatorTuning>,
 }
 
 fn read(path: &str) -> String {
@@ -109,6 +112,7 @@ impl Manifest {
             cooldown_seconds: 0.0,
             impact: None,
             dataset_dir: dataset_dir.display().to_string(),
+            allocator: Some(crate::alloc::current()),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! with zero columns (and its input with zeros), which is exact and costs a
 //! few bytes — the reported sizes include that padding.
 
+use crate::ops::Activation;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::Linear;
@@ -38,10 +39,20 @@ pub enum Dense {
     Quant(QLinear),
 }
 
+impl Dense {
+    /// `act(layer(x))`, fused into one op for a full-precision layer.
+    pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        match self {
+            Dense::F32(l) => crate::ops::linear::forward(l, x, act),
+            Dense::Quant(_) => act.tensor(Module::forward(self, x)?),
+        }
+    }
+}
+
 impl Module for Dense {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Dense::F32(l) => l.forward(x),
+            Dense::F32(l) => crate::ops::linear::forward(l, x, Activation::Identity),
             Dense::Quant(q) => {
                 let x = if q.padded > q.in_features {
                     let mut pad_shape = x.dims().to_vec();

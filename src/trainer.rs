@@ -126,7 +126,7 @@ fn flat(logits: &Tensor, y: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
 /// Cross-entropy (f32) of a batch's logits against its labels.
 pub fn loss_of(logits: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
     let (l, y) = flat(&logits.to_dtype(DType::F32)?, y)?;
-    candle_nn::loss::cross_entropy(&l, &y)
+    crate::ops::cross_entropy::cross_entropy(&l, &y)
 }
 
 /// Mean loss and accuracy (per label: per sample, or per token for language
@@ -147,7 +147,7 @@ pub fn evaluate(
         let (l, y) = flat(&logits, &y)?;
         let n = y.dims()[0];
         labels += n;
-        let loss = candle_nn::loss::cross_entropy(&l, &y)?;
+        let loss = crate::ops::cross_entropy::cross_entropy(&l, &y)?;
         loss_sum = (loss_sum + (loss * n as f64)?)?;
         let hit = l.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?;
         correct = (correct + hit)?;

@@ -109,6 +109,9 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
             m.host.os
         );
         let _ = writeln!(o, "| device | {} |", m.device);
+        if let Some(a) = &m.allocator {
+            let _ = writeln!(o, "| allocator | {} |", a.describe());
+        }
         if let Some(d) = &m.gpu_driver {
             let _ = writeln!(o, "| GPU driver | {d} |");
         }

@@ -1,9 +1,10 @@
 //! Small convolutional network for 28x28 grey images.
 
 use super::Model;
+use crate::ops::{Activation, conv, pool::max_pool2};
 use crate::quantize::{Dense, quantize_all};
 use candle_core::quantized::GgmlDType;
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, VarBuilder, conv2d, linear};
 
 #[derive(Clone)]
@@ -46,11 +47,11 @@ impl Model for Cnn {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let b = xs.dim(0)?;
         let h = xs.reshape((b, 1, 28, 28))?;
-        let h = crate::conv::max_pool2(&crate::conv::forward(&self.conv1, &h)?.relu()?)?;
-        let h = crate::conv::max_pool2(&crate::conv::forward(&self.conv2, &h)?.relu()?)?;
+        let h = max_pool2(&conv::forward(&self.conv1, &h, Activation::Relu)?)?;
+        let h = max_pool2(&conv::forward(&self.conv2, &h, Activation::Relu)?)?;
         let h = h.flatten_from(1)?;
-        let h = self.fc1.forward(&h)?.relu()?;
-        self.fc2.forward(&h)
+        let h = self.fc1.forward_act(&h, Activation::Relu)?;
+        self.fc2.forward_act(&h, Activation::Identity)
     }
 
     fn macs_per_sample(&self) -> u64 {

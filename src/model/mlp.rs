@@ -1,9 +1,10 @@
 //! Multi-layer perceptron.
 
 use super::Model;
+use crate::ops::Activation;
 use crate::quantize::{Dense, quantize_all};
 use candle_core::quantized::GgmlDType;
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Result, Tensor};
 use candle_nn::{VarBuilder, linear};
 
 pub struct Mlp {
@@ -36,10 +37,12 @@ impl Model for Mlp {
         let mut h = xs.flatten_from(1)?;
         let last = self.layers.len() - 1;
         for (i, l) in self.layers.iter().enumerate() {
-            h = l.forward(&h)?;
-            if i < last {
-                h = h.relu()?;
-            }
+            let act = if i < last {
+                Activation::Relu
+            } else {
+                Activation::Identity
+            };
+            h = l.forward_act(&h, act)?;
         }
         Ok(h)
     }

@@ -10,7 +10,8 @@
 //! `1/Cout + 1/k^2` (Howard et al. 2017, eq. 5).
 
 use super::Model;
-use candle_core::{Module, Result, Tensor};
+use crate::ops::Activation;
+use candle_core::{Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, conv2d, linear};
 
 enum Block {
@@ -92,17 +93,16 @@ impl MobileNetCnn {
 impl Model for MobileNetCnn {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let b = xs.dim(0)?;
-        let conv = crate::conv::forward;
-        let mut h = conv(&self.stem, &xs.reshape((b, 1, 28, 28))?)?.relu()?;
+        let conv = |layer, x: &Tensor| crate::ops::conv::forward(layer, x, Activation::Relu);
+        let mut h = conv(&self.stem, &xs.reshape((b, 1, 28, 28))?)?;
         for blk in &self.blocks {
             h = match blk {
-                // Depthwise (groups = channels) stays on candle's kernel.
-                Block::Separable { dw, pw } => conv(pw, &conv(dw, &h)?.relu()?)?.relu()?,
-                Block::Standard { conv: c } => conv(c, &h)?.relu()?,
+                Block::Separable { dw, pw } => conv(pw, &conv(dw, &h)?)?,
+                Block::Standard { conv: c } => conv(c, &h)?,
             };
         }
         let pooled = h.mean((2, 3))?;
-        self.head.forward(&pooled)
+        crate::ops::linear::forward(&self.head, &pooled, Activation::Identity)
     }
 
     fn macs_per_sample(&self) -> u64 {

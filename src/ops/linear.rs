@@ -1,0 +1,128 @@
+//! A dense layer `act(x·Wᵀ + b)` as one op.
+//!
+//! Forward: one gemm into a buffer pre-filled with the bias, then the
+//! activation in place. Backward: the activation's mask, then
+//! `dW = gᵀ·x`, `db = Σ_rows g` and, only when `x` needs a gradient (not for
+//! the input batch), `dx = g·W`. candle's `Linear` + `relu` computes `dx`
+//! always and accumulates each of its ~6 nodes through a zeros-plus-add.
+
+use super::{Activation, Mat, f32s, fast, matmul, with_f32};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+
+struct LinearOp {
+    act: Activation,
+    input_grad: bool,
+}
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "fused-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, i) = xl.shape().dims2()?;
+        let (o, _) = wl.shape().dims2()?;
+        let (x, w, b) = (
+            f32s(xs, xl, self.name())?,
+            f32s(ws, wl, self.name())?,
+            f32s(bs, bl, self.name())?,
+        );
+        let mut y = Vec::with_capacity(n * o);
+        for _ in 0..n {
+            y.extend_from_slice(b);
+        }
+        matmul(&mut y, Mat::new(x, n, i), Mat::new(w, o, i).t(), true, true);
+        self.act.apply(&mut y);
+        Ok((CpuStorage::F32(y), Shape::from((n, o))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, i) = x.dims2()?;
+        let o = w.dim(0)?;
+        let mut g = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        with_f32(y, self.name(), |y| {
+            self.act.mask_grad(&mut g, y);
+            Ok(())
+        })?;
+        let gm = Mat::new(&g, n, o);
+        let mut dw = vec![0f32; o * i];
+        with_f32(x, self.name(), |x| {
+            matmul(&mut dw, gm.t(), Mat::new(x, n, i), false, true);
+            Ok(())
+        })?;
+        let mut db = vec![0f32; o];
+        for row in g.chunks_exact(o) {
+            for (d, v) in db.iter_mut().zip(row) {
+                *d += v;
+            }
+        }
+        let dx = if self.input_grad {
+            let mut dx = vec![0f32; n * i];
+            with_f32(w, self.name(), |w| {
+                matmul(&mut dx, gm, Mat::new(w, o, i), false, true);
+                Ok(())
+            })?;
+            Some(Tensor::from_vec(dx, (n, i), x.device())?)
+        } else {
+            None
+        };
+        Ok((
+            dx,
+            Some(Tensor::from_vec(dw, (o, i), w.device())?),
+            Some(Tensor::from_vec(db, o, w.device())?),
+        ))
+    }
+}
+
+/// `act(x·Wᵀ + b)` for x of shape (…, in) and W of shape (out, in): one
+/// fused op on f32 CPU tensors, candle's ops otherwise (or without a bias).
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Result<Tensor> {
+    let Some(b) = b.filter(|b| fast(&[x, w, b])) else {
+        let y = x.broadcast_matmul(&w.t()?)?;
+        let y = match b {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        return act.tensor(y);
+    };
+    let op = LinearOp {
+        act,
+        input_grad: x.track_op(),
+    };
+    let (w, b) = (w.contiguous()?, b.contiguous()?);
+    // Every reshape is a graph node with its own backward: skip them for 2-D input.
+    if x.rank() == 2 {
+        return x.contiguous()?.apply_op3(&w, &b, op);
+    }
+    let dims = x.dims().to_vec();
+    let Some((&i, lead)) = dims.split_last() else {
+        candle_core::bail!("linear: input is a scalar")
+    };
+    let y = x
+        .reshape((lead.iter().product::<usize>(), i))?
+        .contiguous()?
+        .apply_op3(&w, &b, op)?;
+    let mut out = lead.to_vec();
+    out.push(w.dim(0)?);
+    y.reshape(out)
+}
+
+/// A candle_nn `Linear` layer through [`linear`].
+pub fn forward(layer: &candle_nn::Linear, x: &Tensor, act: Activation) -> Result<Tensor> {
+    linear(x, layer.weight(), layer.bias(), act)
+}

@@ -1,0 +1,219 @@
+//! The fused CPU ops (src/ops) match candle's own ops: outputs and gradients.
+
+mod common;
+
+use candle_core::{Device, Tensor, Var};
+use joulebench::ops::conv::{self, ConvSpec};
+use joulebench::ops::{Activation, cross_entropy, linear};
+use joulebench::rng::Rng;
+
+fn rand(shape: &[usize], rng: &mut Rng) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+/// Runs `f` on `inputs` made variables, then backpropagates a loss that
+/// weights every output differently: (output, gradient of each input).
+fn run(inputs: &[Tensor], f: &dyn Fn(&[Tensor]) -> Tensor) -> (Tensor, Vec<Option<Tensor>>) {
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(|t| Var::from_tensor(t).unwrap())
+        .collect();
+    let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let y = f(&ts);
+    let weights = Tensor::arange(0f32, y.elem_count() as f32, &Device::Cpu)
+        .unwrap()
+        .reshape(y.shape())
+        .unwrap();
+    let loss = (&y * (weights * 0.01).unwrap().sin().unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let g = loss.backward().unwrap();
+    (y, ts.iter().map(|t| g.get(t).cloned()).collect())
+}
+
+/// The fused op and candle's reference agree on the output and on every
+/// input's gradient to `1e-4` relative.
+fn assert_same(
+    case: &str,
+    inputs: &[Tensor],
+    fast: &dyn Fn(&[Tensor]) -> Tensor,
+    reference: &dyn Fn(&[Tensor]) -> Tensor,
+) {
+    let (ya, ga) = run(inputs, fast);
+    let (yb, gb) = run(inputs, reference);
+    assert_eq!(ya.dims(), yb.dims(), "{case}: output shape");
+    let mut pairs = vec![("output".to_string(), ya, yb)];
+    for (i, (a, b)) in ga.into_iter().zip(gb).enumerate() {
+        let (a, b) = (a.expect("fused op gave no gradient"), b.unwrap());
+        pairs.push((format!("gradient of input {i}"), a, b));
+    }
+    for (name, a, b) in pairs {
+        assert_eq!(a.dims(), b.dims(), "{case} {name}: shape");
+        let d = common::max_abs_diff(&a, &b);
+        let m = common::max_abs(&b).max(1e-3);
+        assert!(d / m < 1e-4, "{case} {name}: relative difference {}", d / m);
+    }
+}
+
+#[test]
+fn fused_conv2d_matches_candle_outputs_and_gradients_on_random_shapes() {
+    let mut rng = Rng::new(7);
+    // (batch, in, out, size, kernel, stride, pad, groups, relu)
+    let cases = [
+        (2, 1, 4, 8, 3, 1, 1, 1, false),
+        (3, 3, 5, 9, 3, 2, 1, 1, true),
+        (2, 4, 2, 7, 1, 1, 0, 1, false),
+        (1, 2, 3, 10, 5, 2, 2, 1, true),
+        (2, 3, 6, 6, 3, 1, 0, 1, false),
+        (20, 4, 6, 5, 3, 1, 1, 2, true),
+        (3, 6, 6, 8, 3, 2, 1, 6, true),
+    ];
+    for case @ (b, c, o, s, k, stride, pad, groups, relu) in cases {
+        let inputs = [
+            rand(&[b, c, s, s], &mut rng),
+            rand(&[o, c / groups, k, k], &mut rng),
+            rand(&[o], &mut rng),
+        ];
+        let act = if relu {
+            Activation::Relu
+        } else {
+            Activation::Identity
+        };
+        let spec = ConvSpec {
+            stride,
+            pad,
+            groups,
+        };
+        assert_same(
+            &format!("{case:?}"),
+            &inputs,
+            &|t| conv::conv2d_fused(&t[0], &t[1], Some(&t[2]), spec, act).unwrap(),
+            &|t| {
+                let y = t[0]
+                    .conv2d(&t[1], pad, stride, 1, groups)
+                    .unwrap()
+                    .broadcast_add(&t[2].reshape((1, o, 1, 1)).unwrap())
+                    .unwrap();
+                act.tensor(y).unwrap()
+            },
+        );
+    }
+}
+
+#[test]
+fn fused_linear_matches_candle_on_2d_and_3d_inputs() {
+    let mut rng = Rng::new(11);
+    for (lead, i, o, relu) in [
+        (vec![5], 7, 3, true),
+        (vec![4], 16, 9, false),
+        (vec![2, 3], 6, 4, true),
+    ] {
+        let mut xs = lead.clone();
+        xs.push(i);
+        let inputs = [
+            rand(&xs, &mut rng),
+            rand(&[o, i], &mut rng),
+            rand(&[o], &mut rng),
+        ];
+        let act = if relu {
+            Activation::Relu
+        } else {
+            Activation::Identity
+        };
+        assert_same(
+            &format!("linear {xs:?} -> {o}"),
+            &inputs,
+            &|t| linear::linear(&t[0], &t[1], Some(&t[2]), act).unwrap(),
+            &|t| {
+                let y = t[0]
+                    .broadcast_matmul(&t[1].t().unwrap())
+                    .unwrap()
+                    .broadcast_add(&t[2])
+                    .unwrap();
+                act.tensor(y).unwrap()
+            },
+        );
+    }
+}
+
+#[test]
+fn fused_linear_skips_the_gradient_of_an_input_batch() {
+    let mut rng = Rng::new(5);
+    let x = rand(&[4, 6], &mut rng);
+    let w = Var::from_tensor(&rand(&[3, 6], &mut rng)).unwrap();
+    let b = Var::from_tensor(&rand(&[3], &mut rng)).unwrap();
+    let y = linear::linear(&x, w.as_tensor(), Some(b.as_tensor()), Activation::Relu).unwrap();
+    let g = y.sum_all().unwrap().backward().unwrap();
+    assert!(g.get(&x).is_none(), "the data batch got a gradient");
+    // dW of sum(relu(x Wᵀ + b)) is Σ over rows where the unit is active of x.
+    let active: Vec<Vec<f32>> = y.to_vec2().unwrap();
+    let xv: Vec<Vec<f32>> = x.to_vec2().unwrap();
+    let dw: Vec<Vec<f32>> = g.get(w.as_tensor()).unwrap().to_vec2().unwrap();
+    for (u, row) in dw.iter().enumerate() {
+        for (j, &got) in row.iter().enumerate() {
+            let want: f32 = (0..4)
+                .filter(|&r| active[r][u] > 0.0)
+                .map(|r| xv[r][j])
+                .sum();
+            assert!((got - want).abs() < 1e-5, "dW[{u}][{j}] {got} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn fused_cross_entropy_matches_candle_nn_and_rejects_bad_labels() {
+    let mut rng = Rng::new(9);
+    let logits = (rand(&[6, 4], &mut rng) * 3.0).unwrap();
+    let labels = Tensor::new(&[0u32, 3, 1, 1, 2, 0], &Device::Cpu).unwrap();
+    assert_same(
+        "cross-entropy",
+        std::slice::from_ref(&logits),
+        &|t| {
+            let l = cross_entropy::cross_entropy(&t[0], &labels).unwrap();
+            l.reshape(1).unwrap()
+        },
+        &|t| {
+            let l = candle_nn::loss::cross_entropy(&t[0], &labels).unwrap();
+            l.reshape(1).unwrap()
+        },
+    );
+    let bad = Tensor::new(&[0u32, 4, 1, 1, 2, 0], &Device::Cpu).unwrap();
+    let err = cross_entropy::cross_entropy(&logits, &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("label 4 is outside 0..4"), "{err}");
+}
+
+#[test]
+fn fast_max_pool_matches_candle_output_and_has_the_true_gradient() {
+    // Output equals candle's max_pool2d on random data.
+    let mut rng = Rng::new(3);
+    let x0 = rand(&[2, 3, 8, 6], &mut rng);
+    let a = joulebench::ops::pool::max_pool2(&x0).unwrap();
+    let b = x0.max_pool2d(2).unwrap();
+    assert_eq!(common::max_abs_diff(&a, &b), 0.0);
+    // d max / d x is 1 at each window's maximum and 0 elsewhere. (candle 0.11's own
+    // max_pool2d backward returns a quarter of that: 2.5 and 25 below.)
+    let x = Var::from_tensor(
+        &Tensor::new(
+            &[[[[1f32, 5.0, 2.0, 0.0], [3.0, 4.0, 7.0, 1.0]]]],
+            &Device::Cpu,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let y = joulebench::ops::pool::max_pool2(x.as_tensor()).unwrap();
+    let up = Tensor::new(&[[[[10f32, 100.0]]]], &Device::Cpu).unwrap();
+    let g = (&y * up).unwrap().sum_all().unwrap().backward().unwrap();
+    let gx: Vec<f32> = g
+        .get(x.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_eq!(gx, vec![0.0, 10.0, 0.0, 0.0, 0.0, 0.0, 100.0, 0.0]);
+}
