@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::Optimizer;
 use criterion::{Criterion, criterion_group, criterion_main};
-use joulebench::fused_adamw::FusedAdamW;
+use joulebench::fused_optim::FusedOptimizer;
 use joulebench::init::SeededVars;
 use joulebench::model::ModelKind;
 
@@ -25,7 +25,7 @@ fn bench(c: &mut Criterion) {
     let mut plain = candle_nn::AdamW::new_lr(vars.var_map().all_vars(), 1e-5).unwrap();
     g.bench_function("candle_nn", |b| b.iter(|| plain.step(&grads).unwrap()));
     let mut fused =
-        FusedAdamW::new(vars.var_map().all_vars(), 1e-5, 0.9, 0.999, 1e-8, 0.01).unwrap();
+        FusedOptimizer::adamw(vars.var_map().all_vars(), 1e-5, 0.9, 0.999, 1e-8, 0.01).unwrap();
     g.bench_function("fused", |b| b.iter(|| fused.step(&grads).unwrap()));
     g.finish();
 }

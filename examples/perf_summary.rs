@@ -1,77 +1,87 @@
-//! One-line performance summary for the README, independent of `cargo bench`:
-//! MLP and CNN training steps (batch 128, f32, 2 threads' worth of CPU) with
-//! candle_nn's AdamW and with the fused AdamW, the optimizer step alone, and
-//! each step's split into forward, backward and optimizer. Medians of 30 steps
-//! after 5 warm-up steps, all measured in this one run.
+//! Training-step speed for the README, independent of `cargo bench`: MLP and
+//! CNN steps (batch 128, f32, CPU) from plain candle to joulebench's
+//! defaults, one change at a time, all measured in this one run:
+//!
+//! 1. candle as-is: candle_nn layers, loss and AdamW, glibc's default allocator;
+//! 2. + the allocator keeps freed memory (`joulebench::alloc`);
+//! 3. + the fused ops (`joulebench::ops`);
+//! 4. + the fused AdamW (`joulebench::fused_optim`) = joulebench's default.
+//!
+//! Medians of 30 steps after 5 warm-up steps, split into forward (with the
+//! loss), backward and optimizer. Prints a Markdown table, then one line.
 //!
 //! Run: cargo run --release --example perf_summary
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::Optimizer;
-use joulebench::fused_adamw::FusedAdamW;
-use joulebench::init::SeededVars;
+use candle_core::{DType, Device};
 use joulebench::model::ModelKind;
-use std::time::Instant;
+use joulebench::perf::{StepBench, median};
+use joulebench::record::PhaseTimes;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+const CONFIGS: [&str; 4] = [
+    "candle as-is",
+    "+ allocator keeps freed memory",
+    "+ fused ops",
+    "+ fused AdamW (default)",
+];
 
-/// (step, forward, backward, optimizer) medians in ms.
-fn measure(kind: ModelKind, fused: bool) -> (f64, f64, f64, f64) {
-    let dev = Device::Cpu;
-    let vars = SeededVars::new(1);
-    let model = kind
-        .build_default(vars.builder(DType::F32, &dev), 10)
-        .unwrap();
-    let mut plain = candle_nn::AdamW::new_lr(vars.var_map().all_vars(), 1e-3).unwrap();
-    let mut fast =
-        FusedAdamW::new(vars.var_map().all_vars(), 1e-3, 0.9, 0.999, 1e-8, 0.01).unwrap();
-    let x = Tensor::rand(0f32, 1.0, (128, 1, 28, 28), &dev).unwrap();
-    let y = Tensor::from_vec((0..128u32).map(|i| i % 10).collect::<Vec<_>>(), 128, &dev).unwrap();
-    let (mut f, mut b, mut o, mut s) = (vec![], vec![], vec![], vec![]);
-    for i in 0..35 {
-        let t0 = Instant::now();
-        let loss =
-            joulebench::ops::cross_entropy::cross_entropy(&model.forward(&x).unwrap(), &y).unwrap();
-        let t1 = Instant::now();
-        let grads = loss.backward().unwrap();
-        let t2 = Instant::now();
-        if fused {
-            fast.step(&grads).unwrap();
-        } else {
-            plain.step(&grads).unwrap();
-        }
-        let t3 = Instant::now();
-        if i >= 5 {
-            f.push((t1 - t0).as_secs_f64() * 1e3);
-            b.push((t2 - t1).as_secs_f64() * 1e3);
-            o.push((t3 - t2).as_secs_f64() * 1e3);
-            s.push((t3 - t0).as_secs_f64() * 1e3);
-        }
-    }
-    (median(s), median(f), median(b), median(o))
+fn measure(kind: ModelKind, fused_optimizer: bool) -> (f64, PhaseTimes) {
+    let mut b = StepBench::new(kind, 128, DType::F32, fused_optimizer, &Device::Cpu).unwrap();
+    let samples: Vec<PhaseTimes> = (0..35).map(|_| b.step().unwrap()).skip(5).collect();
+    median(&samples)
 }
 
 fn main() {
-    joulebench::alloc::keep_freed_memory();
-    for kind in [ModelKind::Mlp, ModelKind::Cnn] {
-        let (s0, f0, b0, o0) = measure(kind, false);
-        let (s1, f1, b1, o1) = measure(kind, true);
+    let kinds = [ModelKind::Mlp, ModelKind::Cnn];
+    let mut rows: Vec<(ModelKind, usize, f64, PhaseTimes)> = Vec::new();
+    // The allocator setting cannot be undone, so every model's baseline runs first.
+    joulebench::ops::set_fused(false);
+    for kind in kinds {
+        let (s, p) = measure(kind, false);
+        rows.push((kind, 0, s, p));
+    }
+    let tuning = joulebench::alloc::keep_freed_memory();
+    for kind in kinds {
+        for (config, fused_ops, fused_opt) in [(1, false, false), (2, true, false), (3, true, true)]
+        {
+            joulebench::ops::set_fused(fused_ops);
+            let (s, p) = measure(kind, fused_opt);
+            rows.push((kind, config, s, p));
+        }
+    }
+    rows.sort_by_key(|r| (r.0 != ModelKind::Mlp, r.1));
+    println!("allocator: {}", tuning.describe());
+    println!("| model | configuration | step ms | forward | backward | optimizer | speed-up |");
+    println!("|---|---|---|---|---|---|---|");
+    let base = |kind| {
+        rows.iter()
+            .find(|r| r.0 == kind && r.1 == 0)
+            .map_or(f64::NAN, |r| r.2)
+    };
+    for (kind, config, s, p) in &rows {
         println!(
-            "{:<4} step {:7.2} ms -> {:7.2} ms with fused AdamW ({:.2}x) | candle_nn: fwd {:.2} bwd {:.2} opt {:.2} | fused: fwd {:.2} bwd {:.2} opt {:.2} ms (optimizer {:.1}x faster)",
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}x |",
             kind.name(),
-            s0,
-            s1,
-            s0 / s1,
-            f0,
-            b0,
-            o0,
-            f1,
-            b1,
-            o1,
-            o0 / o1
+            CONFIGS[*config],
+            s * 1e3,
+            p.forward_s * 1e3,
+            p.backward_s * 1e3,
+            p.optimizer_s * 1e3,
+            base(*kind) / s
         );
     }
+    let last = |kind| {
+        rows.iter()
+            .find(|r| r.0 == kind && r.1 == 3)
+            .map_or(f64::NAN, |r| r.2)
+    };
+    println!(
+        "summary: MLP step {:.1} -> {:.1} ms ({:.1}x; target <= 7 ms), CNN step {:.0} -> {:.0} ms ({:.1}x; target <= 120 ms), batch 128, f32, {} threads",
+        base(ModelKind::Mlp) * 1e3,
+        last(ModelKind::Mlp) * 1e3,
+        base(ModelKind::Mlp) / last(ModelKind::Mlp),
+        base(ModelKind::Cnn) * 1e3,
+        last(ModelKind::Cnn) * 1e3,
+        base(ModelKind::Cnn) / last(ModelKind::Cnn),
+        candle_core::utils::get_num_threads()
+    );
 }

@@ -1,5 +1,7 @@
-//! Optimizers: AdamW (candle_nn) and SGD with momentum.
+//! Optimizers: AdamW (candle_nn) and SGD with momentum as tensor ops, and
+//! their fused in-place versions (`fused_optim`) on f32 CPU parameters.
 
+use crate::fused_optim::{FusedOptimizer, Rule};
 use crate::suite::{OptimizerConfig, OptimizerKind};
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
@@ -45,24 +47,30 @@ impl SgdMomentum {
 /// The optimizer a trial trains with.
 pub enum TrainOptimizer {
     AdamW(Box<candle_nn::AdamW>),
-    FusedAdamW(crate::fused_adamw::FusedAdamW),
+    Fused(crate::fused_optim::FusedOptimizer),
     Sgd(SgdMomentum),
 }
 
 impl TrainOptimizer {
     pub fn new(cfg: &OptimizerConfig, vars: Vec<Var>) -> Result<Self> {
-        if cfg.kind == OptimizerKind::Adamw
-            && cfg.fused
-            && let Some(f) = crate::fused_adamw::FusedAdamW::new(
-                vars.clone(),
-                cfg.learning_rate,
-                0.9,
-                0.999,
-                1e-8,
-                cfg.weight_decay,
-            )
-        {
-            return Ok(TrainOptimizer::FusedAdamW(f));
+        if cfg.fused {
+            let rule = match cfg.kind {
+                OptimizerKind::Adamw => Rule::AdamW {
+                    lr: cfg.learning_rate,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: cfg.weight_decay,
+                },
+                OptimizerKind::Sgd => Rule::SgdMomentum {
+                    lr: cfg.learning_rate,
+                    momentum: cfg.momentum,
+                    weight_decay: cfg.weight_decay,
+                },
+            };
+            if let Some(f) = FusedOptimizer::new(vars.clone(), rule) {
+                return Ok(TrainOptimizer::Fused(f));
+            }
         }
         Ok(match cfg.kind {
             OptimizerKind::Adamw => TrainOptimizer::AdamW(Box::new(candle_nn::AdamW::new(
@@ -87,7 +95,7 @@ impl TrainOptimizer {
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         match self {
             TrainOptimizer::AdamW(o) => o.step(grads),
-            TrainOptimizer::FusedAdamW(o) => o.step(grads),
+            TrainOptimizer::Fused(o) => o.step(grads),
             TrainOptimizer::Sgd(o) => o.step(grads),
         }
     }

@@ -162,7 +162,7 @@ pub struct Settings {
     pub distill_alpha: Option<f64>,
     /// Save the trained weights to <run>/weights/<trial>.safetensors.
     pub save_weights: Option<bool>,
-    /// Use the fused in-place AdamW on CPU f32 parameters (default true).
+    /// Use the fused in-place AdamW / SGD on CPU f32 parameters (default true).
     pub fused_optimizer: Option<bool>,
 }
 
@@ -338,7 +338,7 @@ pub struct OptimizerConfig {
     pub learning_rate: f64,
     pub momentum: f64,
     pub weight_decay: f64,
-    /// AdamW only: the fused in-place update (CPU f32) instead of candle_nn's.
+    /// The fused in-place update (CPU f32) instead of the tensor-op one.
     #[serde(default)]
     pub fused: bool,
 }

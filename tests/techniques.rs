@@ -306,9 +306,13 @@ fn bf16_mlp_lands_within_1_5_points_of_f32_on_real_fashion_mnist() {
     );
 }
 
-#[test]
-fn fused_adamw_matches_candle_nn_adamw_after_100_steps() {
-    use candle_nn::Optimizer;
+/// Trains two identical MLPs for 100 steps on the same batches, one with
+/// `reference`'s optimizer step and one with the fused optimizer, and checks
+/// the weights agree to 1e-5 relative.
+fn fused_matches_after_100_steps(
+    mut reference: impl FnMut(Vec<candle_core::Var>) -> Box<dyn FnMut(&Tensor)>,
+    rule: joulebench::fused_optim::Rule,
+) {
     let dev = Device::Cpu;
     let mk = || {
         let vars = SeededVars::new(21);
@@ -325,26 +329,9 @@ fn fused_adamw_matches_candle_nn_adamw_after_100_steps() {
     };
     let (va, ma) = mk();
     let (vb, mb) = mk();
-    let mut a = candle_nn::AdamW::new(
-        va.var_map().all_vars(),
-        candle_nn::ParamsAdamW {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.01,
-        },
-    )
-    .unwrap();
-    let mut b = joulebench::fused_adamw::FusedAdamW::new(
-        vb.var_map().all_vars(),
-        1e-3,
-        0.9,
-        0.999,
-        1e-8,
-        0.01,
-    )
-    .unwrap();
+    let mut a = reference(va.var_map().all_vars());
+    let mut b =
+        joulebench::fused_optim::FusedOptimizer::new(vb.var_map().all_vars(), rule).unwrap();
     let mut rng = joulebench::rng::Rng::new(5);
     for step in 0..100 {
         let xs: Vec<f32> = (0..32 * 784).map(|_| rng.next_f64() as f32).collect();
@@ -355,8 +342,7 @@ fn fused_adamw_matches_candle_nn_adamw_after_100_steps() {
             &dev,
         )
         .unwrap();
-        let la = candle_nn::loss::cross_entropy(&ma.forward(&x).unwrap(), &y).unwrap();
-        a.backward_step(&la).unwrap();
+        a(&candle_nn::loss::cross_entropy(&ma.forward(&x).unwrap(), &y).unwrap());
         let lb = candle_nn::loss::cross_entropy(&mb.forward(&x).unwrap(), &y).unwrap();
         b.step(&lb.backward().unwrap()).unwrap();
     }
@@ -372,6 +358,46 @@ fn fused_adamw_matches_candle_nn_adamw_after_100_steps() {
         let diff = common::max_abs_diff(&wa, &wb);
         let mag = common::max_abs(&wa);
         let rel = diff / mag;
-        assert!(rel < 1e-5, "{name}: relative difference {rel}");
+        assert!(rel < 1e-5, "{rule:?} {name}: relative difference {rel}");
     }
+}
+
+#[test]
+fn fused_adamw_matches_candle_nn_adamw_after_100_steps() {
+    use candle_nn::Optimizer;
+    let params = candle_nn::ParamsAdamW {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.01,
+    };
+    fused_matches_after_100_steps(
+        |vars| {
+            let mut o = candle_nn::AdamW::new(vars, params.clone()).unwrap();
+            Box::new(move |loss| o.backward_step(loss).unwrap())
+        },
+        joulebench::fused_optim::Rule::AdamW {
+            lr: params.lr,
+            beta1: params.beta1,
+            beta2: params.beta2,
+            eps: params.eps,
+            weight_decay: params.weight_decay,
+        },
+    );
+}
+
+#[test]
+fn fused_sgd_momentum_matches_the_tensor_op_version_after_100_steps() {
+    fused_matches_after_100_steps(
+        |vars| {
+            let mut o = joulebench::optim::SgdMomentum::new(vars, 0.05, 0.9, 1e-3);
+            Box::new(move |loss| o.step(&loss.backward().unwrap()).unwrap())
+        },
+        joulebench::fused_optim::Rule::SgdMomentum {
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 1e-3,
+        },
+    );
 }

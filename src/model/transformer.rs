@@ -11,6 +11,7 @@
 //! count is what the hardware does.) Per sample: T times that.
 
 use super::Model;
+use crate::ops::{Activation, linear::forward as dense};
 use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, linear, linear_no_bias};
 use serde::{Deserialize, Serialize};
@@ -143,7 +144,7 @@ impl CharTransformer {
         let (b, t, d) = h.dims3()?;
         let nh = self.cfg.heads;
         let hd = d / nh;
-        let qkv = blk.qkv.forward(h)?.reshape((b, t, 3, nh, hd))?;
+        let qkv = dense(&blk.qkv, h, Activation::Identity)?.reshape((b, t, 3, nh, hd))?;
         let q = qkv
             .narrow(2, 0, 1)?
             .squeeze(2)?
@@ -164,7 +165,7 @@ impl CharTransformer {
         // Not `softmax_last_dim`: it has no backward pass.
         let att = candle_nn::ops::softmax(&att, D::Minus1)?;
         let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        blk.proj.forward(&y)
+        dense(&blk.proj, &y, Activation::Identity)
     }
 }
 
@@ -193,9 +194,8 @@ impl Model for CharTransformer {
         let mask = causal_mask(t, h.dtype(), h.device())?;
         for blk in &self.blocks {
             h = (&h + self.attention(blk, &blk.ln1.forward(&h)?, &mask)?)?;
-            let m = blk
-                .fc2
-                .forward(&blk.fc1.forward(&blk.ln2.forward(&h)?)?.gelu()?)?;
+            let up = dense(&blk.fc1, &blk.ln2.forward(&h)?, Activation::Identity)?;
+            let m = dense(&blk.fc2, &up.gelu()?, Activation::Identity)?;
             h = (h + m)?;
         }
         let h = self.ln_f.forward(&h)?;

@@ -20,6 +20,7 @@ pub mod pool;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The nonlinearity applied to a layer's output inside the fused op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,10 +60,26 @@ impl Activation {
     }
 }
 
+static FUSED: AtomicBool = AtomicBool::new(true);
+
+/// Switches the fused kernels on (the default) or off for the whole process.
+/// Off, every op here runs candle's own ops, as a plain candle program would:
+/// the baseline the benches and `examples/perf_summary` compare against.
+pub fn set_fused(on: bool) {
+    FUSED.store(on, Ordering::Relaxed);
+}
+
+/// Whether the fused kernels are switched on.
+pub fn fused() -> bool {
+    FUSED.load(Ordering::Relaxed)
+}
+
 /// True where the fused f32 CPU kernels can run on these tensors.
 fn fast(ts: &[&Tensor]) -> bool {
-    ts.iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    fused()
+        && ts
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
 /// The f32 values of a contiguous CPU storage.
