@@ -1,14 +1,19 @@
-//! One optimizer step over the MLP's parameters: candle_nn::AdamW vs the
-//! fused in-place AdamW, on the same gradients.
+//! One optimizer step over the MLP's parameters (535,818), on the same
+//! gradients: candle_nn::AdamW vs the fused AdamW, and the tensor-op
+//! SGD-momentum vs the fused one.
+//!
+//! Run: cargo bench --bench optimizer
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::Optimizer;
 use criterion::{Criterion, criterion_group, criterion_main};
-use joulebench::fused_optim::FusedOptimizer;
+use joulebench::fused_optim::{FusedOptimizer, Rule};
 use joulebench::init::SeededVars;
 use joulebench::model::ModelKind;
+use joulebench::optim::SgdMomentum;
 
 fn bench(c: &mut Criterion) {
+    joulebench::alloc::keep_freed_memory();
     let dev = Device::Cpu;
     let vars = SeededVars::new(1);
     let model = ModelKind::Mlp
@@ -16,17 +21,32 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let x = Tensor::rand(0f32, 1.0, (128, 784), &dev).unwrap();
     let y = Tensor::from_vec((0..128u32).map(|i| i % 10).collect::<Vec<_>>(), 128, &dev).unwrap();
-    let grads = candle_nn::loss::cross_entropy(&model.forward(&x).unwrap(), &y)
+    let grads = joulebench::trainer::loss_of(&model.forward(&x).unwrap(), &y)
         .unwrap()
         .backward()
         .unwrap();
-    let mut g = c.benchmark_group("adamw_step_mlp");
+    let all = || vars.var_map().all_vars();
+    let mut g = c.benchmark_group("optimizer_step_mlp");
     g.sample_size(20);
-    let mut plain = candle_nn::AdamW::new_lr(vars.var_map().all_vars(), 1e-5).unwrap();
-    g.bench_function("candle_nn", |b| b.iter(|| plain.step(&grads).unwrap()));
-    let mut fused =
-        FusedOptimizer::adamw(vars.var_map().all_vars(), 1e-5, 0.9, 0.999, 1e-8, 0.01).unwrap();
-    g.bench_function("fused", |b| b.iter(|| fused.step(&grads).unwrap()));
+    let mut adamw = candle_nn::AdamW::new_lr(all(), 1e-6).unwrap();
+    g.bench_function("adamw/candle_nn", |b| {
+        b.iter(|| adamw.step(&grads).unwrap())
+    });
+    let mut fused = FusedOptimizer::adamw(all(), 1e-6, 0.9, 0.999, 1e-8, 0.01).unwrap();
+    g.bench_function("adamw/fused", |b| b.iter(|| fused.step(&grads).unwrap()));
+    let mut sgd = SgdMomentum::new(all(), 1e-6, 0.9, 0.0);
+    g.bench_function("sgd-momentum/tensor-ops", |b| {
+        b.iter(|| sgd.step(&grads).unwrap())
+    });
+    let rule = Rule::SgdMomentum {
+        lr: 1e-6,
+        momentum: 0.9,
+        weight_decay: 0.0,
+    };
+    let mut fused_sgd = FusedOptimizer::new(all(), rule).unwrap();
+    g.bench_function("sgd-momentum/fused", |b| {
+        b.iter(|| fused_sgd.step(&grads).unwrap())
+    });
     g.finish();
 }
 

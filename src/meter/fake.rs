@@ -86,3 +86,35 @@ impl EnergyMeter for ScriptedMeter {
         })
     }
 }
+
+/// A GPU API stand-in that answers every call at once: one GPU drawing a
+/// constant 100 W, with no energy counter (so the NVML meter polls power).
+/// Used to measure the poller's own overhead on a machine without a GPU.
+pub struct InstantGpu;
+
+impl super::nvml::GpuApi for InstantGpu {
+    fn device_count(&self) -> Result<u32, String> {
+        Ok(1)
+    }
+    fn uuid(&self, _: u32) -> Result<String, String> {
+        Ok("GPU-instant-stand-in".into())
+    }
+    fn name(&self, _: u32) -> Result<String, String> {
+        Ok("instant stand-in".into())
+    }
+    fn driver_version(&self) -> Option<String> {
+        None
+    }
+    fn total_energy_mj(&self, _: u32) -> Result<u64, String> {
+        Err("not supported".into())
+    }
+    fn power_instant_mw(&self, _: u32) -> Result<u32, String> {
+        Ok(100_000)
+    }
+    fn power_usage_mw(&self, _: u32) -> Result<u32, String> {
+        Ok(100_000)
+    }
+    fn state(&self, _: u32) -> super::nvml::GpuState {
+        super::nvml::GpuState::default()
+    }
+}
