@@ -139,6 +139,41 @@ impl<'a> Mat<'a> {
 /// Below this many multiply-adds a product runs on the calling thread.
 const PARALLEL_MACS: usize = 1 << 18;
 
+/// Below this many multiply-adds, or for a single row or column (depthwise
+/// convolutions: 1×9 by 9×L), a plain loop beats gemm's packing.
+const SMALL_MACS: usize = 1 << 12;
+
+/// The plain-loop product behind [`matmul`] for tiny or thin shapes.
+fn small_matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let at = |i: usize, p: usize| a.data[i * a.rs + p * a.cs];
+    for i in 0..m {
+        let row = &mut dst[i * n..(i + 1) * n];
+        if !accumulate {
+            row.fill(0.0);
+        }
+        if b.cs == 1 {
+            // Rows of b are contiguous: row += a[i][p] · b[p].
+            for p in 0..k {
+                let s = at(i, p);
+                let bp = &b.data[p * b.rs..p * b.rs + n];
+                for (d, &v) in row.iter_mut().zip(bp) {
+                    *d += s * v;
+                }
+            }
+        } else {
+            // Columns of b are contiguous (b is a transposed view): dot products.
+            for (j, d) in row.iter_mut().enumerate() {
+                let mut acc = 0.0;
+                for p in 0..k {
+                    acc += at(i, p) * b.data[p * b.rs + j * b.cs];
+                }
+                *d += acc;
+            }
+        }
+    }
+}
+
 /// `dst (a.rows × b.cols, row-major) = a·b`, or `+= a·b` with `accumulate`.
 /// `parallel` lets gemm use candle's thread count for large products; ops
 /// that already run one product per thread pass false.
@@ -160,6 +195,9 @@ fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallel: bool) {
             dst[..m * n].fill(0.0);
         }
         return;
+    }
+    if m == 1 || n == 1 || k <= 2 || m * n * k < SMALL_MACS {
+        return small_matmul(dst, a, b, accumulate);
     }
     let threads = candle_core::utils::get_num_threads();
     let parallelism = if parallel && threads > 1 && m * n * k >= PARALLEL_MACS {
@@ -213,19 +251,25 @@ mod tests {
 
     #[test]
     fn matmul_handles_transposed_views_and_accumulation() {
-        let a: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
-        let b: Vec<f32> = (0..15).map(|i| (i as f32).sin()).collect();
-        // aᵀ (4×3) times bᵀ (3×5), both read through swapped strides.
-        let (av, bv) = (Mat::new(&a, 3, 4), Mat::new(&b, 5, 3));
-        let want = naive(av.t(), bv.t());
-        let mut got = vec![0.0; 20];
-        matmul(&mut got, av.t(), bv.t(), false, true);
-        for (g, w) in got.iter().zip(&want) {
-            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
-        }
-        matmul(&mut got, av.t(), bv.t(), true, false);
-        for (g, w) in got.iter().zip(&want) {
-            assert!((g - 2.0 * w).abs() < 1e-5, "{g} vs {}", 2.0 * w);
+        // Small shapes take the plain loop; a 40×50×60 product takes gemm.
+        for (m, k, n) in [(3, 4, 5), (1, 9, 30), (9, 1, 30), (30, 40, 1), (40, 50, 60)] {
+            let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+            for (av, bv) in [
+                (Mat::new(&a, m, k), Mat::new(&b, k, n)),
+                (Mat::new(&a, k, m).t(), Mat::new(&b, n, k).t()),
+            ] {
+                let want = naive(av, bv);
+                let mut got = vec![1.0; m * n];
+                matmul(&mut got, av, bv, false, true);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() < 1e-4, "{m}x{k}x{n}: {g} vs {w}");
+                }
+                matmul(&mut got, av, bv, true, false);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - 2.0 * w).abs() < 2e-4, "{m}x{k}x{n} accumulated");
+                }
+            }
         }
     }
 
