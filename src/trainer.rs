@@ -29,12 +29,26 @@ use candle_core::{DType, Tensor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("tensor operation failed: {0}")]
+    #[error("tensor operation failed: {}", candle_message(.0))]
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
     Meter(#[from] MeterError),
     #[error("{0}")]
     Unsupported(String),
+}
+
+/// candle's message without the backtrace it carries when RUST_BACKTRACE is
+/// set (records keep the reason, not 30 stack frames), and with a way out
+/// for a kernel candle lacks on this device.
+fn candle_message(e: &candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => candle_message(inner),
+        candle_core::Error::UnsupportedDTypeForOp(dt, op) => format!(
+            "{e}: candle has no {} {op} kernel on this device (on a CPU use f32 or f16; bf16 runs on a GPU, --device cuda:N)",
+            dt.as_str()
+        ),
+        _ => e.to_string(),
+    }
 }
 
 /// What the training loop reports as it goes.

@@ -288,6 +288,30 @@ fn tf32_on_cpu_is_refused_with_a_clear_message() {
 }
 
 #[test]
+fn a_kernel_candle_lacks_fails_the_trial_with_the_reason_and_no_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::fixture_dataset(dir.path());
+    let s = spec("precision = \"bf16-pure\"");
+    let splits = fashion_mnist::load(&data).unwrap();
+    let d = splits.train.take(Some(32)).to_device(&Device::Cpu).unwrap();
+    let vars = SeededVars::new(1);
+    let build = |dt: DType| ModelKind::Cnn.build_default(vars.builder(dt, &Device::Cpu), 10);
+    let mut m = Measurer::new(Box::new(ConstantPowerMeter::new(vec![])), Device::Cpu);
+    let data = TrialData {
+        train: &d,
+        validation: &d,
+        test: &d,
+    };
+    let e = trainer::train(&s, &build, &vars, data, &mut m, &mut NoHooks, &Silent)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("unsupported dtype BF16 for op matmul"), "{e}");
+    assert!(e.contains("on a CPU use f32 or f16"), "{e}");
+    assert!(!e.contains("candle_core::error::Error::bt"), "{e}");
+}
+
+#[test]
 fn bf16_mlp_lands_within_1_5_points_of_f32_on_real_fashion_mnist() {
     let Some(dir) = common::real_dataset() else {
         return;
