@@ -42,6 +42,17 @@ pub struct MeterArgs {
     rapl_root: Option<PathBuf>,
 }
 
+/// Where the datasets are, shared by `run` and `reproduce`.
+#[derive(Args, Clone, Default)]
+pub struct DataArgs {
+    /// Fashion-MNIST folder (overrides $JOULEBENCH_FASHION_MNIST and the suite).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Text corpus folder (overrides $JOULEBENCH_CORPUS and the suite).
+    #[arg(long)]
+    corpus_dir: Option<PathBuf>,
+}
+
 // Parsed once per process: the size difference between variants is irrelevant.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
@@ -56,12 +67,8 @@ pub enum Command {
         /// Finish an interrupted run in this run folder instead of starting a new one.
         #[arg(long, value_name = "RUN_DIR")]
         resume: Option<PathBuf>,
-        /// Fashion-MNIST folder (overrides $JOULEBENCH_FASHION_MNIST and the suite).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Text corpus folder (overrides $JOULEBENCH_CORPUS and the suite).
-        #[arg(long)]
-        corpus_dir: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataArgs,
         #[command(flatten)]
         meter: MeterArgs,
         /// Grid region for CO2e: country code or name, or cloud region (see `joulebench regions`).
@@ -124,10 +131,8 @@ pub enum Command {
         claims_dir: PathBuf,
         #[arg(long, default_value = "results")]
         out: PathBuf,
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        #[arg(long)]
-        corpus_dir: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataArgs,
         #[command(flatten)]
         meter: MeterArgs,
     },
@@ -166,7 +171,7 @@ fn parse_meter_choice(m: &str) -> Result<MeterChoice> {
     })
 }
 
-fn run_options(a: &MeterArgs) -> Result<RunOptions> {
+fn run_options(a: &MeterArgs, data: DataArgs) -> Result<RunOptions> {
     if let Some(w) = a.cpu_watts_per_core
         && !(w.is_finite() && w > 0.0 && w <= 1000.0)
     {
@@ -178,6 +183,8 @@ fn run_options(a: &MeterArgs) -> Result<RunOptions> {
         cpu_watts_per_core: a.cpu_watts_per_core,
         idle_seconds: a.idle_seconds,
         rapl_root: a.rapl_root.clone(),
+        data_dir: data.data_dir,
+        corpus_dir: data.corpus_dir,
         ..RunOptions::default()
     })
 }
@@ -188,8 +195,7 @@ pub fn main(cli: Cli) -> Result<i32> {
             suite,
             out,
             resume,
-            data_dir,
-            corpus_dir,
+            data,
             meter,
             region,
             pue,
@@ -203,14 +209,12 @@ pub fn main(cli: Cli) -> Result<i32> {
             s.select(&workloads, &variants)?;
             let opts = RunOptions {
                 results_root: out,
-                data_dir,
-                corpus_dir,
                 resume,
                 region,
                 pue,
                 wue_onsite: wue,
                 water_offsite,
-                ..run_options(&meter)?
+                ..run_options(&meter, data)?
             };
             let total = s.plan()?.trials.len();
             let progress = joulebench::progress::Console::new(total);
@@ -302,16 +306,13 @@ pub fn main(cli: Cli) -> Result<i32> {
             quick,
             claims_dir,
             out,
-            data_dir,
-            corpus_dir,
+            data,
             meter,
         } => {
             let suites = joulebench::reproduce::discover(&claims_dir, &ids, quick)?;
             let opts = RunOptions {
                 results_root: out.clone(),
-                data_dir,
-                corpus_dir,
-                ..run_options(&meter)?
+                ..run_options(&meter, data)?
             };
             let total: usize = suites
                 .iter()
@@ -332,7 +333,7 @@ pub fn main(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Meters { meter } => {
-            let opts = run_options(&meter)?;
+            let opts = run_options(&meter, DataArgs::default())?;
             print!("{}", joulebench::meters_report::report(&opts)?);
             Ok(0)
         }
