@@ -8,7 +8,6 @@ use crate::optim::TrainOptimizer;
 use crate::record::PhaseTimes;
 use crate::suite::{OptimizerConfig, OptimizerKind};
 use candle_core::{DType, Device, Result, Tensor};
-use std::time::Instant;
 
 /// Characters in the synthetic vocabulary of the language-model fixture.
 const VOCAB: usize = 96;
@@ -79,22 +78,14 @@ impl StepBench {
 
     /// One training step; seconds per phase (`data_s` stays 0: the batch is fixed).
     pub fn step(&mut self) -> Result<PhaseTimes> {
-        let device = self.x.device().clone();
-        let lap = |t: &mut Instant| -> Result<f64> {
-            device.synchronize()?;
-            let now = Instant::now();
-            let dt = (now - *t).as_secs_f64();
-            *t = now;
-            Ok(dt)
-        };
-        let mut clock = Instant::now();
+        let mut clock = crate::trainer::PhaseClock::start(self.x.device());
         let logits = self.model.forward(&self.x)?;
         let loss = crate::trainer::loss_of(&logits, &self.y)?;
-        let forward_s = lap(&mut clock)?;
+        let forward_s = clock.lap()?;
         let grads = loss.backward()?;
-        let backward_s = lap(&mut clock)?;
+        let backward_s = clock.lap()?;
         self.opt.step(&grads)?;
-        let optimizer_s = lap(&mut clock)?;
+        let optimizer_s = clock.lap()?;
         Ok(PhaseTimes {
             data_s: 0.0,
             forward_s,

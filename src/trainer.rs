@@ -37,6 +37,38 @@ pub enum TrainError {
     Unsupported(String),
 }
 
+/// Times consecutive phases of training steps. On a GPU each lap first waits
+/// for the device's queued work, so every phase is charged its own kernels.
+pub struct PhaseClock {
+    device: candle_core::Device,
+    last: std::time::Instant,
+}
+
+impl PhaseClock {
+    pub fn start(device: &candle_core::Device) -> Self {
+        Self {
+            device: device.clone(),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Seconds since the previous lap (or the start).
+    pub fn lap(&mut self) -> candle_core::Result<f64> {
+        if self.device.is_cuda() {
+            self.device.synchronize()?;
+        }
+        let now = std::time::Instant::now();
+        let dt = (now - self.last).as_secs_f64();
+        self.last = now;
+        Ok(dt)
+    }
+
+    /// Starts timing afresh (after work that is not a training phase).
+    pub fn restart(&mut self) {
+        self.last = std::time::Instant::now();
+    }
+}
+
 /// candle's message without the backtrace it carries when RUST_BACKTRACE is
 /// set (records keep the reason, not 30 stack frames), and with a way out
 /// for a kernel candle lacks on this device.
@@ -256,22 +288,11 @@ pub fn train(
         let mut last_eval: (Option<f64>, Option<f64>) = (None, None);
         let mut window = Some(measurer.begin(&format!("train/epoch-{epoch}"))?);
         let mut phases = PhaseTimes::default();
-        let sync = device.is_cuda();
-        // Seconds since `t`, after the device finished its queued work (GPU only).
-        let lap = |t: &mut std::time::Instant| -> candle_core::Result<f64> {
-            if sync {
-                device.synchronize()?;
-            }
-            let now = std::time::Instant::now();
-            let dt = (now - *t).as_secs_f64();
-            *t = now;
-            Ok(dt)
-        };
-        let mut clock = std::time::Instant::now();
+        let mut clock = PhaseClock::start(&device);
         let batches = data
             .train
             .shuffled_batches(cfg.batch_size as usize, spec.key.seed, epoch)?;
-        phases.data_s += lap(&mut clock)?;
+        phases.data_s += clock.lap()?;
         let mut loss_sum = Tensor::zeros((), DType::F32, &device)?;
         let mut micro_count = 0u64;
         let chunks: Vec<&[(Tensor, Tensor)]> = batches.chunks(accumulation).collect();
@@ -287,10 +308,10 @@ pub fn train(
             let mut acc = None;
             for (x, y) in chunk {
                 let xin = inputs(x, compute)?;
-                phases.data_s += lap(&mut clock)?;
+                phases.data_s += clock.lap()?;
                 let logits = model.forward(&xin)?.to_dtype(DType::F32)?;
                 let loss = hooks.loss(&xin, &logits, y, measurer)?;
-                phases.forward_s += lap(&mut clock)?;
+                phases.forward_s += clock.lap()?;
                 loss_sum = (loss_sum + loss.detach())?;
                 micro_count += 1;
                 samples_seen += y.dims()[0] as u64;
@@ -299,7 +320,7 @@ pub fn train(
                 } else {
                     loss.backward()?
                 };
-                phases.backward_s += lap(&mut clock)?;
+                phases.backward_s += clock.lap()?;
                 grads::accumulate(&mut acc, g, &all_vars)?;
             }
             let Some(mut g) = acc else { continue };
@@ -313,7 +334,7 @@ pub fn train(
             }
             step += 1;
             hooks.after_step(step, vars)?;
-            phases.optimizer_s += lap(&mut clock)?;
+            phases.optimizer_s += clock.lap()?;
             progress.step();
             let epoch_end = ci + 1 == n_steps;
             let due = cfg.eval_every_steps.is_some_and(|n| step.is_multiple_of(n));
@@ -339,7 +360,7 @@ pub fn train(
                 val_windows.push(vr);
                 last_eval = (vl, va);
                 // Validation has its own window: restart the phase clock.
-                clock = std::time::Instant::now();
+                clock.restart();
                 evaluations.push(EvalPoint {
                     step,
                     epoch,
