@@ -64,20 +64,22 @@ pub fn keep_freed_memory() -> AllocatorTuning {
 /// The tuning in force: what [`keep_freed_memory`] set, or the defaults when
 /// it was never called (a library user's own binary).
 pub fn current() -> AllocatorTuning {
-    APPLIED.get().cloned().unwrap_or_else(|| AllocatorTuning {
-        allocator: if cfg!(all(target_os = "linux", target_env = "gnu")) {
-            "glibc".into()
-        } else {
-            "system".into()
-        },
+    APPLIED.get().cloned().unwrap_or_else(untuned)
+}
+
+fn untuned() -> AllocatorTuning {
+    AllocatorTuning {
+        allocator: imp::ALLOCATOR.into(),
         mmap_threshold_bytes: None,
         trim_disabled: false,
-    })
+    }
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod imp {
     use super::{AllocatorTuning, MMAP_THRESHOLDS};
+
+    pub const ALLOCATOR: &str = "glibc";
 
     pub fn tune() -> AllocatorTuning {
         // SAFETY: mallopt only changes glibc's allocation parameters; it takes
@@ -88,7 +90,7 @@ mod imp {
             .find(|&t| unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, t) } == 1);
         let trim_disabled = unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) } == 1;
         AllocatorTuning {
-            allocator: "glibc".into(),
+            allocator: ALLOCATOR.into(),
             mmap_threshold_bytes: threshold.map(|t| t as u64),
             trim_disabled,
         }
@@ -99,12 +101,10 @@ mod imp {
 mod imp {
     use super::AllocatorTuning;
 
+    pub const ALLOCATOR: &str = "system";
+
     pub fn tune() -> AllocatorTuning {
-        AllocatorTuning {
-            allocator: "system".into(),
-            mmap_threshold_bytes: None,
-            trim_disabled: false,
-        }
+        super::untuned()
     }
 }
 

@@ -144,7 +144,7 @@ impl CustomOp3 for Conv2dOp {
             f32s(bs, bl, self.name())?,
         );
         let (g, b, o) = (self.g, xl.dims()[0], wl.dims()[0]);
-        let (og, kg, l) = (self.group_dims(o).0, self.group_dims(o).1, g.l());
+        let ((og, kg), l) = (self.group_dims(o), g.l());
         let cols = g.im2col(x);
         let mut y = vec![0f32; b * o * l];
         let inner_parallel = b < candle_core::utils::get_num_threads();
@@ -180,7 +180,7 @@ impl CustomOp3 for Conv2dOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (g, b, o) = (self.g, x.dim(0)?, w.dim(0)?);
-        let (og, kg, l) = (self.group_dims(o).0, self.group_dims(o).1, g.l());
+        let ((og, kg), l) = (self.group_dims(o), g.l());
         let mut gz = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         with_f32(y, self.name(), |y| {
             self.act.mask_grad(&mut gz, y);

@@ -106,10 +106,8 @@ impl CustomOp2 for CrossEntropy {
 /// Mean cross-entropy of `logits` (N, C) against `labels` (N): one fused op
 /// for f32 CPU logits, candle_nn's `cross_entropy` otherwise.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let fast = super::fused()
-        && logits.device().is_cpu()
+    let fast = super::fast(&[logits])
         && labels.device().is_cpu()
-        && logits.dtype() == DType::F32
         && logits.rank() == 2
         && matches!(labels.dtype(), DType::U32 | DType::U8 | DType::I64);
     if fast {

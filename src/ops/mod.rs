@@ -199,8 +199,14 @@ fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallel: bool) {
     if m == 1 || n == 1 || k <= 2 || m * n * k < SMALL_MACS {
         return small_matmul(dst, a, b, accumulate);
     }
-    let threads = candle_core::utils::get_num_threads();
-    let parallelism = if parallel && threads > 1 && m * n * k >= PARALLEL_MACS {
+    // The thread count reads the environment: only ask when it can matter
+    // (per-sample products in conv pass `parallel = false`).
+    let threads = if parallel && m * n * k >= PARALLEL_MACS {
+        candle_core::utils::get_num_threads()
+    } else {
+        1
+    };
+    let parallelism = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
