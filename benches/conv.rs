@@ -11,7 +11,7 @@ use joulebench::ops::conv::{ConvSpec, conv2d_fused};
 use std::time::Duration;
 
 fn bench(c: &mut Criterion) {
-    joulebench::alloc::keep_freed_memory();
+    joulebench::util::alloc::keep_freed_memory();
     let dev = Device::Cpu;
     let mut g = c.benchmark_group("conv2d_b128");
     g.sample_size(10)

@@ -8,16 +8,16 @@
 
 use candle_core::{DType, Device};
 use criterion::{Criterion, criterion_group, criterion_main};
+use joulebench::harness::perf::StepBench;
 use joulebench::meter::Measurer;
 use joulebench::meter::fake::InstantGpu;
 use joulebench::meter::nvml::NvmlMeter;
 use joulebench::model::ModelKind;
-use joulebench::perf::StepBench;
 use std::sync::Arc;
 use std::time::Duration;
 
 fn bench(c: &mut Criterion) {
-    joulebench::alloc::keep_freed_memory();
+    joulebench::util::alloc::keep_freed_memory();
     let mut b = StepBench::new(ModelKind::Mlp, 128, DType::F32, true, &Device::Cpu).unwrap();
     let mut g = c.benchmark_group("meter_overhead_mlp_step");
     g.sample_size(30);

@@ -7,13 +7,13 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::Optimizer;
 use criterion::{Criterion, criterion_group, criterion_main};
-use joulebench::fused_optim::{FusedOptimizer, Rule};
-use joulebench::init::SeededVars;
 use joulebench::model::ModelKind;
-use joulebench::optim::SgdMomentum;
+use joulebench::train::fused_optim::{FusedOptimizer, Rule};
+use joulebench::train::init::SeededVars;
+use joulebench::train::optim::SgdMomentum;
 
 fn bench(c: &mut Criterion) {
-    joulebench::alloc::keep_freed_memory();
+    joulebench::util::alloc::keep_freed_memory();
     let dev = Device::Cpu;
     let vars = SeededVars::new(1);
     let model = ModelKind::Mlp
@@ -21,7 +21,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let x = Tensor::rand(0f32, 1.0, (128, 784), &dev).unwrap();
     let y = Tensor::from_vec((0..128u32).map(|i| i % 10).collect::<Vec<_>>(), 128, &dev).unwrap();
-    let grads = joulebench::trainer::loss_of(&model.forward(&x).unwrap(), &y)
+    let grads = joulebench::train::loss_of(&model.forward(&x).unwrap(), &y)
         .unwrap()
         .backward()
         .unwrap();

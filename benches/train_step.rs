@@ -10,12 +10,12 @@
 
 use candle_core::{DType, Device};
 use criterion::{Criterion, criterion_group, criterion_main};
+use joulebench::harness::perf::StepBench;
 use joulebench::model::ModelKind;
-use joulebench::perf::StepBench;
 use std::time::Duration;
 
 fn bench(c: &mut Criterion) {
-    joulebench::alloc::keep_freed_memory();
+    joulebench::util::alloc::keep_freed_memory();
     let dev = Device::Cpu;
     let mut g = c.benchmark_group("train_step");
     g.sample_size(10)

@@ -13,11 +13,11 @@
 //! Run: cargo run --release --example meter_overhead
 
 use candle_core::{DType, Device};
+use joulebench::harness::perf::StepBench;
 use joulebench::meter::Measurer;
 use joulebench::meter::fake::InstantGpu;
 use joulebench::meter::nvml::NvmlMeter;
 use joulebench::model::ModelKind;
-use joulebench::perf::StepBench;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,7 +63,7 @@ fn process_cpu_s() -> f64 {
 }
 
 fn main() {
-    joulebench::alloc::keep_freed_memory();
+    joulebench::util::alloc::keep_freed_memory();
     let mut b = StepBench::new(ModelKind::Mlp, 128, DType::F32, true, &Device::Cpu).unwrap();
     steps(&mut b, 10); // warm-up
     let (mut off, mut on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());

@@ -3,9 +3,9 @@
 //! defaults, one change at a time, all measured in this one run:
 //!
 //! 1. candle as-is: candle_nn layers, loss and AdamW, glibc's default allocator;
-//! 2. + the allocator keeps freed memory (`joulebench::alloc`);
+//! 2. + the allocator keeps freed memory (`joulebench::util::alloc`);
 //! 3. + the fused ops (`joulebench::ops`);
-//! 4. + the fused AdamW (`joulebench::fused_optim`) = joulebench's default.
+//! 4. + the fused AdamW (`joulebench::train::fused_optim`) = joulebench's default.
 //!
 //! Medians of 30 steps after 5 warm-up steps, split into forward (with the
 //! loss), backward and optimizer. Prints a Markdown table, then one line.
@@ -13,8 +13,8 @@
 //! Run: cargo run --release --example perf_summary
 
 use candle_core::{DType, Device};
+use joulebench::harness::perf::{StepBench, median};
 use joulebench::model::ModelKind;
-use joulebench::perf::{StepBench, median};
 use joulebench::record::PhaseTimes;
 
 const CONFIGS: [&str; 4] = [
@@ -39,7 +39,7 @@ fn main() {
         let (s, p) = measure(kind, false);
         rows.push((kind, 0, s, p));
     }
-    let tuning = joulebench::alloc::keep_freed_memory();
+    let tuning = joulebench::util::alloc::keep_freed_memory();
     for kind in kinds {
         for (config, fused_ops, fused_opt) in [(1, false, false), (2, true, false), (3, true, true)]
         {

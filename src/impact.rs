@@ -13,7 +13,7 @@
 //!   figures from Our World in Data / Ember via codecarbon 3.3.2; cloud regions
 //!   from the providers), default region `WORLD` (Ember 2023 world average).
 
-use crate::units::Joules;
+use crate::util::units::Joules;
 use serde::{Deserialize, Serialize};
 
 pub const TABLE_CSV: &str = include_str!("../data/carbon-intensity.csv");

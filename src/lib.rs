@@ -1,43 +1,53 @@
 //! joulebench: train reference models under optimization variants and
 //! measure what each costs in joules, seconds, CO2e and water.
 //!
-//! Data flow: `suite` (TOML) → `plan` → `runner` (per trial: `data`,
-//! `model` with seeded `init`, `trainer` with `meter` windows) → `record`s
-//! appended by `store` to `results/<suite>/<run>/trials.jsonl`.
+//! Each folder is a layer; a module imports only from layers below it
+//! (`tests/layers.rs` fails the build's tests otherwise). From the bottom:
+//!
+//! | layer | modules | what |
+//! |---|---|---|
+//! | 0 | `util` | units newtypes, seeded RNG, time formats, device spec, allocator |
+//! | 1 | `config` | typed, resolved settings of a trial and the plan types: plain data |
+//! | 2 | `ops`, `data`, `meter`, `impact` | fused CPU ops, datasets, energy meters, CO2e/water |
+//! | 3 | `model` | reference models and their quantized layers |
+//! | 4 | `record` | every record type written to `trials.jsonl` |
+//! | 5 | `train` | the one training loop, optimizers, precision, evaluation windows |
+//! | 6 | `technique` | pruning, structured pruning, distillation, their composition |
+//! | 7 | `suite` | TOML → checked layers → `config` → the plan |
+//! | 8 | `console` | progress output, one-line trial summaries |
+//! | 9 | `harness` | running a plan, run folders, manifests, bench fixtures |
+//! | 10 | `analysis` | statistics, series, plots, report, compare, claim verdicts (reads records only) |
+//! | 11 | `reproduce` | runs claim suites and judges them |
+//! | 12 | `cli` (the binary) | one file per subcommand |
+//!
+//! Data flow: `suite` (TOML) → `config::plan` → `harness::runner` (per
+//! trial: `data`, `model` with seeded `train::init`, `train` with `meter`
+//! windows, `technique`s around it) → `record`s appended by
+//! `harness::store` to `results/<suite>/<run>/trials.jsonl`.
 
-pub mod alloc;
-pub mod analysis;
-pub mod claims;
+pub mod util;
+
+pub mod config;
+
 pub mod data;
-pub mod device;
-pub mod distill;
-pub mod early_stopping;
-pub mod fused_optim;
-pub mod grads;
 pub mod impact;
-pub mod init;
-pub mod loss_scale;
-pub mod manifest;
 pub mod meter;
-pub mod meters_report;
-pub mod model;
 pub mod ops;
-pub mod optim;
-pub mod peaks;
-pub mod perf;
-pub mod pipeline;
-pub mod plan;
-pub mod progress;
-pub mod prune;
-pub mod quantize;
+
+pub mod model;
+
 pub mod record;
-pub mod reproduce;
-pub mod rng;
-pub mod runner;
-pub mod store;
-pub mod structured;
+
+pub mod train;
+
+pub mod technique;
+
 pub mod suite;
-pub mod summary;
-pub mod timefmt;
-pub mod trainer;
-pub mod units;
+
+pub mod console;
+
+pub mod harness;
+
+pub mod analysis;
+
+pub mod reproduce;

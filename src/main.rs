@@ -21,8 +21,8 @@ fn main() {
         .with_target(false)
         .without_time()
         .init();
-    // Before any threads start; see joulebench::alloc for why and what it saves.
-    joulebench::alloc::keep_freed_memory();
+    // Before any threads start; see joulebench::util::alloc for why and what it saves.
+    joulebench::util::alloc::keep_freed_memory();
     let args = cli::Cli::parse();
     match cli::main(args) {
         Ok(code) => std::process::exit(code),

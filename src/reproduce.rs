@@ -1,11 +1,11 @@
 //! `joulebench reproduce`: runs claim suites and writes one
 //! `reproduction.md` with a verdict per claim and a measured-vs-published plot.
 
+use crate::analysis::claims::{self, Outcome};
 use crate::analysis::plots::png_font_available;
-use crate::claims::{self, Outcome};
-use crate::runner::{self, RunError, RunOptions};
+use crate::harness::runner::{self, RunError, RunOptions};
 use crate::suite::Suite;
-use crate::trainer::Progress;
+use crate::train::Progress;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 

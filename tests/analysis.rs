@@ -5,7 +5,7 @@ mod common;
 
 use joulebench::analysis::aggregate::{energy_to_accuracy, paired, summarize};
 use joulebench::analysis::stats::{Estimate, median, modified_z, outliers, t_975};
-use joulebench::analysis::{Run, compare, csv_export, plots, report};
+use joulebench::analysis::{Run, compare, csv_export, plots, report, series};
 use joulebench::meter::Provenance;
 use std::path::Path;
 
@@ -91,7 +91,7 @@ fn pareto_frontier_keeps_only_undominated_points() {
         (20.0, 0.9),
         (6.0, 0.65),
     ];
-    let mut f = plots::pareto(&pts);
+    let mut f = series::pareto(&pts);
     f.sort();
     assert_eq!(f, vec![0, 1, 3]);
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use joulebench::analysis::Run;
-use joulebench::claims::{self, Claim, Expect, Metric, Verdict};
+use joulebench::analysis::claims::{self, Claim, Expect, Metric, Verdict};
 use joulebench::meter::Provenance;
 use joulebench::suite::Suite;
 
@@ -148,7 +148,7 @@ fn reproduce_quick_runs_every_claim_end_to_end_on_fixtures() {
     let words = [
         "the", "energy", "of", "a", "model", "is", "measured", "in", "joules", "%",
     ];
-    let mut rng = joulebench::rng::Rng::new(1);
+    let mut rng = joulebench::util::rng::Rng::new(1);
     let text: Vec<&str> = (0..5000).map(|_| words[rng.below(words.len())]).collect();
     std::fs::write(corpus.join("text"), text.join(" ")).unwrap();
     let out = dir.path().join("out");

@@ -3,7 +3,7 @@
 
 mod common;
 
-use joulebench::store::read_records;
+use joulebench::harness::store::read_records;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -219,4 +219,27 @@ fn validate_and_list_describe_the_plan_and_the_catalogue() {
             && s.contains("estimate")
             && s.contains("batch_size")
     );
+    // Every setting a suite accepts is listed with its allowed values: the
+    // technique and model-size knobs too, and the [meter]/[impact] keys.
+    for key in joulebench::suite::SETTINGS.iter().map(|d| d.key).chain([
+        "cooldown_temperature_c",
+        "poll_interval_ms",
+        "dram_watts_per_gb",
+        "wue_onsite",
+        "seeds",
+        "repeats",
+    ]) {
+        assert!(s.contains(&format!("  {key} ")), "`list` lacks {key}:\n{s}");
+    }
+    for allowed in [
+        "q8_0 | q4_0 | q4k",
+        "one-shot | gradual",
+        "global | layer",
+        "unstructured | structured",
+        "mlp | cnn | separable-cnn | standard-cnn",
+        "val_loss | val_accuracy",
+        "f32 | bf16 | f16 | bf16-pure | tf32",
+    ] {
+        assert!(s.contains(allowed), "`list` lacks {allowed}:\n{s}");
+    }
 }

@@ -3,10 +3,10 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use joulebench::init::SeededVars;
 use joulebench::model::{ModelKind, ModelSize};
-use joulebench::prune::{self, PruneConfig, Pruner, Schedule, Scope};
-use joulebench::trainer::Hooks;
+use joulebench::technique::prune::{self, PruneConfig, Pruner, Schedule, Scope};
+use joulebench::train::Hooks;
+use joulebench::train::init::SeededVars;
 
 fn mlp_vars(seed: u64) -> (Box<dyn joulebench::model::Model>, SeededVars) {
     let vars = SeededVars::new(seed);
@@ -113,7 +113,7 @@ fn q8_0_is_about_3_8x_smaller_and_agrees_with_f32() {
         q.bytes.f32 as f64 / q.bytes.quantized as f64
     };
     assert!((3.6..=3.8).contains(&ratio_no_pad), "{ratio_no_pad}");
-    let mut rng = joulebench::rng::Rng::new(11);
+    let mut rng = joulebench::util::rng::Rng::new(11);
     let xs: Vec<f32> = (0..8 * 784).map(|_| rng.next_f64() as f32).collect();
     let x = Tensor::from_vec(xs, (8, 784), &Device::Cpu).unwrap();
     let a = m.forward(&x).unwrap();
@@ -204,7 +204,7 @@ fn forward(kind: ModelKind, vars: &SeededVars, size: &ModelSize, x: &Tensor) -> 
 
 #[test]
 fn structured_mlp_removing_units_with_zero_outgoing_weights_leaves_outputs_unchanged() {
-    use joulebench::structured;
+    use joulebench::technique::structured;
     let size = ModelSize::Mlp { hidden: vec![8, 6] };
     let vars = SeededVars::new(2);
     let x = Tensor::rand(0f32, 1.0, (4, 784), &Device::Cpu).unwrap();
@@ -250,7 +250,7 @@ fn structured_mlp_removing_units_with_zero_outgoing_weights_leaves_outputs_uncha
 
 #[test]
 fn structured_cnn_removing_channels_with_zero_outgoing_weights_leaves_outputs_unchanged() {
-    use joulebench::structured;
+    use joulebench::technique::structured;
     let size = ModelSize::Cnn {
         channels: vec![4, 6],
         fc_width: 5,
@@ -343,7 +343,7 @@ teacher_epochs = 1
         .unwrap()
         .unwrap()
         .path();
-    let (recs, _, _) = joulebench::store::read_records(&run.join("trials.jsonl")).unwrap();
+    let (recs, _, _) = joulebench::harness::store::read_records(&run.join("trials.jsonl")).unwrap();
     let s = recs[0].structured.as_ref().expect("structured record");
     assert_eq!(s.size_after, ModelSize::Mlp { hidden: vec![32] });
     assert_eq!(s.parameters_after, 784 * 32 + 32 + 32 * 10 + 10);

@@ -1,15 +1,15 @@
 //! Meters through their seams: trapezoid integration, fake powercap trees,
 //! scripted NVML, short windows, the idle baseline, and meter selection.
 
-use joulebench::device::DeviceSpec;
+use joulebench::config::MeterChoice;
 use joulebench::meter::nvml::{self, GpuApi, GpuState, NvmlMeter};
 use joulebench::meter::rapl::{RaplMeter, RealFs, SysfsReader};
 use joulebench::meter::window::{apply_idle, reading};
 use joulebench::meter::{
     self, DomainInfo, EnergyMeter, MeterInfo, MeterOptions, Provenance, Snapshot,
 };
-use joulebench::suite::MeterChoice;
-use joulebench::units::{Joules, Seconds, Watts};
+use joulebench::util::device::DeviceSpec;
+use joulebench::util::units::{Joules, Seconds, Watts};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@ mod common;
 use candle_core::{Device, Tensor, Var};
 use joulebench::ops::conv::{self, ConvSpec};
 use joulebench::ops::{Activation, cross_entropy, linear};
-use joulebench::rng::Rng;
+use joulebench::util::rng::Rng;
 
 fn rand(shape: &[usize], rng: &mut Rng) -> Tensor {
     let n: usize = shape.iter().product();

@@ -2,13 +2,13 @@
 
 mod common;
 
-use joulebench::manifest::Manifest;
+use joulebench::harness::manifest::Manifest;
+use joulebench::harness::store::{RunDir, StoreError, read_records};
 use joulebench::meter::window::DomainEnergy;
 use joulebench::meter::{EnergyReading, MeterInfo, Provenance};
 use joulebench::record::{EpochRecord, TrialRecord, TrialStatus};
-use joulebench::store::{RunDir, StoreError, read_records};
 use joulebench::suite::Suite;
-use joulebench::units::{Joules, Seconds, Watts};
+use joulebench::util::units::{Joules, Seconds, Watts};
 use std::path::Path;
 
 fn reading(name: &str, j: f64, s: f64) -> EnergyReading {

@@ -1,7 +1,8 @@
 //! Suite parsing: good files expand to the right plan; each bad input gives
 //! its specific message naming file, field, value and what is allowed.
 
-use joulebench::suite::{OptimizerKind, Suite};
+use joulebench::config::OptimizerKind;
+use joulebench::suite::Suite;
 use std::path::Path;
 
 const GOOD: &str = r#"

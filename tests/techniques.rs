@@ -4,18 +4,19 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
+use joulebench::config::{EarlyStopping, LrScaling, Precision, StopMetric};
 use joulebench::data::fashion_mnist;
-use joulebench::early_stopping::{EarlyStopper, StopReason};
-use joulebench::grads;
-use joulebench::init::SeededVars;
 use joulebench::meter::{Measurer, fake::ConstantPowerMeter};
 use joulebench::model::ModelKind;
 use joulebench::record::{EvalPoint, TrialStatus};
-use joulebench::suite::{EarlyStopping, LrScaling, Precision, StopMetric, Suite};
-use joulebench::trainer::{self, NoHooks, Silent, TrainOutcome, TrialData};
+use joulebench::suite::Suite;
+use joulebench::train::early_stopping::{EarlyStopper, StopReason};
+use joulebench::train::grads;
+use joulebench::train::init::SeededVars;
+use joulebench::train::{self, NoHooks, Silent, TrainOutcome, TrialData};
 use std::path::Path;
 
-fn spec(extra: &str) -> joulebench::plan::TrialSpec {
+fn spec(extra: &str) -> joulebench::config::TrialSpec {
     let text =
         format!("name = \"t\"\n[defaults]\nseeds = [3]\n{extra}\n[[workload]]\nname = \"mlp\"\n");
     Suite::parse(Path::new("t.toml"), &text)
@@ -27,7 +28,7 @@ fn spec(extra: &str) -> joulebench::plan::TrialSpec {
 }
 
 fn run(
-    s: &joulebench::plan::TrialSpec,
+    s: &joulebench::config::TrialSpec,
     dir: &Path,
     train_cap: u64,
     eval_cap: u64,
@@ -268,7 +269,7 @@ fn tf32_on_cpu_is_refused_with_a_clear_message() {
     let vars = SeededVars::new(1);
     let build = |dt: DType| ModelKind::Mlp.build_default(vars.builder(dt, &Device::Cpu), 10);
     let mut m = Measurer::new(Box::new(ConstantPowerMeter::new(vec![])), Device::Cpu);
-    let e = trainer::train(
+    let e = train::train(
         &s,
         &build,
         &vars,
@@ -302,7 +303,7 @@ fn a_kernel_candle_lacks_fails_the_trial_with_the_reason_and_no_backtrace() {
         validation: &d,
         test: &d,
     };
-    let e = trainer::train(&s, &build, &vars, data, &mut m, &mut NoHooks, &Silent)
+    let e = train::train(&s, &build, &vars, data, &mut m, &mut NoHooks, &Silent)
         .err()
         .unwrap()
         .to_string();
@@ -335,7 +336,7 @@ fn bf16_mlp_lands_within_1_5_points_of_f32_on_real_fashion_mnist() {
 /// the weights agree to 1e-5 relative.
 fn fused_matches_after_100_steps(
     mut reference: impl FnMut(Vec<candle_core::Var>) -> Box<dyn FnMut(&Tensor)>,
-    rule: joulebench::fused_optim::Rule,
+    rule: joulebench::train::fused_optim::Rule,
 ) {
     let dev = Device::Cpu;
     let mk = || {
@@ -355,8 +356,8 @@ fn fused_matches_after_100_steps(
     let (vb, mb) = mk();
     let mut a = reference(va.var_map().all_vars());
     let mut b =
-        joulebench::fused_optim::FusedOptimizer::new(vb.var_map().all_vars(), rule).unwrap();
-    let mut rng = joulebench::rng::Rng::new(5);
+        joulebench::train::fused_optim::FusedOptimizer::new(vb.var_map().all_vars(), rule).unwrap();
+    let mut rng = joulebench::util::rng::Rng::new(5);
     for step in 0..100 {
         let xs: Vec<f32> = (0..32 * 784).map(|_| rng.next_f64() as f32).collect();
         let x = Tensor::from_vec(xs, (32, 784), &dev).unwrap();
@@ -401,7 +402,7 @@ fn fused_adamw_matches_candle_nn_adamw_after_100_steps() {
             let mut o = candle_nn::AdamW::new(vars, params.clone()).unwrap();
             Box::new(move |loss| o.backward_step(loss).unwrap())
         },
-        joulebench::fused_optim::Rule::AdamW {
+        joulebench::train::fused_optim::Rule::AdamW {
             lr: params.lr,
             beta1: params.beta1,
             beta2: params.beta2,
@@ -415,10 +416,10 @@ fn fused_adamw_matches_candle_nn_adamw_after_100_steps() {
 fn fused_sgd_momentum_matches_the_tensor_op_version_after_100_steps() {
     fused_matches_after_100_steps(
         |vars| {
-            let mut o = joulebench::optim::SgdMomentum::new(vars, 0.05, 0.9, 1e-3);
+            let mut o = joulebench::train::optim::SgdMomentum::new(vars, 0.05, 0.9, 1e-3);
             Box::new(move |loss| o.step(&loss.backward().unwrap()).unwrap())
         },
-        joulebench::fused_optim::Rule::SgdMomentum {
+        joulebench::train::fused_optim::Rule::SgdMomentum {
             lr: 0.05,
             momentum: 0.9,
             weight_decay: 1e-3,

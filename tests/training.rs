@@ -3,13 +3,13 @@
 mod common;
 
 use candle_core::{DType, Device};
+use joulebench::config::{TrialKey, TrialSpec};
 use joulebench::data::fashion_mnist;
-use joulebench::init::SeededVars;
 use joulebench::model::ModelKind;
-use joulebench::plan::{TrialKey, TrialSpec};
 use joulebench::record::TrialStatus;
 use joulebench::suite::Suite;
-use joulebench::trainer::TrainOutcome;
+use joulebench::train::TrainOutcome;
+use joulebench::train::init::SeededVars;
 use std::path::Path;
 
 fn weights(kind: ModelKind, seed: u64) -> Vec<(String, Vec<f32>)> {
@@ -120,7 +120,7 @@ fn diverging_run_is_recorded_not_crashed() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::fixture_dataset(dir.path());
     let mut s = spec("mlp", 3, 32, 5, None);
-    s.config.optimizer.kind = joulebench::suite::OptimizerKind::Sgd;
+    s.config.optimizer.kind = joulebench::config::OptimizerKind::Sgd;
     s.config.optimizer.learning_rate = 1e6;
     s.config.optimizer.momentum = 0.0;
     let a = run(&s, &data);

@@ -6,9 +6,9 @@ mod common;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use joulebench::data::text::Corpus;
-use joulebench::init::SeededVars;
 use joulebench::model::transformer::{CharTransformer, TransformerConfig, generate};
 use joulebench::model::{Model, ModelKind, ModelSize};
+use joulebench::train::init::SeededVars;
 use std::path::Path;
 
 fn build(kind: ModelKind, size: ModelSize, classes: usize) -> (Box<dyn Model>, SeededVars) {

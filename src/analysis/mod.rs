@@ -2,15 +2,18 @@
 //! comparisons. Everything here reads result files only; nothing trains.
 
 pub mod aggregate;
+pub mod claims;
 pub mod compare;
 pub mod csv_export;
+pub mod peaks;
 pub mod plots;
 pub mod report;
+pub mod series;
 pub mod stats;
 
-use crate::manifest::Manifest;
+use crate::harness::manifest::Manifest;
+use crate::harness::store::{self, StoreError};
 use crate::record::TrialRecord;
-use crate::store::{self, StoreError};
 use crate::suite::Suite;
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,8 @@
 //! `report.md` (+ `trials.csv` and the plots) for a run folder.
 
 use super::aggregate::{paired, summarize};
-use super::plots::{self, draw_all};
+use super::plots::draw_all;
+use super::series;
 use super::{AnalysisError, Run, csv_export};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ pub fn write_report(run: &Run, target: Option<f64>) -> Result<Written, AnalysisE
     if run.records.is_empty() {
         return Err(AnalysisError::Empty(run.dir.clone()));
     }
-    let target = target.unwrap_or_else(|| plots::default_target(run));
+    let target = target.unwrap_or_else(|| series::default_target(run));
     let plot_dir = run.dir.join("plots");
     let files = draw_all(run, &plot_dir, target)?;
     let csv = run.dir.join("trials.csv");
@@ -74,9 +75,25 @@ fn est(e: &super::stats::Estimate) -> String {
     }
 }
 
-/// The report's Markdown text.
+/// The report's Markdown text: one function per `##` section.
 pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
     let mut o = String::new();
+    header(&mut o, run);
+    let peak_rows = variants(&mut o, run);
+    phases(&mut o, run);
+    peaks(&mut o, &peak_rows);
+    against_baseline(&mut o, run);
+    energy_to_accuracy(&mut o, run, target);
+    plots(&mut o, run, files);
+    let _ = writeln!(
+        o,
+        "## Files\n\n- `trials.csv`: one row per trial (columns in `src/analysis/csv_export.rs` and docs/records.md)\n- `trials.jsonl`: the raw records\n- `plots/`: SVG and PNG of every plot"
+    );
+    o
+}
+
+/// Title, the estimated-energy warning and the provenance table.
+fn header(o: &mut String, run: &Run) {
     let suite = run.records.first().map_or("?", |r| r.suite.as_str());
     let _ = writeln!(o, "# joulebench report: suite `{suite}`\n");
     let _ = writeln!(o, "Run folder: `{}`", run.dir.display());
@@ -162,6 +179,10 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
             );
         }
     }
+}
+
+/// The variants table; returns the rows of the peak-efficiency table.
+fn variants(o: &mut String, run: &Run) -> Vec<String> {
     let planned = run
         .suite
         .as_ref()
@@ -198,10 +219,11 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     let mut peak_rows: Vec<String> = Vec::new();
-    let peak = run
-        .manifest
-        .as_ref()
-        .and_then(|m| m.gpus.iter().find_map(|g| crate::peaks::lookup(&g.name)));
+    let peak = run.manifest.as_ref().and_then(|m| {
+        m.gpus
+            .iter()
+            .find_map(|g| crate::analysis::peaks::lookup(&g.name))
+    });
     for v in summarize(&run.records) {
         if let Some(p) = peak
             && let Some(r) = run
@@ -247,6 +269,11 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
             }
         );
     }
+    peak_rows
+}
+
+/// Where the training time went, per phase.
+fn phases(o: &mut String, run: &Run) {
     let phase_rows: Vec<String> = summarize(&run.records)
         .iter()
         .filter_map(|v| {
@@ -296,6 +323,10 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
             let _ = writeln!(o, "{row}");
         }
     }
+}
+
+/// Achieved FLOP/s and FLOP/J against the device peak.
+fn peaks(o: &mut String, peak_rows: &[String]) {
     if !peak_rows.is_empty() {
         let _ = writeln!(
             o,
@@ -305,10 +336,14 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
             o,
             "| workload | variant | device | peak FLOP/J | fraction of peak |\n|---|---|---|---|---|"
         );
-        for row in &peak_rows {
+        for row in peak_rows {
             let _ = writeln!(o, "{row}");
         }
     }
+}
+
+/// Paired deltas against the baseline variant.
+fn against_baseline(o: &mut String, run: &Run) {
     if let Some(base) = run.baseline() {
         let ps = paired(&run.records, &base);
         if !ps.is_empty() {
@@ -343,6 +378,10 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
             }
         }
     }
+}
+
+/// Energy and time to the target accuracy.
+fn energy_to_accuracy(o: &mut String, run: &Run, target: f64) {
     let _ = writeln!(
         o,
         "\n## Energy to accuracy (target {:.1}% validation accuracy)\n",
@@ -356,7 +395,7 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
         o,
         "| workload | variant | reached | energy to target (J) | time to target (s) |\n|---|---|---|---|---|"
     );
-    let eta = plots::eta_table(run, target);
+    let eta = series::eta_table(run, target);
     for v in summarize(&run.records) {
         let prefix = format!("{}/{}/", v.workload, v.variant);
         let these: Vec<&Option<(f64, f64)>> = eta
@@ -378,8 +417,12 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
             est(&es)
         );
     }
+}
+
+/// The plots, PNG where written, else SVG.
+fn plots(o: &mut String, run: &Run, files: &[PathBuf]) {
     let _ = writeln!(o, "\n## Plots\n");
-    if !plots::png_font_available() {
+    if !super::plots::png_font_available() {
         let _ = writeln!(
             o,
             "(No TrueType font found, so only SVG files were written; install `fonts-dejavu-core` for PNGs.)\n"
@@ -401,9 +444,4 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
             .unwrap_or_default();
         let _ = writeln!(o, "![{name}]({})\n", rel.display());
     }
-    let _ = writeln!(
-        o,
-        "## Files\n\n- `trials.csv`: one row per trial (columns in `src/analysis/csv_export.rs` and docs/records.md)\n- `trials.jsonl`: the raw records\n- `plots/`: SVG and PNG of every plot"
-    );
-    o
 }

@@ -175,7 +175,7 @@ pub fn load(dir: &Path) -> Result<Splits, DataError> {
 /// learn it in a few steps. `n_train` must exceed the 5,000-image validation split.
 pub fn write_fixture(dir: &Path, n_train: usize, n_test: usize, seed: u64) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let mut rng = crate::rng::Rng::new(seed);
+    let mut rng = crate::util::rng::Rng::new(seed);
     let mut make = |n: usize| {
         let mut imgs = vec![0u8; n * 784];
         let mut labels = vec![0u8; n];

@@ -5,7 +5,7 @@ pub mod fashion_mnist;
 pub mod idx;
 pub mod text;
 
-use crate::rng::Rng;
+use crate::util::rng::Rng;
 use candle_core::{Device, Tensor};
 use std::path::PathBuf;
 

@@ -24,7 +24,7 @@
 //! the model can say: it attributes only this process's own activity.
 
 use super::{DomainInfo, EnergyMeter, MeterError, MeterInfo, Provenance, Snapshot};
-use crate::units::{Joules, Seconds, Watts};
+use crate::util::units::{Joules, Seconds, Watts};
 use std::time::Instant;
 
 pub const DEFAULT_WATTS_PER_CORE: Watts = Watts(10.0);

@@ -1,7 +1,7 @@
 //! Meters for tests and demos. Every figure is labelled `fake`.
 
 use super::{DomainInfo, EnergyMeter, MeterError, MeterInfo, Provenance, Snapshot};
-use crate::units::{Joules, Seconds, Watts};
+use crate::util::units::{Joules, Seconds, Watts};
 use std::collections::VecDeque;
 use std::time::Instant;
 

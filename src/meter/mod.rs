@@ -13,7 +13,7 @@ pub mod nvml;
 pub mod rapl;
 pub mod window;
 
-use crate::units::{Joules, Seconds};
+use crate::util::units::{Joules, Seconds};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -75,7 +75,7 @@ pub struct Snapshot {
     pub energy: Vec<Joules>,
     /// Instant power per domain where the source has it (used to approximate
     /// windows shorter than the counter's update period).
-    pub power: Vec<Option<crate::units::Watts>>,
+    pub power: Vec<Option<crate::util::units::Watts>>,
 }
 
 /// One power sample of a timeline; `t` is seconds from the window's start.
@@ -83,7 +83,7 @@ pub struct Snapshot {
 pub struct PowerSample {
     pub t: f64,
     pub domain: String,
-    pub watts: crate::units::Watts,
+    pub watts: crate::util::units::Watts,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,8 +117,8 @@ pub trait EnergyMeter: Send {
 /// Settings that choose and configure a meter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeterOptions {
-    pub choice: crate::suite::MeterChoice,
-    pub cpu_watts_per_core: crate::units::Watts,
+    pub choice: crate::config::MeterChoice,
+    pub cpu_watts_per_core: crate::util::units::Watts,
     pub dram_watts_per_gb: f64,
     /// Powercap root (tests point it at a fake tree).
     pub rapl_root: std::path::PathBuf,
@@ -129,7 +129,7 @@ pub struct MeterOptions {
 impl Default for MeterOptions {
     fn default() -> Self {
         Self {
-            choice: crate::suite::MeterChoice::Auto,
+            choice: crate::config::MeterChoice::Auto,
             cpu_watts_per_core: estimate::DEFAULT_WATTS_PER_CORE,
             dram_watts_per_gb: estimate::DEFAULT_DRAM_WATTS_PER_GB,
             rapl_root: rapl::DEFAULT_ROOT.into(),
@@ -164,8 +164,11 @@ fn reason(e: MeterError) -> String {
 /// CPU packages and DRAM) and fills each missing CPU/DRAM domain with the
 /// labelled estimate. `nvml` and `rapl` insist on that source and fail if it
 /// is unavailable.
-pub fn build(opts: &MeterOptions, device: crate::device::DeviceSpec) -> Result<Built, MeterError> {
-    use crate::suite::MeterChoice;
+pub fn build(
+    opts: &MeterOptions,
+    device: crate::util::device::DeviceSpec,
+) -> Result<Built, MeterError> {
+    use crate::config::MeterChoice;
     let mut unavailable = Vec::new();
     let estimate = |cpu: bool, dram: bool| -> Box<dyn EnergyMeter> {
         Box::new(estimate::EstimateMeter::with_domains(
@@ -176,8 +179,8 @@ pub fn build(opts: &MeterOptions, device: crate::device::DeviceSpec) -> Result<B
         ))
     };
     let gpu_ordinals: Vec<usize> = match device {
-        crate::device::DeviceSpec::Cuda(n) => vec![n],
-        crate::device::DeviceSpec::Cpu => vec![],
+        crate::util::device::DeviceSpec::Cuda(n) => vec![n],
+        crate::util::device::DeviceSpec::Cpu => vec![],
     };
     let open_nvml = || -> Result<nvml::NvmlMeter, MeterError> {
         if gpu_ordinals.is_empty() {
@@ -201,8 +204,8 @@ pub fn build(opts: &MeterOptions, device: crate::device::DeviceSpec) -> Result<B
     let meter: Box<dyn EnergyMeter> = match opts.choice {
         MeterChoice::Estimate => estimate(true, true),
         MeterChoice::Fake => Box::new(fake::ConstantPowerMeter::new(vec![
-            ("cpu-fake".into(), crate::units::Watts(20.0)),
-            ("dram-fake".into(), crate::units::Watts(5.0)),
+            ("cpu-fake".into(), crate::util::units::Watts(20.0)),
+            ("dram-fake".into(), crate::util::units::Watts(5.0)),
         ])),
         MeterChoice::Rapl => Box::new(rapl::RaplMeter::open(&opts.rapl_root)?),
         MeterChoice::Nvml => Box::new(open_nvml()?),

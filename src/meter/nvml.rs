@@ -12,7 +12,7 @@
 //! run's `cuda:N` ordinals are mapped to NVML indices.
 
 use super::{DomainInfo, EnergyMeter, MeterError, MeterInfo, PowerSample, Provenance, Snapshot};
-use crate::units::{Joules, Seconds, Watts};
+use crate::util::units::{Joules, Seconds, Watts};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -274,6 +274,96 @@ fn power_w(api: &dyn GpuApi, index: u32, instant_field: bool) -> Option<f64> {
     mw.ok().map(|mw| mw as f64 / 1000.0)
 }
 
+/// The selected GPUs with their metering mode: the energy counter where it
+/// exists, integrated power otherwise; a GPU with neither is an error.
+fn open_gpus(api: &dyn GpuApi, ordinals: &[usize], indices: &[u32]) -> Result<Vec<Gpu>, String> {
+    let mut gpus = Vec::new();
+    for (ord, &index) in ordinals.iter().zip(indices) {
+        let name = api.name(index).unwrap_or_else(|_| "unknown GPU".into());
+        let (mode, base_mj) = match api.total_energy_mj(index) {
+            Ok(mj) => (Mode::Counter, mj),
+            Err(_) => (
+                Mode::Integrated {
+                    instant_field: api.power_instant_mw(index).is_ok(),
+                },
+                0,
+            ),
+        };
+        if let Mode::Integrated { .. } = mode
+            && power_w(api, index, true).is_none()
+        {
+            return Err(format!(
+                "GPU {index} ({name}) reports neither an energy counter nor power"
+            ));
+        }
+        gpus.push(Gpu {
+            index,
+            domain: format!("gpu:{ord}"),
+            name,
+            mode,
+            base_mj,
+        });
+    }
+    Ok(gpus)
+}
+
+/// The background thread that polls power, integrates it per GPU and keeps
+/// a bounded timeline and the latest GPU states.
+struct Poller {
+    api: Arc<dyn GpuApi>,
+    /// (NVML index, domain, instant-power field available).
+    targets: Vec<(u32, String, bool)>,
+    poll: Arc<Mutex<PollState>>,
+    stop: Arc<AtomicBool>,
+    origin: Instant,
+    interval: Duration,
+}
+
+impl Poller {
+    fn run(self) {
+        let mut tick = 0u64;
+        while !self.stop.load(Ordering::Relaxed) {
+            let t = self.origin.elapsed().as_secs_f64();
+            let readings: Vec<Option<f64>> = self
+                .targets
+                .iter()
+                .map(|(i, _, inst)| power_w(self.api.as_ref(), *i, *inst))
+                .collect();
+            let states: Option<Vec<GpuState>> = tick.is_multiple_of(25).then(|| {
+                self.targets
+                    .iter()
+                    .map(|(i, d, _)| GpuState {
+                        domain: d.clone(),
+                        ..self.api.state(*i)
+                    })
+                    .collect()
+            });
+            if let Ok(mut p) = self.poll.lock() {
+                for (k, w) in readings.into_iter().enumerate() {
+                    let Some(w) = w else { continue };
+                    if let Some(prev) = p.last[k] {
+                        p.integrated[k] += trapezoid(&[prev, (t, w)]);
+                    }
+                    p.last[k] = Some((t, w));
+                    if p.timeline.len() >= MAX_TIMELINE {
+                        p.timeline.drain(..MAX_TIMELINE / 2);
+                    }
+                    p.timeline.push(PowerSample {
+                        t,
+                        domain: self.targets[k].1.clone(),
+                        watts: Watts(w),
+                    });
+                }
+                if let Some(s) = states {
+                    p.states = s;
+                }
+            }
+            tick += 1;
+            std::thread::sleep(self.interval);
+        }
+    }
+}
+
 impl NvmlMeter {
     /// Opens the GPUs of the run (CUDA ordinals), measures the counter's
     /// update period and starts the poller.
@@ -292,33 +382,7 @@ impl NvmlMeter {
         if indices.is_empty() {
             return Err(unavailable("no GPU selected".into()));
         }
-        let mut gpus = Vec::new();
-        for (ord, &index) in ordinals.iter().zip(&indices) {
-            let name = api.name(index).unwrap_or_else(|_| "unknown GPU".into());
-            let (mode, base_mj) = match api.total_energy_mj(index) {
-                Ok(mj) => (Mode::Counter, mj),
-                Err(_) => (
-                    Mode::Integrated {
-                        instant_field: api.power_instant_mw(index).is_ok(),
-                    },
-                    0,
-                ),
-            };
-            if let Mode::Integrated { .. } = mode
-                && power_w(api.as_ref(), index, true).is_none()
-            {
-                return Err(unavailable(format!(
-                    "GPU {index} ({name}) reports neither an energy counter nor power"
-                )));
-            }
-            gpus.push(Gpu {
-                index,
-                domain: format!("gpu:{ord}"),
-                name,
-                mode,
-                base_mj,
-            });
-        }
+        let gpus = open_gpus(api.as_ref(), ordinals, &indices).map_err(unavailable)?;
         let origin = Instant::now();
         let update_period = gpus.iter().find(|g| g.mode == Mode::Counter).and_then(|g| {
             let api = api.clone();
@@ -356,49 +420,17 @@ impl NvmlMeter {
                     (g.index, g.domain.clone(), instant)
                 })
                 .collect();
+            let poller = Poller {
+                api,
+                targets,
+                poll,
+                stop,
+                origin,
+                interval: poll_interval,
+            };
             std::thread::Builder::new()
                 .name("nvml-poller".into())
-                .spawn(move || {
-                    let mut tick = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        let t = origin.elapsed().as_secs_f64();
-                        let readings: Vec<Option<f64>> = targets
-                            .iter()
-                            .map(|(i, _, inst)| power_w(api.as_ref(), *i, *inst))
-                            .collect();
-                        let states: Option<Vec<GpuState>> = tick.is_multiple_of(25).then(|| {
-                            targets
-                                .iter()
-                                .map(|(i, d, _)| GpuState {
-                                    domain: d.clone(),
-                                    ..api.state(*i)
-                                })
-                                .collect()
-                        });
-                        if let Ok(mut p) = poll.lock() {
-                            for (k, w) in readings.into_iter().enumerate() {
-                                let Some(w) = w else { continue };
-                                if let Some(prev) = p.last[k] {
-                                    p.integrated[k] += trapezoid(&[prev, (t, w)]);
-                                }
-                                p.last[k] = Some((t, w));
-                                if p.timeline.len() >= MAX_TIMELINE {
-                                    p.timeline.drain(..MAX_TIMELINE / 2);
-                                }
-                                p.timeline.push(PowerSample {
-                                    t,
-                                    domain: targets[k].1.clone(),
-                                    watts: Watts(w),
-                                });
-                            }
-                            if let Some(s) = states {
-                                p.states = s;
-                            }
-                        }
-                        tick += 1;
-                        std::thread::sleep(poll_interval);
-                    }
-                })
+                .spawn(move || poller.run())
                 .map_err(|e| unavailable(format!("cannot start the poller thread: {e}")))?
         };
         Ok(NvmlMeter {

@@ -9,7 +9,7 @@
 //! accumulates wrap-corrected deltas, so windows of any length are right.
 
 use super::{DomainInfo, EnergyMeter, MeterError, MeterInfo, Provenance, Snapshot};
-use crate::units::{Joules, Seconds};
+use crate::util::units::{Joules, Seconds};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,7 @@
 
 use super::nvml::GpuState;
 use super::{EnergyMeter, MeterError, MeterInfo, PowerSample, Provenance, Snapshot};
-use crate::units::{Joules, Seconds, Watts};
+use crate::util::units::{Joules, Seconds, Watts};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 

@@ -1,8 +1,8 @@
 //! Small convolutional network for 28x28 grey images.
 
 use super::Model;
+use crate::model::quantize::{Dense, quantize_all};
 use crate::ops::{Activation, conv, pool::max_pool2};
-use crate::quantize::{Dense, quantize_all};
 use candle_core::quantized::GgmlDType;
 use candle_core::{Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, VarBuilder, conv2d, linear};

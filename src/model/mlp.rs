@@ -1,8 +1,8 @@
 //! Multi-layer perceptron.
 
 use super::Model;
+use crate::model::quantize::{Dense, quantize_all};
 use crate::ops::Activation;
-use crate::quantize::{Dense, quantize_all};
 use candle_core::quantized::GgmlDType;
 use candle_core::{Result, Tensor};
 use candle_nn::{VarBuilder, linear};

@@ -3,12 +3,13 @@
 
 pub mod cnn;
 pub mod mlp;
+pub mod quantize;
 pub mod separable;
 pub mod transformer;
 
+pub use crate::config::model::{ModelKind, ModelSize};
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
-use serde::{Deserialize, Serialize};
 
 /// A model the trainer can drive.
 pub trait Model: Send + Sync {
@@ -37,114 +38,10 @@ pub trait Model: Send + Sync {
 /// A quantized inference copy of a model.
 pub struct Quantized {
     pub model: Box<dyn Model>,
-    pub bytes: crate::quantize::Bytes,
-}
-
-/// The reference models a workload can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ModelKind {
-    /// MLP 784-512-256-10 with ReLU.
-    Mlp,
-    /// Two conv(3x3)+ReLU+maxpool blocks (32, 64 channels), then 128-unit and 10-unit linear layers.
-    Cnn,
-    /// MobileNet-style depthwise-separable CNN.
-    SeparableCnn,
-    /// The separable CNN's twin with standard 3x3 convolutions.
-    StandardCnn,
-    /// Character-level causal transformer on a text corpus.
-    CharTransformer,
-}
-
-/// Size knobs of a model, resolved (see `ModelKind::default_size`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "family", rename_all = "kebab-case")]
-pub enum ModelSize {
-    Mlp {
-        hidden: Vec<usize>,
-    },
-    Cnn {
-        channels: Vec<usize>,
-        fc_width: usize,
-    },
-    MobileNet {
-        channels: Vec<usize>,
-    },
-    Transformer {
-        d_model: usize,
-        layers: usize,
-        heads: usize,
-        context: usize,
-        tied: bool,
-    },
+    pub bytes: crate::model::quantize::Bytes,
 }
 
 impl ModelKind {
-    pub const ALL: &'static [(&'static str, ModelKind)] = &[
-        ("mlp", ModelKind::Mlp),
-        ("cnn", ModelKind::Cnn),
-        ("separable-cnn", ModelKind::SeparableCnn),
-        ("standard-cnn", ModelKind::StandardCnn),
-        ("char-transformer", ModelKind::CharTransformer),
-    ];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, k)| *k)
-    }
-
-    pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, k)| *k == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("?")
-    }
-
-    pub fn describe(self) -> &'static str {
-        match self {
-            ModelKind::Mlp => "MLP, ReLU (Fashion-MNIST); knob: hidden = [512, 256]",
-            ModelKind::Cnn => {
-                "CNN conv3x3-pool x2, fc, ReLU (Fashion-MNIST); knobs: channels = [32, 64], fc_width = 128"
-            }
-            ModelKind::SeparableCnn => {
-                "MobileNet-style depthwise-separable CNN (Fashion-MNIST); knob: channels = [32, 64, 128, 128]"
-            }
-            ModelKind::StandardCnn => {
-                "standard-conv twin of separable-cnn (Fashion-MNIST); knob: channels = [32, 64, 128, 128]"
-            }
-            ModelKind::CharTransformer => {
-                "char-level causal transformer (fortunes corpus); knobs: d_model = 128, layers = 2, heads = 4, context = 64, tied = true"
-            }
-        }
-    }
-
-    /// True for models trained on the text corpus rather than Fashion-MNIST.
-    pub fn uses_text(self) -> bool {
-        self == ModelKind::CharTransformer
-    }
-
-    pub fn default_size(self) -> ModelSize {
-        match self {
-            ModelKind::Mlp => ModelSize::Mlp {
-                hidden: vec![512, 256],
-            },
-            ModelKind::Cnn => ModelSize::Cnn {
-                channels: vec![32, 64],
-                fc_width: 128,
-            },
-            ModelKind::SeparableCnn | ModelKind::StandardCnn => ModelSize::MobileNet {
-                channels: vec![32, 64, 128, 128],
-            },
-            ModelKind::CharTransformer => ModelSize::Transformer {
-                d_model: 128,
-                layers: 2,
-                heads: 4,
-                context: 64,
-                tied: true,
-            },
-        }
-    }
-
     /// Builds the model at its default size.
     pub fn build_default(self, vb: VarBuilder, classes: usize) -> Result<Box<dyn Model>> {
         self.build(vb, classes, &self.default_size())

@@ -34,7 +34,7 @@ use joulebench::meter::window::DomainEnergy;
 use joulebench::meter::{EnergyReading, Provenance};
 use joulebench::record::{EpochRecord, EvalRecord, InferenceRecord, TrialRecord, TrialStatus};
 use joulebench::suite::Suite;
-use joulebench::units::{Joules, Seconds, Watts};
+use joulebench::util::units::{Joules, Seconds, Watts};
 
 pub fn window(
     name: &str,
@@ -165,17 +165,17 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
 
 /// Trains one trial on device splits with a silent 10 W fake meter and no hooks.
 pub fn train_on(
-    spec: &joulebench::plan::TrialSpec,
+    spec: &joulebench::config::TrialSpec,
     classes: usize,
     train: &joulebench::data::DeviceSplit,
     validation: &joulebench::data::DeviceSplit,
     test: &joulebench::data::DeviceSplit,
 ) -> (
-    joulebench::trainer::TrainOutcome,
-    joulebench::init::SeededVars,
+    joulebench::train::TrainOutcome,
+    joulebench::train::init::SeededVars,
 ) {
     use candle_core::{DType, Device};
-    let vars = joulebench::init::SeededVars::new(spec.key.seed);
+    let vars = joulebench::train::init::SeededVars::new(spec.key.seed);
     let kind = spec.config.model;
     let size = spec.config.size.clone();
     let build = |dt: DType| kind.build(vars.builder(dt, &Device::Cpu), classes, &size);
@@ -186,18 +186,18 @@ pub fn train_on(
         )])),
         Device::Cpu,
     );
-    let out = joulebench::trainer::train(
+    let out = joulebench::train::train(
         spec,
         &build,
         &vars,
-        joulebench::trainer::TrialData {
+        joulebench::train::TrialData {
             train,
             validation,
             test,
         },
         &mut m,
-        &mut joulebench::trainer::NoHooks,
-        &joulebench::trainer::Silent,
+        &mut joulebench::train::NoHooks,
+        &joulebench::train::Silent,
     )
     .unwrap();
     (out, vars)

@@ -1,0 +1,109 @@
+//! Batch-size sweep: energy, time and accuracy against the batch size.
+
+use super::style::{Res, color, energy_label, legend};
+use crate::analysis::Run;
+use crate::analysis::stats::Estimate;
+use crate::record::TrialRecord;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// 5. Batch-size sweep: training energy and time versus batch size, per workload.
+pub fn batch_sweep<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run) -> Res {
+    t!(area.fill(&WHITE));
+    let (left, right) = area.split_horizontally(area.dim_in_pixel().0 / 2);
+    let mut workloads: Vec<String> = Vec::new();
+    for r in &run.records {
+        if !workloads.contains(&r.key.workload) {
+            workloads.push(r.key.workload.clone());
+        }
+    }
+    let points = |w: &str, f: &dyn Fn(&TrialRecord) -> Option<f64>| -> Vec<(f64, f64, f64)> {
+        let mut bs: Vec<u32> = run
+            .records
+            .iter()
+            .filter(|r| r.key.workload == w)
+            .map(|r| r.config.batch_size)
+            .collect();
+        bs.sort_unstable();
+        bs.dedup();
+        bs.into_iter()
+            .filter_map(|b| {
+                let xs: Vec<f64> = run
+                    .records
+                    .iter()
+                    .filter(|r| r.key.workload == w && r.config.batch_size == b)
+                    .filter_map(f)
+                    .collect();
+                let e = Estimate::of(&xs);
+                e.mean.is_finite().then_some((
+                    b as f64,
+                    e.mean,
+                    if e.ci95.is_finite() { e.ci95 } else { 0.0 },
+                ))
+            })
+            .collect()
+    };
+    type Metric<'a> = &'a dyn Fn(&TrialRecord) -> Option<f64>;
+    let panels: [(&DrawingArea<DB, Shift>, &str, Metric); 2] = [
+        (&left, "training energy (J)", &|r: &TrialRecord| {
+            r.training.as_ref().map(|t| t.joules.0)
+        }),
+        (&right, "training time (s)", &|r: &TrialRecord| {
+            r.training.as_ref().map(|t| t.seconds.0)
+        }),
+    ];
+    for (panel, ydesc, f) in panels {
+        let all: Vec<(f64, f64, f64)> = workloads.iter().flat_map(|w| points(w, f)).collect();
+        let xmax = all.iter().map(|p| p.0).fold(1.0, f64::max);
+        let xmin = all.iter().map(|p| p.0).fold(xmax, f64::min);
+        let ymax = all.iter().map(|p| p.1 + p.2).fold(0.0, f64::max).max(1e-9) * 1.15;
+        let mut chart = t!(ChartBuilder::on(panel)
+            .caption(
+                format!(
+                    "{} vs batch size{}",
+                    ydesc.split(" (").next().unwrap_or(ydesc),
+                    if ydesc.contains("energy") {
+                        energy_label(run.modelled())
+                    } else {
+                        ""
+                    }
+                ),
+                ("sans-serif", 16),
+            )
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d((xmin / 1.5..xmax * 1.5).log_scale(), 0f64..ymax));
+        t!(chart
+            .configure_mesh()
+            .x_desc("batch size (log scale)")
+            .y_desc(ydesc)
+            .draw());
+        for (i, w) in workloads.iter().enumerate() {
+            let c = color(i);
+            let pts = points(w, f);
+            t!(chart.draw_series(pts.iter().map(|p| ErrorBar::new_vertical(
+                p.0,
+                p.1 - p.2,
+                p.1,
+                p.1 + p.2,
+                c.stroke_width(1),
+                8
+            ))));
+            t!(chart
+                .draw_series(
+                    LineSeries::new(pts.iter().map(|p| (p.0, p.1)), c.stroke_width(2))
+                        .point_size(4)
+                )
+                .map(
+                    |s| s.label(w.clone()).legend(move |(x, y)| PathElement::new(
+                        vec![(x, y), (x + 12, y)],
+                        c.stroke_width(2)
+                    ))
+                ));
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! Arguments and checks shared by several subcommands.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use joulebench::config::MeterChoice;
+use joulebench::harness::runner::RunOptions;
+use joulebench::suite::METER_RANGES;
+use std::path::PathBuf;
+
+/// Measurement settings shared by `run` and `meters`.
+#[derive(Args, Clone)]
+pub struct MeterArgs {
+    /// Device to train on (and whose GPU NVML measures): cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Energy meter: auto, nvml, rapl or estimate.
+    #[arg(long)]
+    pub meter: Option<String>,
+    /// Rated watts per busy core for the CPU estimate.
+    #[arg(long)]
+    pub cpu_watts_per_core: Option<f64>,
+    /// Idle window before each trial, seconds (0 disables the baseline).
+    #[arg(long)]
+    pub idle_seconds: Option<f64>,
+    /// Root of the powercap tree (default /sys/class/powercap).
+    #[arg(long, hide = true)]
+    pub rapl_root: Option<PathBuf>,
+}
+
+/// Where the datasets are, shared by `run` and `reproduce`.
+#[derive(Args, Clone, Default)]
+pub struct DataArgs {
+    /// Fashion-MNIST folder (overrides $JOULEBENCH_FASHION_MNIST and the suite).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Text corpus folder (overrides $JOULEBENCH_CORPUS and the suite).
+    #[arg(long)]
+    pub corpus_dir: Option<PathBuf>,
+}
+
+/// Checks `--target`: a validation accuracy.
+pub fn check_target(t: Option<f64>) -> Result<()> {
+    if let Some(t) = t
+        && !(0.0..=1.0).contains(&t)
+    {
+        bail!("--target {t}: a validation accuracy in [0, 1], e.g. 0.85");
+    }
+    Ok(())
+}
+
+fn parse_meter_choice(m: &str) -> Result<MeterChoice> {
+    MeterChoice::parse(m).with_context(|| {
+        format!(
+            "--meter {m:?} is not known; allowed: {}",
+            MeterChoice::names().join(", ")
+        )
+    })
+}
+
+/// The measurement and data options of `run`, `reproduce` and `meters`.
+pub fn run_options(a: &MeterArgs, data: DataArgs) -> Result<RunOptions> {
+    // The same range as the suite's `[meter] cpu_watts_per_core`.
+    let range = &METER_RANGES[0];
+    debug_assert_eq!(range.key, "cpu_watts_per_core");
+    if let Some(w) = a.cpu_watts_per_core
+        && !range.contains(w)
+    {
+        bail!("--cpu-watts-per-core {w}: {}", range.allowed);
+    }
+    Ok(RunOptions {
+        device: a.device.parse()?,
+        meter: a.meter.as_deref().map(parse_meter_choice).transpose()?,
+        cpu_watts_per_core: a.cpu_watts_per_core,
+        idle_seconds: a.idle_seconds,
+        rapl_root: a.rapl_root.clone(),
+        data_dir: data.data_dir,
+        corpus_dir: data.corpus_dir,
+        ..RunOptions::default()
+    })
+}

@@ -1,0 +1,62 @@
+//! `joulebench list`: every workload model, every suite setting with its
+//! allowed values, and the meters — printed from the tables the suite
+//! parser itself uses, so the list cannot fall behind the parser.
+
+use anyhow::Result;
+use joulebench::config::{MeterChoice, ModelKind};
+use joulebench::meter::estimate::{DEFAULT_DRAM_WATTS_PER_GB, DEFAULT_WATTS_PER_CORE};
+use joulebench::suite::settings::{IMPACT_SETTINGS, METER_RANGES, SETTINGS};
+
+pub fn run() -> Result<i32> {
+    println!("workloads (models a [[workload]] can name with `model = ...`):");
+    for (name, kind) in ModelKind::ALL {
+        println!("  {name:<18} {}", kind.describe());
+    }
+    println!();
+    println!(
+        "settings of [defaults], [[workload]] or [[variant]] (a variant wins over its workload, a workload over [defaults]):"
+    );
+    for d in SETTINGS {
+        println!("  {:<28} {}", d.key, d.about);
+        println!("  {:<28} allowed: {}", "", d.allowed.describe());
+    }
+    println!();
+    println!("[defaults] only:");
+    println!(
+        "  {:<28} seeds of the trials; list of distinct integers >= 0 (default [0])",
+        "seeds"
+    );
+    println!(
+        "  {:<28} repeats of each seed; 1..=1000 (default 1)",
+        "repeats"
+    );
+    println!();
+    println!("[meter] (the command line's flags win over these):");
+    println!("  {:<28} {}", "kind", MeterChoice::names().join(" | "));
+    for r in &METER_RANGES {
+        println!("  {:<28} {}; {}", r.key, r.about, r.allowed);
+    }
+    println!("[impact] (the command line's flags win over these):");
+    for (k, d) in IMPACT_SETTINGS {
+        println!("  {k:<28} {d}");
+    }
+    println!();
+    println!("meters (--meter or [meter] kind; `joulebench meters` shows which work here):");
+    for m in MeterChoice::ALL.iter().map(|(_, m)| *m) {
+        println!("  {:<10} {}", m.name(), describe(m));
+    }
+    Ok(0)
+}
+
+fn describe(m: MeterChoice) -> String {
+    match m {
+        MeterChoice::Auto => "every real source available (NVML for the run's GPU, RAPL for CPU and DRAM), the estimate for the rest".into(),
+        MeterChoice::Nvml => "NVIDIA GPU energy counter (or polled instant power, integrated)".into(),
+        MeterChoice::Rapl => "CPU package and DRAM energy counters (Linux powercap)".into(),
+        MeterChoice::Estimate => format!(
+            "process CPU time x rated W per core (default {} W) and resident memory x {} W/GB; labelled `estimated`",
+            DEFAULT_WATTS_PER_CORE.0, DEFAULT_DRAM_WATTS_PER_GB
+        ),
+        MeterChoice::Fake => "constant power x wall time, for tests; labelled `fake`".into(),
+    }
+}

@@ -1,0 +1,91 @@
+//! `joulebench run`: run (or resume) a suite, then write its report.
+
+use super::args::{DataArgs, MeterArgs, run_options};
+use anyhow::Result;
+use clap::Args;
+use joulebench::analysis::Run;
+use joulebench::analysis::report::write_report;
+use joulebench::harness::runner::{self, RunOptions};
+use joulebench::record::TrialStatus;
+use joulebench::suite::Suite;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Suite file (TOML), e.g. experiments/quick.toml.
+    suite: PathBuf,
+    /// Results root; the run lands in <out>/<suite name>/<UTC stamp>/.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// Finish an interrupted run in this run folder instead of starting a new one.
+    #[arg(long, value_name = "RUN_DIR")]
+    resume: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    meter: MeterArgs,
+    /// Grid region for CO2e: country code or name, or cloud region (see `joulebench regions`).
+    #[arg(long)]
+    region: Option<String>,
+    /// Power usage effectiveness (facility / IT energy).
+    #[arg(long)]
+    pue: Option<f64>,
+    /// On-site water usage effectiveness, L/kWh.
+    #[arg(long)]
+    wue: Option<f64>,
+    /// Off-site water intensity of electricity generation, L/kWh.
+    #[arg(long)]
+    water_offsite: Option<f64>,
+    /// Run only these workloads (repeatable).
+    #[arg(long = "workload")]
+    workloads: Vec<String>,
+    /// Run only these variants (repeatable).
+    #[arg(long = "variant")]
+    variants: Vec<String>,
+    /// Do not write report.md, trials.csv and plots at the end.
+    #[arg(long)]
+    no_report: bool,
+}
+
+pub fn run(a: RunArgs) -> Result<i32> {
+    let mut s = Suite::load(&a.suite)?;
+    s.select(&a.workloads, &a.variants)?;
+    let opts = RunOptions {
+        results_root: a.out,
+        resume: a.resume,
+        region: a.region,
+        pue: a.pue,
+        wue_onsite: a.wue,
+        water_offsite: a.water_offsite,
+        ..run_options(&a.meter, a.data)?
+    };
+    let total = s.plan()?.trials.len();
+    let progress = joulebench::console::progress::Console::new(total);
+    let summary = runner::run_suite(&s, &opts, &progress)?;
+    drop(progress);
+    println!("{}", joulebench::console::summary::table(&summary.records));
+    println!(
+        "{} trial(s) run, {} already present; records in {}",
+        summary.ran,
+        summary.skipped,
+        summary
+            .run_dir
+            .join(joulebench::harness::store::TRIALS_FILE)
+            .display()
+    );
+    if !a.no_report && !summary.records.is_empty() {
+        let run = Run::load(&summary.run_dir)?;
+        let w = write_report(&run, None)?;
+        println!("report: {}", w.report.display());
+    }
+    let failed = summary
+        .records
+        .iter()
+        .filter(|r| matches!(r.status, TrialStatus::Failed { .. }))
+        .count();
+    if failed > 0 {
+        eprintln!("error: {failed} trial(s) failed; their records say why");
+        return Ok(2);
+    }
+    Ok(0)
+}

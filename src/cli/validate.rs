@@ -1,0 +1,59 @@
+//! `joulebench validate`: check a suite file and print its expanded plan.
+
+use anyhow::Result;
+use joulebench::config::{Plan, TrialSpec};
+use joulebench::suite::Suite;
+use std::path::Path;
+
+pub fn run(path: &Path) -> Result<i32> {
+    let s = Suite::load(path)?;
+    let plan = s.plan()?;
+    println!(
+        "suite {} ({}): {} workload(s) x {} variant(s) x {} seed(s) x {} repeat(s) = {} trials; baseline variant: {}",
+        s.name,
+        path.display(),
+        s.workloads.len(),
+        s.variants.len(),
+        s.seeds.len(),
+        s.repeats,
+        plan.trials.len(),
+        s.baseline
+    );
+    println!("order (steps assume the 55,000-image Fashion-MNIST training split):");
+    let mut total = 0;
+    for t in &plan.trials {
+        let steps = Plan::steps(t, 55_000);
+        total += steps;
+        println!("{}", line(t, steps));
+    }
+    println!("total optimizer steps: {total}");
+    Ok(0)
+}
+
+/// One trial of the plan.
+fn line(t: &TrialSpec, steps: u64) -> String {
+    let c = &t.config;
+    let stops = match &c.early_stopping {
+        Some(e) => format!(
+            " (at most; stops early: {}{})",
+            e.patience
+                .map_or(String::new(), |p| format!("patience {p} ")),
+            e.target_accuracy
+                .map_or(String::new(), |t| format!("target {t}"))
+        ),
+        None => String::new(),
+    };
+    format!(
+        "  {:>3}  {:<32} {:<9} epochs {:>3}  batch {:>5}x{}  lr {:<10.3e} {:<6} train cap {:<7} {:>7} steps{stops}",
+        t.index + 1,
+        t.key.to_string(),
+        c.precision.name(),
+        c.epochs,
+        c.batch_size,
+        c.accumulation_steps,
+        c.optimizer.learning_rate,
+        c.optimizer.kind.name(),
+        c.max_train_samples.map_or("all".into(), |n| n.to_string()),
+        steps,
+    )
+}

@@ -1,0 +1,5 @@
+//! Layer 8: what a run shows on the terminal (progress bars, one-line
+//! trial summaries).
+
+pub mod progress;
+pub mod summary;

@@ -1,0 +1,9 @@
+//! Layer 9: running a plan — trials in order with their measurement, run
+//! folders that survive a crash, manifests, and the training-step fixtures
+//! the benches share.
+
+pub mod manifest;
+pub mod meters_report;
+pub mod perf;
+pub mod runner;
+pub mod store;

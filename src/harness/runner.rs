@@ -1,0 +1,566 @@
+//! Runs a suite's plan: one trial after another, each written to the run
+//! folder the moment it ends.
+
+use crate::config::plan::TrialSpec;
+use crate::data::text::{self, Corpus};
+use crate::data::{DeviceSplit, Splits, fashion_mnist};
+use crate::harness::manifest::Manifest;
+use crate::harness::store::{RunDir, StoreError};
+use crate::impact::ImpactSettings;
+use crate::meter::{self, Measurer, MeterError, MeterOptions};
+use crate::record::{DataRecord, TrialImpact, TrialRecord, TrialStatus};
+use crate::suite::Suite;
+use crate::train::init::SeededVars;
+use crate::train::{self, Progress};
+use crate::util::device::{DeviceError, DeviceSpec};
+use crate::util::units::Watts;
+use candle_core::Device;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error(transparent)]
+    Data(#[from] fashion_mnist::DataError),
+    #[error(transparent)]
+    Corpus(#[from] text::CorpusError),
+    #[error(transparent)]
+    Meter(#[from] MeterError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Suite(#[from] crate::suite::SuiteError),
+    #[error(transparent)]
+    Impact(#[from] crate::impact::ImpactError),
+    #[error("{0}")]
+    Option(String),
+}
+
+/// Command-line settings; each overrides the suite's.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub results_root: PathBuf,
+    pub device: DeviceSpec,
+    /// Dataset folder from the command line (highest precedence).
+    pub data_dir: Option<PathBuf>,
+    /// Text corpus folder from the command line (highest precedence).
+    pub corpus_dir: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
+    pub meter: Option<crate::config::MeterChoice>,
+    pub cpu_watts_per_core: Option<f64>,
+    pub idle_seconds: Option<f64>,
+    pub rapl_root: Option<PathBuf>,
+    pub region: Option<String>,
+    pub pue: Option<f64>,
+    pub wue_onsite: Option<f64>,
+    pub water_offsite: Option<f64>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            results_root: "results".into(),
+            device: DeviceSpec::Cpu,
+            data_dir: None,
+            corpus_dir: None,
+            resume: None,
+            meter: None,
+            cpu_watts_per_core: None,
+            idle_seconds: None,
+            rapl_root: None,
+            region: None,
+            pue: None,
+            wue_onsite: None,
+            water_offsite: None,
+        }
+    }
+}
+
+/// Default idle window before each trial, seconds.
+pub const DEFAULT_IDLE_SECONDS: f64 = 2.0;
+
+/// Measurement settings in force: command line > suite > defaults.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    pub meter: MeterOptions,
+    pub idle_seconds: f64,
+    pub cooldown_seconds: f64,
+    pub cooldown_temperature_c: Option<f64>,
+    pub impact: ImpactSettings,
+}
+
+pub struct RunSummary {
+    pub run_dir: PathBuf,
+    /// Every record of the run, earlier (resumed) ones included, in plan order.
+    pub records: Vec<TrialRecord>,
+    pub ran: usize,
+    pub skipped: usize,
+    pub discarded_bytes: usize,
+}
+
+impl Measurement {
+    /// Settings from the command line and built-in defaults only (no suite).
+    pub fn defaults(opts: &RunOptions) -> Result<Measurement, RunError> {
+        resolve(
+            opts,
+            None,
+            &crate::suite::MeterSection::default(),
+            &crate::suite::ImpactSection::default(),
+        )
+    }
+}
+
+/// Resolves the measurement settings: command line > suite > defaults.
+pub fn measurement(suite: &Suite, opts: &RunOptions) -> Result<Measurement, RunError> {
+    resolve(opts, suite.meter, &suite.meter_section, &suite.impact)
+}
+
+fn resolve(
+    opts: &RunOptions,
+    suite_meter: Option<crate::config::MeterChoice>,
+    m: &crate::suite::MeterSection,
+    i: &crate::suite::ImpactSection,
+) -> Result<Measurement, RunError> {
+    let d = MeterOptions::default();
+    let idle_seconds = opts
+        .idle_seconds
+        .or(m.idle_seconds)
+        .unwrap_or(DEFAULT_IDLE_SECONDS);
+    // The same range as the suite's `[meter] idle_seconds`.
+    let range = &crate::suite::METER_RANGES[2];
+    debug_assert_eq!(range.key, "idle_seconds");
+    if !range.contains(idle_seconds) {
+        return Err(RunError::Option(format!(
+            "--idle-seconds {idle_seconds}: {}",
+            range.allowed
+        )));
+    }
+    Ok(Measurement {
+        meter: MeterOptions {
+            choice: opts.meter.or(suite_meter).unwrap_or(d.choice),
+            cpu_watts_per_core: opts
+                .cpu_watts_per_core
+                .or(m.cpu_watts_per_core)
+                .map(Watts)
+                .unwrap_or(d.cpu_watts_per_core),
+            dram_watts_per_gb: m.dram_watts_per_gb.unwrap_or(d.dram_watts_per_gb),
+            rapl_root: opts.rapl_root.clone().unwrap_or(d.rapl_root),
+            poll_interval: m
+                .poll_interval_ms
+                .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
+                .unwrap_or(d.poll_interval),
+        },
+        idle_seconds,
+        cooldown_seconds: m.cooldown_seconds.unwrap_or(0.0),
+        cooldown_temperature_c: m.cooldown_temperature_c,
+        impact: ImpactSettings::new(
+            opts.region.as_deref().or(i.region.as_deref()),
+            opts.pue.or(i.pue),
+            opts.wue_onsite.or(i.wue_onsite),
+            opts.water_offsite.or(i.water_offsite),
+        )?,
+    })
+}
+
+/// Waits out the cool-down: fixed seconds, then (with a GPU meter) until
+/// every measured GPU is at or below the temperature threshold (at most 120 s).
+fn cool_down(m: &Measurement, measurer: &Measurer) {
+    if m.cooldown_seconds > 0.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(m.cooldown_seconds));
+    }
+    let Some(limit) = m.cooldown_temperature_c else {
+        return;
+    };
+    let start = std::time::Instant::now();
+    while start.elapsed().as_secs() < 120 {
+        let hot = measurer
+            .gpu_states()
+            .iter()
+            .any(|s| s.temperature_c.is_some_and(|t| t as f64 > limit));
+        if !hot {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    tracing::warn!("GPU still above {limit} C after 120 s of cool-down; going on");
+}
+
+/// The datasets a plan needs, loaded before the run folder is created (so
+/// a missing dataset leaves nothing behind).
+pub struct DataSets {
+    pub fashion_mnist: Option<Splits>,
+    pub fashion_mnist_dir: PathBuf,
+    pub corpus: Option<Corpus>,
+    text: HashMap<usize, Splits>,
+}
+
+impl DataSets {
+    pub fn load(
+        suite: &Suite,
+        opts: &RunOptions,
+        plan: &crate::config::plan::Plan,
+    ) -> Result<DataSets, RunError> {
+        let fashion_mnist_dir = fashion_mnist::resolve_dir(
+            opts.data_dir.as_deref(),
+            suite.data.fashion_mnist.as_deref(),
+        );
+        let needs_text = plan.trials.iter().any(|t| t.config.model.uses_text());
+        let needs_images = plan.trials.iter().any(|t| !t.config.model.uses_text());
+        let fashion_mnist = if needs_images {
+            Some(fashion_mnist::load(&fashion_mnist_dir)?)
+        } else {
+            None
+        };
+        let corpus = if needs_text {
+            let dir = text::resolve_dir(opts.corpus_dir.as_deref(), suite.data.corpus.as_deref());
+            Some(Corpus::load(&dir)?)
+        } else {
+            None
+        };
+        let mut sets = DataSets {
+            fashion_mnist,
+            fashion_mnist_dir,
+            corpus,
+            text: HashMap::new(),
+        };
+        for t in &plan.trials {
+            sets.splits(&t.config)?;
+        }
+        Ok(sets)
+    }
+
+    /// The splits a trial trains on.
+    pub fn splits(&mut self, cfg: &crate::config::TrialConfig) -> Result<&Splits, RunError> {
+        if let crate::config::ModelSize::Transformer { context, .. } = cfg.size {
+            let corpus = self
+                .corpus
+                .as_ref()
+                .ok_or_else(|| RunError::Option("text corpus not loaded".into()))?;
+            if let std::collections::hash_map::Entry::Vacant(e) = self.text.entry(context) {
+                e.insert(corpus.splits(context)?);
+            }
+            return Ok(&self.text[&context]);
+        }
+        self.fashion_mnist
+            .as_ref()
+            .ok_or_else(|| RunError::Option("Fashion-MNIST not loaded".into()))
+    }
+}
+
+/// Train, validation and test splits on the device.
+type DeviceSplits = (DeviceSplit, DeviceSplit, DeviceSplit);
+
+/// Device-resident splits, cached by dataset and sample caps.
+struct DeviceData {
+    sets: DataSets,
+    device: Device,
+    device_name: String,
+    cache: HashMap<(String, Option<u64>, Option<u64>), DeviceSplits>,
+}
+
+/// What a trial needs to know of its data.
+struct DataInfo {
+    name: String,
+    source: String,
+    classes: usize,
+}
+
+impl DeviceData {
+    fn get(
+        &mut self,
+        spec: &TrialSpec,
+    ) -> Result<(DataInfo, DeviceSplit, DeviceSplit, DeviceSplit), String> {
+        let tc = spec.config.max_train_samples;
+        let ec = spec.config.max_eval_samples;
+        let splits = self.sets.splits(&spec.config).map_err(|e| e.to_string())?;
+        let info = DataInfo {
+            name: splits.name.clone(),
+            source: splits.source.display().to_string(),
+            classes: splits.classes,
+        };
+        let key = (
+            format!("{}/{:?}", splits.name, splits.train.feature_shape),
+            tc,
+            ec,
+        );
+        if !self.cache.contains_key(&key) {
+            let dev = &self.device;
+            let f = || -> candle_core::Result<_> {
+                Ok((
+                    splits.train.take(tc).to_device(dev)?,
+                    splits.validation.take(ec).to_device(dev)?,
+                    splits.test.take(ec).to_device(dev)?,
+                ))
+            };
+            let v = f().map_err(|e| e.to_string())?;
+            self.cache.insert(key.clone(), v);
+        }
+        let (a, b, c) = self.cache[&key].clone();
+        Ok((info, a, b, c))
+    }
+}
+
+/// Runs one trial and returns its record; a failure or a panic inside the
+/// trial becomes a `failed` record with the reason, and the suite goes on.
+fn run_trial(
+    suite: &Suite,
+    run_dir: &std::path::Path,
+    spec: &TrialSpec,
+    data: &mut DeviceData,
+    measurer: &mut Measurer,
+    measurement: &Measurement,
+    progress: &dyn Progress,
+) -> TrialRecord {
+    let mut record = TrialRecord::pending(
+        &suite.name,
+        spec,
+        data.device_name.clone(),
+        measurer.info().name.clone(),
+        crate::util::timefmt::now_rfc3339(),
+    );
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let trial = Trial {
+            run_dir,
+            spec,
+            measurement,
+            progress,
+        };
+        trial.run(&mut record, data, measurer)
+    }));
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => record.status = TrialStatus::Failed { error: e },
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            record.status = TrialStatus::Failed {
+                error: format!("internal error (panic): {msg}"),
+            };
+        }
+    }
+    record.finished_at = crate::util::timefmt::now_rfc3339();
+    record
+}
+
+/// What one trial runs with, besides its data and meter.
+struct Trial<'a> {
+    run_dir: &'a std::path::Path,
+    spec: &'a TrialSpec,
+    measurement: &'a Measurement,
+    progress: &'a dyn Progress,
+}
+
+impl Trial<'_> {
+    /// Builds the model, measures the idle baseline, runs the techniques and
+    /// the training loop, and fills `record` as it goes.
+    fn run(
+        &self,
+        record: &mut TrialRecord,
+        data: &mut DeviceData,
+        measurer: &mut Measurer,
+    ) -> Result<(), String> {
+        let spec = self.spec;
+        let (info, train, validation, test) = data.get(spec)?;
+        record.data = Some(DataRecord {
+            dataset: info.name.clone(),
+            source: info.source.clone(),
+            train_samples: train.len() as u64,
+            validation_samples: validation.len() as u64,
+            test_samples: test.len() as u64,
+        });
+        let vars = SeededVars::new(spec.key.seed);
+        let (master_dtype, _) = train::dtypes(spec.config.precision);
+        let device = data.device.clone();
+        let model = spec
+            .config
+            .model
+            .build(
+                vars.builder(master_dtype, &device),
+                info.classes,
+                &spec.config.size,
+            )
+            .map_err(|e| format!("cannot build model: {e}"))?;
+        record.parameters = vars.parameter_count();
+        record.macs_per_sample = model.macs_per_sample();
+        record.flops_per_train_sample = 6 * model.macs_per_sample();
+        record.flops_per_inference_unit = 2 * model.macs_per_inference_unit();
+        cool_down(self.measurement, measurer);
+        if self.measurement.idle_seconds > 0.0 {
+            let idle = measurer
+                .measure_idle(self.measurement.idle_seconds)
+                .map_err(|e| format!("idle window: {e}"))?;
+            record.idle = Some(idle);
+        }
+        let inputs = crate::technique::pipeline::Inputs {
+            spec,
+            classes: info.classes,
+            device: &device,
+            train: &train,
+            validation: &validation,
+            test: &test,
+            run_dir: self.run_dir,
+        };
+        let outcome = crate::technique::pipeline::run(&inputs, vars, measurer, self.progress)?;
+        if spec.config.save_weights {
+            record.weights_file = Some(save_weights(self.run_dir, spec, &outcome.vars)?);
+        }
+        fill(record, outcome, &self.measurement.impact);
+        Ok(())
+    }
+}
+
+/// Saves the trained weights under `<run>/weights/`; the path relative to the run folder.
+fn save_weights(
+    run_dir: &std::path::Path,
+    spec: &TrialSpec,
+    vars: &SeededVars,
+) -> Result<String, String> {
+    let dir = run_dir.join("weights");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let name = format!("{}.safetensors", spec.key.to_string().replace('/', "_"));
+    let file = dir.join(&name);
+    vars.var_map()
+        .save(&file)
+        .map_err(|e| format!("cannot save weights to {}: {e}", file.display()))?;
+    Ok(format!("weights/{name}"))
+}
+
+/// Copies what the techniques and the training loop produced into the record,
+/// with the training totals and the trial's impact.
+fn fill(
+    record: &mut TrialRecord,
+    outcome: crate::technique::pipeline::Outcome,
+    impact: &ImpactSettings,
+) {
+    record.pruning = outcome.pruning;
+    record.structured = outcome.structured;
+    record.distillation = outcome.distillation;
+    let out = outcome.out;
+    record.status = out.status;
+    let training =
+        crate::meter::EnergyReading::sum("training", out.epochs.iter().map(|e| &e.train));
+    let samples: u64 = out.epochs.iter().map(|e| e.samples).sum();
+    record.train_samples_per_second = Some(samples as f64 / training.seconds.0.max(1e-9));
+    record.training = Some(training);
+    record.epochs = out.epochs;
+    record.test = out.test;
+    record.inference = out.inference;
+    record.evaluations = out.evaluations;
+    record.precision = Some(out.precision);
+    record.stop = out.stop;
+    record.quantization = out.quantization;
+    let total = record.total_energy();
+    record.impact = Some(TrialImpact {
+        settings: impact.clone(),
+        gross: impact.impact(total.joules),
+        net: total.net_joules.map(|j| impact.impact(j)),
+    });
+}
+
+/// Runs (or resumes) a suite.
+pub fn run_suite(
+    suite: &Suite,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunSummary, RunError> {
+    let plan = suite.plan()?;
+    let device = opts.device.open()?;
+    let sets = DataSets::load(suite, opts, &plan)?;
+    let data_dir = sets.fashion_mnist_dir.clone();
+    let measurement = measurement(suite, opts)?;
+    let built = meter::build(&measurement.meter, opts.device)?;
+    for u in &built.unavailable {
+        tracing::info!("meter {} unavailable: {}", u.meter, u.reason);
+    }
+    let mut measurer = Measurer::new(built.meter, device.clone());
+
+    let (mut run, mut records, discarded_bytes) = match &opts.resume {
+        Some(path) => {
+            let r = RunDir::resume(path, suite)?;
+            (r.run, r.records, r.discarded_bytes)
+        }
+        None => {
+            let mut manifest = Manifest::new(
+                suite,
+                &opts.device.to_string(),
+                measurer.info().clone(),
+                &data_dir,
+            );
+            manifest.unavailable_meters = built.unavailable.clone();
+            // Let the poller take its first GPU reading before the manifest records it.
+            if opts.device != DeviceSpec::Cpu {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            manifest.gpus = measurer.gpu_states();
+            manifest.gpu_driver = measurer.driver_version();
+            manifest.idle_seconds = measurement.idle_seconds;
+            manifest.cooldown_seconds = measurement.cooldown_seconds;
+            manifest.impact = Some(measurement.impact.clone());
+            (
+                RunDir::create(&opts.results_root, suite, &manifest)?,
+                Vec::new(),
+                0,
+            )
+        }
+    };
+    if discarded_bytes > 0 {
+        tracing::warn!(
+            "discarded a half-written last record ({discarded_bytes} bytes) in {}",
+            run.trials_path().display()
+        );
+    }
+    let done = crate::harness::store::done_keys(&records);
+    let mut data = DeviceData {
+        sets,
+        device,
+        device_name: opts.device.to_string(),
+        cache: HashMap::new(),
+    };
+    let total = plan.trials.len();
+    let mut ran = 0;
+    for spec in &plan.trials {
+        if done.contains(&spec.key) {
+            continue;
+        }
+        let available = data.sets.splits(&spec.config)?.train.len() as u64;
+        let n_train = spec
+            .config
+            .max_train_samples
+            .map_or(available, |c| c.min(available));
+        progress.trial_start(
+            spec.index,
+            total,
+            &spec.key.to_string(),
+            crate::config::plan::Plan::steps(spec, n_train),
+        );
+        let record = run_trial(
+            suite,
+            &run.path,
+            spec,
+            &mut data,
+            &mut measurer,
+            &measurement,
+            progress,
+        );
+        run.append(&record)?;
+        progress.trial_end(
+            &spec.key.to_string(),
+            &crate::console::summary::one_line(&record),
+        );
+        records.push(record);
+        ran += 1;
+    }
+    records.sort_by_key(|r| r.trial_index);
+    Ok(RunSummary {
+        run_dir: run.path.clone(),
+        skipped: records.len() - ran,
+        records,
+        ran,
+        discarded_bytes,
+    })
+}

@@ -1,0 +1,217 @@
+//! Run folders: `results/<suite>/<UTC stamp>/` with `suite.toml` (exact copy),
+//! `manifest.json` and `trials.jsonl` (one record per line, appended and
+//! fsynced as each trial ends, so a crash loses at most the trial in flight).
+
+use crate::config::plan::TrialKey;
+use crate::harness::manifest::Manifest;
+use crate::record::TrialRecord;
+use crate::suite::{Suite, SuiteError};
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const TRIALS_FILE: &str = "trials.jsonl";
+pub const SUITE_FILE: &str = "suite.toml";
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a run folder: {what} is missing")]
+    NotARun { path: PathBuf, what: &'static str },
+    #[error(
+        "{run}: the suite given ({given}) differs from the one this run started with ({run}/suite.toml); resume with that suite, or start a new run"
+    )]
+    SuiteMismatch { run: PathBuf, given: PathBuf },
+    #[error("{run}/suite.toml cannot be read back: {source}")]
+    SuiteCopy {
+        run: PathBuf,
+        #[source]
+        source: Box<SuiteError>,
+    },
+    #[error(
+        "{path}:{line}: record is corrupt ({message}); it is not the last line, so this is not a crash artefact: fix or remove it by hand"
+    )]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot encode a trial record as JSON: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An open run folder.
+pub struct RunDir {
+    pub path: PathBuf,
+    trials: File,
+}
+
+/// What `RunDir::resume` found.
+pub struct Resumed {
+    pub run: RunDir,
+    pub records: Vec<TrialRecord>,
+    /// Bytes of a half-written last line that were discarded (0 if none).
+    pub discarded_bytes: usize,
+}
+
+impl RunDir {
+    /// Creates `root/<suite>/<stamp>/` and writes the suite copy and manifest.
+    pub fn create(root: &Path, suite: &Suite, manifest: &Manifest) -> Result<RunDir, StoreError> {
+        let base = root.join(&suite.name);
+        std::fs::create_dir_all(&base).map_err(io("create the results folder", &base))?;
+        let stamp = crate::util::timefmt::folder_stamp(std::time::SystemTime::now());
+        let mut path = base.join(&stamp);
+        let mut n = 1;
+        loop {
+            match std::fs::create_dir(&path) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    n += 1;
+                    path = base.join(format!("{stamp}-{n}"));
+                }
+                Err(e) => return Err(io("create the run folder", &path)(e)),
+            }
+        }
+        write_synced(&path.join(SUITE_FILE), suite.source.as_bytes())?;
+        let m = serde_json::to_vec_pretty(manifest)?;
+        write_synced(&path.join(MANIFEST_FILE), &m)?;
+        let tp = path.join(TRIALS_FILE);
+        let trials = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&tp)
+            .map_err(io("create", &tp))?;
+        Ok(RunDir { path, trials })
+    }
+
+    /// Reopens a run to finish it. The suite must equal the run's copy.
+    pub fn resume(path: &Path, suite: &Suite) -> Result<Resumed, StoreError> {
+        let suite_copy = path.join(SUITE_FILE);
+        if !suite_copy.is_file() {
+            return Err(StoreError::NotARun {
+                path: path.to_path_buf(),
+                what: SUITE_FILE,
+            });
+        }
+        let copy = Suite::load(&suite_copy).map_err(|source| StoreError::SuiteCopy {
+            run: path.to_path_buf(),
+            source: Box::new(source),
+        })?;
+        if !same_suite(&copy, suite) {
+            return Err(StoreError::SuiteMismatch {
+                run: path.to_path_buf(),
+                given: suite.path.clone(),
+            });
+        }
+        let tp = path.join(TRIALS_FILE);
+        if !tp.is_file() {
+            return Err(StoreError::NotARun {
+                path: path.to_path_buf(),
+                what: TRIALS_FILE,
+            });
+        }
+        let (records, good_len, discarded_bytes) = read_records(&tp)?;
+        if discarded_bytes > 0 {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&tp)
+                .map_err(io("open", &tp))?;
+            f.set_len(good_len as u64).map_err(io("truncate", &tp))?;
+            f.sync_all().map_err(io("sync", &tp))?;
+        }
+        let trials = OpenOptions::new()
+            .append(true)
+            .open(&tp)
+            .map_err(io("open", &tp))?;
+        Ok(Resumed {
+            run: RunDir {
+                path: path.to_path_buf(),
+                trials,
+            },
+            records,
+            discarded_bytes,
+        })
+    }
+
+    /// Appends one record as one line and fsyncs it.
+    pub fn append(&mut self, record: &TrialRecord) -> Result<(), StoreError> {
+        let mut line = serde_json::to_vec(record)?;
+        line.push(b'\n');
+        let tp = self.path.join(TRIALS_FILE);
+        self.trials.write_all(&line).map_err(io("append to", &tp))?;
+        self.trials.sync_data().map_err(io("sync", &tp))?;
+        Ok(())
+    }
+
+    pub fn trials_path(&self) -> PathBuf {
+        self.path.join(TRIALS_FILE)
+    }
+}
+
+/// Suites are the same run if everything but the file location matches.
+fn same_suite(a: &Suite, b: &Suite) -> bool {
+    let mut a = a.clone();
+    a.path = b.path.clone();
+    a.source = b.source.clone();
+    a == *b
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut f = File::create(path).map_err(io("create", path))?;
+    f.write_all(bytes).map_err(io("write", path))?;
+    f.sync_all().map_err(io("sync", path))
+}
+
+/// Reads `trials.jsonl`. Returns the records, the length in bytes of the
+/// intact prefix, and how many trailing bytes form a half-written line (a
+/// last line without its newline: the trace of a crash mid-write).
+pub fn read_records(path: &Path) -> Result<(Vec<TrialRecord>, usize, usize), StoreError> {
+    let bytes = std::fs::read(path).map_err(io("read", path))?;
+    let mut records = Vec::new();
+    let mut pos = 0;
+    let mut line_no = 0;
+    while pos < bytes.len() {
+        line_no += 1;
+        let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else {
+            // No newline: an interrupted append. Discard it.
+            return Ok((records, pos, bytes.len() - pos));
+        };
+        let line = &bytes[pos..pos + nl];
+        pos += nl + 1;
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        let text = std::str::from_utf8(line).map_err(|e| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            line: line_no,
+            message: e.to_string(),
+        })?;
+        let rec = TrialRecord::from_json_line(text).map_err(|message| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            line: line_no,
+            message,
+        })?;
+        records.push(rec);
+    }
+    Ok((records, pos, 0))
+}
+
+/// Keys of the trials a run already holds.
+pub fn done_keys(records: &[TrialRecord]) -> HashSet<TrialKey> {
+    records.iter().map(|r| r.key.clone()).collect()
+}

@@ -1,0 +1,134 @@
+//! Expansion: `batch_sizes` variants into one variant per size, the suite
+//! into its ordered plan, and the command line's workload/variant filters.
+
+use super::check::{Ctx, valid_name};
+use super::settings::{RawEntry, Settings};
+use super::{Suite, SuiteError, Variant};
+use crate::config::{Plan, TrialKey, TrialSpec};
+
+/// The `[[variant]]` tables, checked, with `batch_sizes` expanded into one
+/// variant per size (`<name>-b<size>`); none at all gives `baseline`.
+pub(super) fn variants(cx: &Ctx, raw: Vec<RawEntry>) -> Result<Vec<Variant>, SuiteError> {
+    let mut variants: Vec<Variant> = Vec::new();
+    for (i, v) in raw.into_iter().enumerate() {
+        let field = format!("variant[{i}]");
+        if !valid_name(&v.name) {
+            return Err(cx.invalid(
+                &format!("{field}.name"),
+                format!("{:?}", v.name),
+                "1-64 characters of letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if v.model.is_some() {
+            return Err(cx.invalid(
+                &format!("variant[{}].model", v.name),
+                v.model.as_deref().unwrap_or_default(),
+                "a variant changes techniques, not the model; set `model` on a [[workload]]",
+            ));
+        }
+        if variants.iter().any(|x| x.name == v.name) {
+            return Err(cx.invalid(
+                &format!("{field}.name"),
+                &v.name,
+                "variant names must be unique within a suite",
+            ));
+        }
+        let settings = cx.settings(&format!("variant[{}]", v.name), v.settings)?;
+        if settings.batch_sizes.is_some() && settings.batch_size.is_some() {
+            return Err(cx.invalid(
+                &format!("variant[{}].batch_sizes", v.name),
+                "(with batch_size)",
+                "give either batch_size or batch_sizes, not both",
+            ));
+        }
+        let Some(sizes) = settings.batch_sizes.clone() else {
+            variants.push(Variant {
+                name: v.name,
+                settings,
+            });
+            continue;
+        };
+        for b in sizes {
+            let name = format!("{}-b{b}", v.name);
+            if variants.iter().any(|x| x.name == name) {
+                return Err(cx.invalid(
+                    &format!("variant[{}].batch_sizes", v.name),
+                    b,
+                    "each batch size may appear once",
+                ));
+            }
+            variants.push(Variant {
+                name,
+                settings: Settings {
+                    batch_size: Some(b),
+                    batch_sizes: None,
+                    ..settings.clone()
+                },
+            });
+        }
+    }
+    if variants.is_empty() {
+        variants.push(Variant {
+            name: "baseline".into(),
+            settings: Settings::default(),
+        });
+    }
+    Ok(variants)
+}
+
+impl Suite {
+    /// Expands the suite into its ordered plan of trials.
+    ///
+    /// Order: workload, then seed, then repeat, then variant — so the variants of
+    /// one seed run back to back and paired comparisons see the same machine state.
+    pub fn plan(&self) -> Result<Plan, SuiteError> {
+        let mut trials = Vec::new();
+        for w in &self.workloads {
+            for &seed in &self.seeds {
+                for repeat in 0..self.repeats {
+                    for v in &self.variants {
+                        let config = self.resolve(w, v)?;
+                        trials.push(TrialSpec {
+                            index: trials.len(),
+                            key: TrialKey {
+                                workload: w.name.clone(),
+                                variant: v.name.clone(),
+                                seed,
+                                repeat,
+                            },
+                            config,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(Plan {
+            suite: self.name.clone(),
+            trials,
+        })
+    }
+
+    /// Restricts the suite to some workloads and/or variants (CLI filters).
+    pub fn select(&mut self, workloads: &[String], variants: &[String]) -> Result<(), SuiteError> {
+        let cx = Ctx { path: &self.path };
+        for w in workloads {
+            if !self.workloads.iter().any(|x| &x.name == w) {
+                let names: Vec<&str> = self.workloads.iter().map(|x| x.name.as_str()).collect();
+                return Err(cx.unknown("--workload", "workload", w, &names));
+            }
+        }
+        for v in variants {
+            if !self.variants.iter().any(|x| &x.name == v) {
+                let names: Vec<&str> = self.variants.iter().map(|x| x.name.as_str()).collect();
+                return Err(cx.unknown("--variant", "variant", v, &names));
+            }
+        }
+        if !workloads.is_empty() {
+            self.workloads.retain(|x| workloads.contains(&x.name));
+        }
+        if !variants.is_empty() {
+            self.variants.retain(|x| variants.contains(&x.name));
+        }
+        Ok(())
+    }
+}

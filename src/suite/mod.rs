@@ -1,0 +1,340 @@
+//! Suite files (TOML): what to train, under which variants, how often.
+//!
+//! A suite is parsed strictly (unknown keys are errors) and every value is
+//! checked where it was written, so an error names the file, the field (as a
+//! path such as `variant[fast].batch_size`), the value and what is allowed.
+//! Settings resolve in four layers: built-in defaults < `[defaults]` <
+//! `[[workload]]` < `[[variant]]`.
+//!
+//! `settings` holds the raw shapes and the table of every setting, `check`
+//! the value checks, `resolve` the layering into `config`, and
+//! `expand` the plan and the command line's filters.
+
+mod check;
+mod expand;
+mod resolve;
+pub mod settings;
+
+use crate::config::claim::{Claim, Expect};
+use crate::config::{MeterChoice, ModelKind};
+use check::{Ctx, valid_name};
+pub use settings::{
+    DataSection, Defaults, ImpactSection, METER_RANGES, MeterSection, SETTINGS, Settings,
+};
+use settings::{RawEntry, RawSuite};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("cannot read suite file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: field `{field}` = {value} is not allowed: {allowed}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        value: String,
+        allowed: String,
+    },
+    #[error("{path}: field `{field}`: unknown {what} `{name}`; known: {known}")]
+    Unknown {
+        path: PathBuf,
+        field: String,
+        what: &'static str,
+        name: String,
+        known: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub name: String,
+    pub model: ModelKind,
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    pub name: String,
+    pub settings: Settings,
+}
+
+/// A parsed and validated suite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suite {
+    pub path: PathBuf,
+    pub name: String,
+    pub description: String,
+    pub baseline: String,
+    pub seeds: Vec<u64>,
+    pub repeats: u32,
+    pub defaults: Settings,
+    pub data: DataSection,
+    pub meter: Option<MeterChoice>,
+    pub meter_section: MeterSection,
+    pub impact: ImpactSection,
+    pub workloads: Vec<Workload>,
+    pub variants: Vec<Variant>,
+    /// The file's exact text (copied into each run folder).
+    pub source: String,
+    pub claim: Option<Claim>,
+    /// Whether the `[quick]` overrides were applied.
+    pub quick: bool,
+}
+
+pub fn parse_meter(s: &str) -> Option<MeterChoice> {
+    MeterChoice::parse(s)
+}
+
+impl Suite {
+    /// Reads and validates a suite file.
+    pub fn load(path: &Path) -> Result<Suite, SuiteError> {
+        Self::load_with(path, false)
+    }
+
+    /// Reads a suite with its `[quick]` overrides applied (if `quick`).
+    pub fn load_with(path: &Path, quick: bool) -> Result<Suite, SuiteError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse_with(path, &text, quick)
+    }
+
+    /// Parses and validates suite text; `path` is used in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Suite, SuiteError> {
+        Self::parse_with(path, text, false)
+    }
+
+    /// Parses suite text, applying `[quick]` over `[defaults]` when `quick`.
+    pub fn parse_with(path: &Path, text: &str, quick: bool) -> Result<Suite, SuiteError> {
+        let cx = Ctx { path };
+        let mut raw: RawSuite = toml::from_str(text)
+            .map_err(|e| cx.parse_error(e.to_string().trim_end().to_string()))?;
+        if quick && let Some(q) = raw.quick.take() {
+            apply_quick(&cx, raw.defaults.get_or_insert_with(Defaults::default), q)?;
+        }
+        if !valid_name(&raw.name) {
+            return Err(cx.invalid(
+                "name",
+                format!("{:?}", raw.name),
+                "1-64 characters of letters, digits, '-', '_' or '.' (it names the results folder)",
+            ));
+        }
+        let defaults = raw.defaults.unwrap_or_default();
+        let seeds = seeds(&cx, defaults.seeds)?;
+        let repeats = match defaults.repeats {
+            None => 1,
+            Some(r) if (1..=1000).contains(&r) => r as u32,
+            Some(r) => {
+                let allowed = "repeats must be an integer in 1..=1000";
+                return Err(cx.invalid("defaults.repeats", r, allowed));
+            }
+        };
+        let default_settings = cx.settings("defaults", defaults.settings)?;
+        let workloads = workloads(&cx, raw.workloads)?;
+        let variants = expand::variants(&cx, raw.variants)?;
+        let baseline = match raw.baseline {
+            None => variants[0].name.clone(),
+            Some(b) if variants.iter().any(|v| v.name == b) => b,
+            Some(b) => {
+                let names: Vec<&str> = variants.iter().map(|v| v.name.as_str()).collect();
+                return Err(cx.unknown("baseline", "variant", &b, &names));
+            }
+        };
+        let meter = measurement(&cx, &raw.meter, &raw.impact)?;
+        let suite = Suite {
+            path: path.to_path_buf(),
+            name: raw.name,
+            description: raw.description,
+            baseline,
+            seeds,
+            repeats,
+            defaults: default_settings,
+            data: raw.data,
+            meter,
+            meter_section: raw.meter,
+            impact: raw.impact,
+            workloads,
+            variants,
+            source: text.to_string(),
+            claim: raw.claim,
+            quick,
+        };
+        if let Some(c) = &suite.claim {
+            suite.check_claim(&cx, c)?;
+        }
+        // Resolve every combination once so that a bad combination is reported now.
+        suite.plan()?;
+        Ok(suite)
+    }
+
+    /// The claim's trials exist in this suite, and its expectation is complete.
+    fn check_claim(&self, cx: &Ctx, c: &Claim) -> Result<(), SuiteError> {
+        for (field, sel) in [
+            ("claim.baseline", &c.baseline),
+            ("claim.treatment", &c.treatment),
+        ] {
+            let (w, v) = sel.split_once('/').unwrap_or((sel.as_str(), "baseline"));
+            let ok = self.workloads.iter().any(|x| x.name == w)
+                && self.variants.iter().any(|x| x.name == v);
+            if !ok {
+                let known: Vec<String> = self
+                    .workloads
+                    .iter()
+                    .flat_map(|w| {
+                        self.variants
+                            .iter()
+                            .map(move |v| format!("{}/{}", w.name, v.name))
+                    })
+                    .collect();
+                let known: Vec<&str> = known.iter().map(String::as_str).collect();
+                return Err(cx.unknown(field, "workload/variant", sel, &known));
+            }
+        }
+        if matches!(c.expect, Expect::Within | Expect::Differs)
+            && (c.ratio_min.is_none() || c.ratio_max.is_none())
+        {
+            return Err(cx.invalid(
+                "claim.expect",
+                format!("{:?}", c.expect),
+                "`within` and `differs` need ratio_min and ratio_max",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[quick]` keys override `[defaults]` (seeds and repeats included).
+fn apply_quick(cx: &Ctx, d: &mut Defaults, quick: toml::Table) -> Result<(), SuiteError> {
+    use serde::Deserialize;
+    for (k, v) in quick {
+        match k.as_str() {
+            "seeds" => {
+                d.seeds = Some(Vec::<i64>::deserialize(v).map_err(|e| {
+                    cx.invalid("quick.seeds", e.message(), "a list of integer seeds")
+                })?)
+            }
+            "repeats" => {
+                d.repeats = Some(
+                    i64::deserialize(v)
+                        .map_err(|e| cx.invalid("quick.repeats", e.message(), "an integer"))?,
+                )
+            }
+            _ => {
+                d.settings.insert(k, v);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn seeds(cx: &Ctx, seeds: Option<Vec<i64>>) -> Result<Vec<u64>, SuiteError> {
+    let Some(v) = seeds else { return Ok(vec![0]) };
+    if v.is_empty() {
+        return Err(cx.invalid(
+            "defaults.seeds",
+            "[]",
+            "give at least one seed, e.g. seeds = [1, 2, 3]",
+        ));
+    }
+    let mut out = Vec::new();
+    for s in v {
+        if s < 0 {
+            return Err(cx.invalid("defaults.seeds", s, "seeds are integers >= 0"));
+        }
+        if out.contains(&(s as u64)) {
+            return Err(cx.invalid(
+                "defaults.seeds",
+                s,
+                "each seed may appear once (use `repeats` to repeat a seed)",
+            ));
+        }
+        out.push(s as u64);
+    }
+    Ok(out)
+}
+
+fn workloads(cx: &Ctx, raw: Vec<RawEntry>) -> Result<Vec<Workload>, SuiteError> {
+    if raw.is_empty() {
+        return Err(cx.invalid(
+            "workload",
+            "(none)",
+            "a suite needs at least one [[workload]] table with `name` and `model`",
+        ));
+    }
+    let mut workloads: Vec<Workload> = Vec::new();
+    for (i, w) in raw.into_iter().enumerate() {
+        let field = format!("workload[{i}]");
+        if !valid_name(&w.name) {
+            return Err(cx.invalid(
+                &format!("{field}.name"),
+                format!("{:?}", w.name),
+                "1-64 characters of letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if workloads.iter().any(|x| x.name == w.name) {
+            return Err(cx.invalid(
+                &format!("{field}.name"),
+                &w.name,
+                "workload names must be unique within a suite",
+            ));
+        }
+        let model_name = w.model.clone().unwrap_or_else(|| w.name.clone());
+        let model = ModelKind::parse(&model_name).ok_or_else(|| {
+            cx.unknown(
+                &format!("workload[{}].model", w.name),
+                ModelKind::WHAT,
+                &model_name,
+                &ModelKind::names(),
+            )
+        })?;
+        let settings = cx.settings(&format!("workload[{}]", w.name), w.settings)?;
+        workloads.push(Workload {
+            name: w.name,
+            model,
+            settings,
+        });
+    }
+    Ok(workloads)
+}
+
+/// `[meter]` and `[impact]`: the meter's name and every number in range.
+fn measurement(
+    cx: &Ctx,
+    meter: &MeterSection,
+    impact: &ImpactSection,
+) -> Result<Option<MeterChoice>, SuiteError> {
+    let choice = match &meter.kind {
+        None => None,
+        Some(k) => Some(MeterChoice::parse(k).ok_or_else(|| {
+            cx.unknown("meter.kind", MeterChoice::WHAT, k, &MeterChoice::names())
+        })?),
+    };
+    for (r, v) in METER_RANGES.iter().zip(meter.values()) {
+        if let Some(v) = v
+            && !r.contains(v)
+        {
+            return Err(cx.invalid(&format!("meter.{}", r.key), v, r.allowed));
+        }
+    }
+    crate::impact::ImpactSettings::new(
+        impact.region.as_deref(),
+        impact.pue,
+        impact.wue_onsite,
+        impact.water_offsite,
+    )
+    .map_err(|e| match e {
+        crate::impact::ImpactError::Invalid {
+            field,
+            value,
+            allowed,
+        } => cx.invalid(&format!("impact.{field}"), value, allowed),
+        other => cx.parse_error(format!("field `impact.region`: {other}")),
+    })?;
+    Ok(choice)
+}

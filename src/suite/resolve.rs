@@ -1,0 +1,242 @@
+//! Resolution: the settings of one workload × variant from the layers
+//! built-in defaults < `[defaults]` < `[[workload]]` < `[[variant]]`, into
+//! a `TrialConfig`. Every value here was checked when the file was read.
+
+use super::check::Ctx;
+use super::settings::Settings;
+use super::{Suite, SuiteError, Variant, Workload};
+use crate::config::{
+    DistillConfig, EarlyStopping, LrScaling, ModelSize, OptimizerConfig, OptimizerKind, Precision,
+    PruneConfig, Schedule, Scope, StopMetric, Structure, TrialConfig,
+};
+
+/// The three layers of one trial, lowest first.
+struct Layers<'a>([&'a Settings; 3]);
+
+impl Layers<'_> {
+    /// The value of the highest layer that sets it.
+    fn get<T: Clone>(&self, f: impl Fn(&Settings) -> &Option<T>) -> Option<T> {
+        self.0.iter().rev().find_map(|l| f(l).clone())
+    }
+}
+
+impl Suite {
+    /// Resolves the settings of one workload × variant.
+    pub fn resolve(&self, w: &Workload, v: &Variant) -> Result<TrialConfig, SuiteError> {
+        let l = Layers([&self.defaults, &w.settings, &v.settings]);
+        let cap = |v: Option<i64>| v.map(|x| x as u64);
+        let batch_size = l.get(|s| &s.batch_size).unwrap_or(128) as u32;
+        let accumulation_steps = l.get(|s| &s.accumulation_steps).unwrap_or(1) as u32;
+        let lr_scaling = l.get(|s| &s.lr_scaling).unwrap_or(LrScaling::None);
+        let reference_batch_size = l.get(|s| &s.reference_batch_size).unwrap_or(128) as u32;
+        let base = optimizer(&l);
+        let base_learning_rate = base.learning_rate;
+        let optimizer = OptimizerConfig {
+            learning_rate: lr_scaling.apply(
+                base_learning_rate,
+                batch_size * accumulation_steps,
+                reference_batch_size,
+            ),
+            ..base
+        };
+        let epochs = l.get(|s| &s.epochs).unwrap_or(1) as u32;
+        Ok(TrialConfig {
+            workload: w.name.clone(),
+            model: w.model,
+            variant: v.name.clone(),
+            epochs,
+            batch_size,
+            optimizer,
+            max_train_samples: cap(l.get(|s| &s.max_train_samples)),
+            max_eval_samples: cap(l.get(|s| &s.max_eval_samples)),
+            eval_batch_size: l.get(|s| &s.eval_batch_size).unwrap_or(1000) as u32,
+            precision: l.get(|s| &s.precision).unwrap_or(Precision::F32),
+            accumulation_steps,
+            lr_scaling,
+            base_learning_rate,
+            reference_batch_size,
+            early_stopping: early_stopping(&l),
+            eval_every_steps: cap(l.get(|s| &s.eval_every_steps)),
+            loss_scale_init: l.get(|s| &s.loss_scale_init).unwrap_or(65536.0),
+            loss_scale_growth_interval: l.get(|s| &s.loss_scale_growth_interval).unwrap_or(2000)
+                as u32,
+            size: self.resolve_size(w, &l)?,
+            generate_tokens: l.get(|s| &s.generate_tokens).unwrap_or(64) as u32,
+            quantize: l.get(|s| &s.quantize),
+            prune: prune(&l),
+            distill: distill(&l, epochs),
+            save_weights: l.get(|s| &s.save_weights).unwrap_or(false),
+        })
+    }
+
+    /// The model's size from the layers; knobs that do not apply to the
+    /// workload's model are errors.
+    fn resolve_size(&self, w: &Workload, l: &Layers) -> Result<ModelSize, SuiteError> {
+        let cx = Ctx { path: &self.path };
+        let widths = |v: Option<Vec<i64>>| v.map(|v| v.into_iter().map(|x| x as usize).collect());
+        let hidden: Option<Vec<usize>> = widths(l.get(|s| &s.hidden));
+        let channels: Option<Vec<usize>> = widths(l.get(|s| &s.channels));
+        let int = |f: fn(&Settings) -> &Option<i64>| l.get(f).map(|x| x as usize);
+        let fc_width = int(|s| &s.fc_width);
+        let d_model = int(|s| &s.d_model);
+        let n_layers = int(|s| &s.layers);
+        let heads = int(|s| &s.heads);
+        let context = int(|s| &s.context);
+        let tied = l.get(|s| &s.tied);
+        let misplaced = |knob: &str, applies: &str| {
+            cx.invalid(
+                &format!("workload[{}].{knob}", w.name),
+                "(set)",
+                &format!(
+                    "`{knob}` applies to {applies} only; workload `{}` is a {}",
+                    w.name,
+                    w.model.name()
+                ),
+            )
+        };
+        let transformer_knob = d_model.is_some()
+            || n_layers.is_some()
+            || heads.is_some()
+            || context.is_some()
+            || tied.is_some();
+        Ok(match w.model.default_size() {
+            ModelSize::Mlp { hidden: h0 } => {
+                for (k, set) in [
+                    ("channels", channels.is_some()),
+                    ("fc_width", fc_width.is_some()),
+                    ("d_model", d_model.is_some()),
+                    ("layers", n_layers.is_some()),
+                    ("heads", heads.is_some()),
+                    ("context", context.is_some()),
+                    ("tied", tied.is_some()),
+                ] {
+                    if set {
+                        return Err(misplaced(k, "other models"));
+                    }
+                }
+                ModelSize::Mlp {
+                    hidden: hidden.unwrap_or(h0),
+                }
+            }
+            ModelSize::Cnn {
+                channels: c0,
+                fc_width: f0,
+            } => {
+                if hidden.is_some() || transformer_knob {
+                    return Err(misplaced(
+                        "hidden/d_model/layers/heads/context/tied",
+                        "mlp or char-transformer",
+                    ));
+                }
+                let channels = channels.unwrap_or(c0);
+                if channels.len() != 2 {
+                    return Err(cx.invalid(
+                        &format!("workload[{}].channels", w.name),
+                        format!("{channels:?}"),
+                        "cnn takes exactly two widths, e.g. [32, 64]",
+                    ));
+                }
+                ModelSize::Cnn {
+                    channels,
+                    fc_width: fc_width.unwrap_or(f0),
+                }
+            }
+            ModelSize::MobileNet { channels: c0 } => {
+                if hidden.is_some() || fc_width.is_some() || transformer_knob {
+                    return Err(misplaced(
+                        "hidden/fc_width/d_model/layers/heads/context/tied",
+                        "other models",
+                    ));
+                }
+                let channels = channels.unwrap_or(c0);
+                if channels.len() < 2 {
+                    return Err(cx.invalid(
+                        &format!("workload[{}].channels", w.name),
+                        format!("{channels:?}"),
+                        "a stem width and at least one block width, e.g. [32, 64, 128]",
+                    ));
+                }
+                ModelSize::MobileNet { channels }
+            }
+            ModelSize::Transformer {
+                d_model: d0,
+                layers: l0,
+                heads: h0,
+                context: t0,
+                tied: tied0,
+            } => {
+                if hidden.is_some() || channels.is_some() || fc_width.is_some() {
+                    return Err(misplaced("hidden/channels/fc_width", "mlp and the CNNs"));
+                }
+                let d = d_model.unwrap_or(d0);
+                let h = heads.unwrap_or(h0);
+                if d % h != 0 {
+                    return Err(cx.invalid(
+                        &format!("workload[{}].heads", w.name),
+                        h,
+                        &format!("d_model ({d}) must be divisible by heads"),
+                    ));
+                }
+                ModelSize::Transformer {
+                    d_model: d,
+                    layers: n_layers.unwrap_or(l0),
+                    heads: h,
+                    context: context.unwrap_or(t0),
+                    tied: tied.unwrap_or(tied0),
+                }
+            }
+        })
+    }
+}
+
+/// The optimizer with its learning rate before any batch-size scaling.
+fn optimizer(l: &Layers) -> OptimizerConfig {
+    let kind = l.get(|s| &s.optimizer).unwrap_or(OptimizerKind::Adamw);
+    OptimizerConfig {
+        kind,
+        learning_rate: l
+            .get(|s| &s.learning_rate)
+            .unwrap_or(kind.default_learning_rate()),
+        momentum: l.get(|s| &s.momentum).unwrap_or(0.9),
+        weight_decay: l
+            .get(|s| &s.weight_decay)
+            .unwrap_or(kind.default_weight_decay()),
+        fused: l.get(|s| &s.fused_optimizer).unwrap_or(true),
+    }
+}
+
+fn early_stopping(l: &Layers) -> Option<EarlyStopping> {
+    let patience = l.get(|s| &s.early_stopping_patience);
+    let target_accuracy = l.get(|s| &s.target_accuracy);
+    (patience.is_some() || target_accuracy.is_some()).then(|| EarlyStopping {
+        patience: patience.map(|p| p as u32),
+        min_delta: l.get(|s| &s.early_stopping_min_delta).unwrap_or(0.0),
+        metric: l
+            .get(|s| &s.early_stopping_metric)
+            .unwrap_or(StopMetric::ValLoss),
+        target_accuracy,
+    })
+}
+
+fn prune(l: &Layers) -> Option<PruneConfig> {
+    l.get(|s| &s.prune_sparsity).map(|sparsity| PruneConfig {
+        sparsity,
+        scope: l.get(|s| &s.prune_scope).unwrap_or(Scope::Global),
+        schedule: l.get(|s| &s.prune_schedule).unwrap_or(Schedule::OneShot),
+        after_epochs: l.get(|s| &s.prune_after_epochs).unwrap_or(1) as u32,
+        structure: l
+            .get(|s| &s.prune_structure)
+            .unwrap_or(Structure::Unstructured),
+    })
+}
+
+fn distill(l: &Layers, epochs: u32) -> Option<DistillConfig> {
+    l.get(|s| &s.distill_teacher).map(|teacher| DistillConfig {
+        teacher,
+        teacher_size: teacher.default_size(),
+        teacher_epochs: l.get(|s| &s.teacher_epochs).map_or(epochs, |e| e as u32),
+        teacher_weights: l.get(|s| &s.teacher_weights),
+        temperature: l.get(|s| &s.distill_temperature).unwrap_or(4.0),
+        alpha: l.get(|s| &s.distill_alpha).unwrap_or(0.9),
+    })
+}

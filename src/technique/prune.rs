@@ -1,0 +1,199 @@
+//! Unstructured magnitude pruning (Han et al. 2015; Zhu & Gupta 2017):
+//! weights of linear and conv layers with the smallest magnitudes are set to
+//! zero, globally or per layer, either once after `after_epochs` epochs
+//! (then fine-tuned for the remaining epochs) or gradually over the first
+//! `after_epochs` epochs with Zhu & Gupta's cubic schedule
+//! `s_t = s_f (1 - (1 - t/n)^3)`. Masks are re-applied after every
+//! optimizer step so pruned weights stay zero. Works as trainer `Hooks`.
+
+pub use crate::config::technique::{PruneConfig, Schedule, Scope, Structure};
+use crate::record::EpochRecord;
+pub use crate::record::technique::{LayerSparsity, PruningRecord};
+use crate::train::init::SeededVars;
+use crate::train::{Control, Hooks};
+use candle_core::{DType, Result, Tensor, Var};
+use std::collections::BTreeMap;
+
+/// Zhu & Gupta's cubic schedule: sparsity after `t` of `n` pruning steps.
+pub fn cubic(target: f64, t: u64, n: u64) -> f64 {
+    let f = (t as f64 / n.max(1) as f64).min(1.0);
+    target * (1.0 - (1.0 - f).powi(3))
+}
+
+fn prunable(vars: &SeededVars) -> Vec<(String, Var)> {
+    let map = vars
+        .var_map()
+        .data()
+        .lock()
+        .map(|m| m.clone())
+        .unwrap_or_default();
+    let mut v: Vec<(String, Var)> = map
+        .into_iter()
+        .filter(|(n, v)| n.ends_with(".weight") && v.rank() >= 2)
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn magnitudes(v: &Var) -> Result<Vec<f32>> {
+    v.as_tensor()
+        .abs()?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()
+}
+
+/// The k-th smallest value (k >= 1), or -inf for k = 0.
+fn kth(mut xs: Vec<f32>, k: usize) -> f32 {
+    if k == 0 {
+        return f32::NEG_INFINITY;
+    }
+    let k = k.min(xs.len());
+    xs.select_nth_unstable_by(k - 1, f32::total_cmp);
+    xs[k - 1]
+}
+
+/// Masks (1 keep, 0 prune) that zero the smallest-magnitude fraction `s`.
+pub fn masks(params: &[(String, Var)], s: f64, scope: Scope) -> Result<Vec<Tensor>> {
+    let mags: Vec<Vec<f32>> = params
+        .iter()
+        .map(|(_, v)| magnitudes(v))
+        .collect::<Result<_>>()?;
+    let thresholds: Vec<f32> = match scope {
+        Scope::Layer => mags
+            .iter()
+            .map(|m| kth(m.clone(), (s * m.len() as f64).round() as usize))
+            .collect(),
+        Scope::Global => {
+            let all: Vec<f32> = mags.iter().flatten().copied().collect();
+            let t = kth(all.clone(), (s * all.len() as f64).round() as usize);
+            vec![t; params.len()]
+        }
+    };
+    params
+        .iter()
+        .zip(thresholds)
+        .map(|((_, v), t)| {
+            let a = v.as_tensor().abs()?.to_dtype(DType::F32)?;
+            a.gt(t as f64)?.to_dtype(v.dtype())
+        })
+        .collect()
+}
+
+/// Measured sparsity of every prunable layer.
+pub fn measure(vars: &SeededVars) -> Result<Vec<LayerSparsity>> {
+    prunable(vars)
+        .iter()
+        .map(|(n, v)| {
+            let total = v.elem_count() as u64;
+            let nonzero = v
+                .as_tensor()
+                .ne(0.0)?
+                .to_dtype(DType::F32)?
+                .sum_all()?
+                .to_scalar::<f32>()? as u64;
+            Ok(LayerSparsity {
+                name: n.clone(),
+                zeros: total - nonzero,
+                total,
+                sparsity: (total - nonzero) as f64 / total.max(1) as f64,
+            })
+        })
+        .collect()
+}
+
+/// The pruning technique as trainer hooks.
+pub struct Pruner {
+    pub cfg: PruneConfig,
+    steps_per_epoch: u64,
+    masks: Option<Vec<Tensor>>,
+    params: Vec<(String, Var)>,
+    /// Sparsity currently enforced.
+    pub current: f64,
+}
+
+impl Pruner {
+    pub fn new(cfg: PruneConfig, vars: &SeededVars, steps_per_epoch: u64) -> Self {
+        Self {
+            cfg,
+            steps_per_epoch,
+            masks: None,
+            params: prunable(vars),
+            current: 0.0,
+        }
+    }
+
+    fn prune_to(&mut self, s: f64) -> Result<()> {
+        self.masks = Some(masks(&self.params, s, self.cfg.scope)?);
+        self.current = s;
+        self.apply()
+    }
+
+    fn apply(&self) -> Result<()> {
+        if let Some(ms) = &self.masks {
+            for ((_, v), m) in self.params.iter().zip(ms) {
+                v.set(&(v.as_tensor() * m)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Hooks for Pruner {
+    fn after_step(&mut self, step: u64, _vars: &SeededVars) -> Result<()> {
+        if self.cfg.schedule == Schedule::Gradual {
+            let n = self.steps_per_epoch * self.cfg.after_epochs as u64;
+            // Update the masks every 1/20 of the ramp (and at its end).
+            let every = (n / 20).max(1);
+            if step <= n && (step.is_multiple_of(every) || step == n) {
+                return self.prune_to(cubic(self.cfg.sparsity, step, n));
+            }
+        }
+        self.apply()
+    }
+
+    fn after_epoch(&mut self, epoch: &EpochRecord) -> Control {
+        if self.cfg.schedule == Schedule::OneShot
+            && epoch.epoch == self.cfg.after_epochs
+            && let Err(e) = self.prune_to(self.cfg.sparsity)
+        {
+            tracing::warn!("pruning failed: {e}");
+        }
+        Control::Continue
+    }
+}
+
+/// The pruning record of a trained model: its measured sparsity, and the
+/// training energy before and after the pruning point.
+pub fn pruning_record(
+    cfg: PruneConfig,
+    vars: &SeededVars,
+    epochs: &[EpochRecord],
+) -> Result<PruningRecord> {
+    let layers = measure(vars)?;
+    let (z, t) = layers
+        .iter()
+        .fold((0, 0), |a, l| (a.0 + l.zeros, a.1 + l.total));
+    let split = |pre: bool| {
+        epochs
+            .iter()
+            .filter(|e| (e.epoch <= cfg.after_epochs) == pre)
+            .map(|e| e.train.joules.0)
+            .sum()
+    };
+    Ok(PruningRecord {
+        pretrain_joules: split(true),
+        finetune_joules: split(false),
+        overall_sparsity: z as f64 / t.max(1) as f64,
+        layers,
+        config: cfg,
+    })
+}
+
+/// Per-layer sparsities by name (for tests and reports).
+pub fn by_name(layers: &[LayerSparsity]) -> BTreeMap<String, f64> {
+    layers
+        .iter()
+        .map(|l| (l.name.clone(), l.sparsity))
+        .collect()
+}

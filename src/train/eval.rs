@@ -1,0 +1,168 @@
+//! Windows after training: evaluation (validation and test), the inference
+//! window (greedy generation, or forward + argmax with predictions copied to
+//! the host, as a serving system would), and the quantized model's windows.
+
+use super::step::{flat, inputs};
+use super::{TrainError, TrialData};
+use crate::config::{QuantType, TrialConfig};
+use crate::data::DeviceSplit;
+use crate::meter::Measurer;
+use crate::model::Model;
+use crate::record::{EvalRecord, InferenceRecord, QuantizationRecord};
+use candle_core::{DType, Tensor};
+
+/// Mean loss and accuracy (per label: per sample, or per token for language
+/// models) of `model` on `split`, float inputs cast to `dtype`.
+pub fn evaluate(
+    model: &dyn Model,
+    split: &DeviceSplit,
+    batch: usize,
+    dtype: DType,
+) -> candle_core::Result<(f64, f64)> {
+    let device = split.x.device();
+    let mut loss_sum = Tensor::zeros((), DType::F32, device)?;
+    let mut correct = Tensor::zeros((), DType::F32, device)?;
+    let mut labels = 0usize;
+    for b in split.batches(batch) {
+        let (x, y) = b?;
+        let logits = model.forward(&inputs(&x, dtype)?)?.to_dtype(DType::F32)?;
+        let (l, y) = flat(&logits, &y)?;
+        let n = y.dims()[0];
+        labels += n;
+        let loss = crate::ops::cross_entropy::cross_entropy(&l, &y)?;
+        loss_sum = (loss_sum + (loss * n as f64)?)?;
+        let hit = l.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?;
+        correct = (correct + hit)?;
+    }
+    let n = labels.max(1) as f64;
+    Ok((
+        loss_sum.to_scalar::<f32>()? as f64 / n,
+        correct.to_scalar::<f32>()? as f64 / n,
+    ))
+}
+
+/// The test-evaluation window of the trained model.
+pub fn test_window(
+    measurer: &mut Measurer,
+    model: &dyn Model,
+    test: &DeviceSplit,
+    cfg: &TrialConfig,
+    compute: DType,
+    name: &str,
+) -> Result<EvalRecord, TrainError> {
+    let w = measurer.begin(name)?;
+    let (loss, accuracy) = evaluate(model, test, cfg.eval_batch_size as usize, compute)?;
+    Ok(EvalRecord {
+        window: measurer.end(w)?,
+        samples: test.len() as u64,
+        loss,
+        accuracy,
+        bits_per_token: model.generative().map(|_| loss / std::f64::consts::LN_2),
+    })
+}
+
+/// The inference window: greedy generation for language models, forward +
+/// argmax over the test split (predictions copied to the host) for classifiers.
+pub fn inference_window(
+    measurer: &mut Measurer,
+    model: &dyn Model,
+    test: &DeviceSplit,
+    cfg: &TrialConfig,
+    compute: DType,
+    name: &str,
+) -> Result<InferenceRecord, TrainError> {
+    let w = measurer.begin(name)?;
+    let (n, unit) = match model.generative() {
+        Some(context) => {
+            let prompts = test.x.narrow(0, 0, test.len().min(8))?;
+            let prompts = prompts.narrow(1, 0, (context / 2).max(1))?;
+            let out = crate::model::transformer::generate(
+                model,
+                &prompts,
+                cfg.generate_tokens as usize,
+                context,
+            )?;
+            let _ = out.to_vec2::<u32>()?;
+            (
+                prompts.dim(0)? as u64 * cfg.generate_tokens as u64,
+                "tokens",
+            )
+        }
+        None => {
+            let mut n = 0u64;
+            for b in test.batches(cfg.eval_batch_size as usize) {
+                let (x, _) = b?;
+                let preds = model
+                    .forward(&inputs(&x, compute)?)?
+                    .argmax(1)?
+                    .to_vec1::<u32>()?;
+                n += preds.len() as u64;
+            }
+            (n, "samples")
+        }
+    };
+    let window = measurer.end(w)?;
+    Ok(InferenceRecord {
+        samples: n,
+        unit: unit.into(),
+        batch_size: cfg.eval_batch_size,
+        samples_per_second: n as f64 / window.seconds.0.max(1e-9),
+        joules_per_1k: window.joules.0 * 1000.0 / n.max(1) as f64,
+        window,
+    })
+}
+
+/// Quantizes the trained model's linear layers and measures its test
+/// accuracy and inference cost. A model that cannot be quantized is
+/// recorded with the reason; the trial still completes.
+pub fn quantized(
+    measurer: &mut Measurer,
+    model: &dyn Model,
+    data: &TrialData,
+    cfg: &TrialConfig,
+    qtype: QuantType,
+    f32_accuracy: f64,
+) -> Result<QuantizationRecord, TrainError> {
+    let name = qtype.name();
+    let mut rec = QuantizationRecord {
+        dtype: name.to_string(),
+        weight_bytes_f32: 0,
+        weight_bytes_quantized: 0,
+        size_ratio: f64::NAN,
+        test: None,
+        accuracy_change_pp: None,
+        inference: None,
+        error: None,
+    };
+    let q = match model.quantized(crate::model::quantize::ggml(qtype)) {
+        Ok(Some(q)) => q,
+        Ok(None) => {
+            rec.error = Some(format!(
+                "model {} does not support post-training quantization",
+                cfg.model.name()
+            ));
+            return Ok(rec);
+        }
+        Err(e) => {
+            rec.error = Some(format!("{name} quantization failed on this device: {e}"));
+            return Ok(rec);
+        }
+    };
+    rec.weight_bytes_f32 = q.bytes.f32;
+    rec.weight_bytes_quantized = q.bytes.quantized;
+    rec.size_ratio = q.bytes.f32 as f64 / q.bytes.quantized.max(1) as f64;
+    let qm = q.model.as_ref();
+    let test = test_window(measurer, qm, data.test, cfg, DType::F32, "test/quantized")?;
+    rec.accuracy_change_pp = Some((test.accuracy - f32_accuracy) * 100.0);
+    rec.test = Some(test);
+    let inference = inference_window(
+        measurer,
+        qm,
+        data.test,
+        cfg,
+        DType::F32,
+        "inference/quantized",
+    )?;
+    rec.inference = Some(inference);
+    Ok(rec)
+}

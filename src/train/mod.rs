@@ -1,0 +1,203 @@
+//! Layer 5: the one training loop, shared by every workload and variant.
+//!
+//! Training runs in measurement windows (batch assembly, forward, backward,
+//! optimizer); each validation pass has its own window — once per epoch, or
+//! every `eval_every_steps` steps. After training come a test-evaluation
+//! window and an inference window (forward + argmax, predictions copied to
+//! the host, as a serving system would). The `Measurer` synchronises the
+//! device at every window edge.
+//!
+//! Techniques live in the loop's knobs: precision (mixed bf16/f16 with f32
+//! master weights, pure bf16, tf32), gradient accumulation, early stopping,
+//! and `Hooks` for techniques that act after steps or epochs.
+//!
+//! `train` below is the whole loop at a glance; `step` is one optimizer
+//! step, `epoch` one epoch with its validation checkpoints, `eval` the
+//! windows after training, `precision` the dtypes and loss scaling.
+
+pub mod early_stopping;
+mod epoch;
+pub mod eval;
+pub mod fused_optim;
+pub mod grads;
+pub mod hooks;
+pub mod init;
+pub mod loss_scale;
+pub mod optim;
+pub mod precision;
+pub mod step;
+
+pub use eval::evaluate;
+pub use hooks::{Control, Hooks, NoHooks, Progress, Silent};
+pub use precision::dtypes;
+pub use step::{PhaseClock, loss_of};
+
+use crate::config::TrialSpec;
+use crate::data::DeviceSplit;
+use crate::meter::{Measurer, MeterError};
+use crate::model::Model;
+use crate::record::{
+    EpochRecord, EvalPoint, EvalRecord, InferenceRecord, PrecisionRecord, QuantizationRecord,
+    StopRecord, TrialStatus,
+};
+use candle_core::{DType, Var};
+use early_stopping::EarlyStopper;
+use epoch::{Cumulative, Ending};
+use init::SeededVars;
+use optim::TrainOptimizer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("tensor operation failed: {}", candle_message(.0))]
+    Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Meter(#[from] MeterError),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// candle's message without the backtrace it carries when RUST_BACKTRACE is
+/// set (records keep the reason, not 30 stack frames), and with a way out
+/// for a kernel candle lacks on this device.
+fn candle_message(e: &candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => candle_message(inner),
+        candle_core::Error::UnsupportedDTypeForOp(dt, op) => format!(
+            "{e}: candle has no {} {op} kernel on this device (on a CPU use f32 or f16; bf16 runs on a GPU, --device cuda:N)",
+            dt.as_str()
+        ),
+        _ => e.to_string(),
+    }
+}
+
+pub struct TrialData<'a> {
+    pub train: &'a DeviceSplit,
+    pub validation: &'a DeviceSplit,
+    pub test: &'a DeviceSplit,
+}
+
+/// Builds the model's forward graph over the trial's variables in a dtype.
+pub type ModelBuilder<'a> = &'a dyn Fn(DType) -> candle_core::Result<Box<dyn Model>>;
+
+pub struct TrainOutcome {
+    pub status: TrialStatus,
+    pub epochs: Vec<EpochRecord>,
+    pub evaluations: Vec<EvalPoint>,
+    pub test: Option<EvalRecord>,
+    pub inference: Option<InferenceRecord>,
+    pub precision: PrecisionRecord,
+    pub stop: Option<StopRecord>,
+    pub quantization: Option<QuantizationRecord>,
+}
+
+/// A trial in training: its inputs and the state carried across epochs.
+struct Loop<'a> {
+    spec: &'a TrialSpec,
+    build: ModelBuilder<'a>,
+    vars: &'a SeededVars,
+    data: &'a TrialData<'a>,
+    measurer: &'a mut Measurer,
+    hooks: &'a mut dyn Hooks,
+    progress: &'a dyn Progress,
+    precision: precision::Setup,
+    /// The model over the master weights.
+    master: Box<dyn Model>,
+    all_vars: Vec<Var>,
+    opt: TrainOptimizer,
+    stopper: Option<EarlyStopper>,
+    step: u64,
+    samples_seen: u64,
+    totals: Cumulative,
+    evaluations: Vec<EvalPoint>,
+}
+
+/// Trains, evaluates and measures one trial.
+pub fn train(
+    spec: &TrialSpec,
+    build: ModelBuilder,
+    vars: &SeededVars,
+    data: TrialData,
+    measurer: &mut Measurer,
+    hooks: &mut dyn Hooks,
+    progress: &dyn Progress,
+) -> Result<TrainOutcome, TrainError> {
+    let cfg = &spec.config;
+    let precision = precision::Setup::new(cfg, data.train.x.device())?;
+    let master = build(precision.master)?;
+    let all_vars = vars.var_map().all_vars();
+    let mut l = Loop {
+        spec,
+        build,
+        vars,
+        data: &data,
+        measurer,
+        hooks,
+        progress,
+        precision,
+        master,
+        opt: TrainOptimizer::new(&cfg.optimizer, all_vars.clone())?,
+        all_vars,
+        stopper: cfg.early_stopping.clone().map(EarlyStopper::new),
+        step: 0,
+        samples_seen: 0,
+        totals: Cumulative::default(),
+        evaluations: Vec::new(),
+    };
+    let label = spec.key.to_string();
+    let mut epochs = Vec::new();
+    let mut ending = None;
+    for number in 1..=cfg.epochs {
+        let (rec, end) = l.epoch(number)?;
+        l.progress.epoch_end(&label, &rec);
+        let control = l.hooks.after_epoch(&rec);
+        epochs.push(rec);
+        ending = end;
+        if ending.is_some() || control == Control::Stop {
+            break;
+        }
+    }
+    let (status, stop) = match ending {
+        Some(Ending::Diverged { epoch }) => (TrialStatus::Diverged { epoch }, None),
+        Some(Ending::Stopped(s)) => (TrialStatus::Completed, Some(s)),
+        None => (TrialStatus::Completed, None),
+    };
+    let mut out = TrainOutcome {
+        status,
+        epochs,
+        evaluations: std::mem::take(&mut l.evaluations),
+        test: None,
+        inference: None,
+        precision: l.precision.record(),
+        stop,
+        quantization: None,
+    };
+    if out.status == TrialStatus::Completed {
+        l.after_training(&mut out)?;
+    }
+    Ok(out)
+}
+
+impl Loop<'_> {
+    /// The test, inference and (if asked) quantized windows of the trained model.
+    fn after_training(&mut self, out: &mut TrainOutcome) -> Result<(), TrainError> {
+        let cfg = &self.spec.config;
+        let compute = self.precision.compute;
+        let final_model = if self.precision.mixed() {
+            Some((self.build)(compute)?)
+        } else {
+            None
+        };
+        let model: &dyn Model = final_model.as_deref().unwrap_or(self.master.as_ref());
+        let test = self.data.test;
+        let t = eval::test_window(self.measurer, model, test, cfg, compute, "test")?;
+        let accuracy = t.accuracy;
+        out.test = Some(t);
+        let i = eval::inference_window(self.measurer, model, test, cfg, compute, "inference")?;
+        out.inference = Some(i);
+        if let Some(q) = cfg.quantize {
+            let rec = eval::quantized(self.measurer, model, self.data, cfg, q, accuracy)?;
+            out.quantization = Some(rec);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! Precision modes: which dtype holds the weights and which one computes,
+//! the TF32 switch on CUDA, the f16 loss scaler, and the record of it all.
+
+use super::TrainError;
+use super::loss_scale::LossScaler;
+use crate::config::{Precision, TrialConfig};
+use crate::record::PrecisionRecord;
+use candle_core::{DType, Device};
+
+/// Weights dtype and compute dtype of a precision mode.
+pub fn dtypes(p: Precision) -> (DType, DType) {
+    match p {
+        Precision::F32 | Precision::Tf32 => (DType::F32, DType::F32),
+        Precision::Bf16 => (DType::F32, DType::BF16),
+        Precision::F16 => (DType::F32, DType::F16),
+        Precision::Bf16Pure => (DType::BF16, DType::BF16),
+    }
+}
+
+fn dtype_name(d: DType) -> String {
+    format!("{d:?}").to_lowercase()
+}
+
+/// A trial's precision, set up on its device.
+pub struct Setup {
+    pub mode: Precision,
+    /// Dtype of the master weights and the optimizer state.
+    pub master: DType,
+    /// Dtype of the forward and backward passes.
+    pub compute: DType,
+    /// f16 only: the dynamic loss scaler.
+    pub scaler: Option<LossScaler>,
+}
+
+impl Setup {
+    /// Switches CUDA's TF32 matmuls on or off for this trial; refuses TF32
+    /// where it does not exist.
+    pub fn new(cfg: &TrialConfig, device: &Device) -> Result<Self, TrainError> {
+        if cfg.precision == Precision::Tf32 {
+            if !device.is_cuda() {
+                return Err(TrainError::Unsupported(
+                    "precision tf32 is a CUDA tensor-core matmul mode; on a CPU it would be plain f32, so this trial is not run (use --device cuda:N)".into(),
+                ));
+            }
+            candle_core::cuda::set_gemm_reduced_precision_f32(true);
+        } else if device.is_cuda() {
+            candle_core::cuda::set_gemm_reduced_precision_f32(false);
+        }
+        let (master, compute) = dtypes(cfg.precision);
+        Ok(Self {
+            mode: cfg.precision,
+            master,
+            compute,
+            scaler: (cfg.precision == Precision::F16)
+                .then(|| LossScaler::new(cfg.loss_scale_init, cfg.loss_scale_growth_interval)),
+        })
+    }
+
+    /// Whether compute runs in another dtype than the master weights (a
+    /// compute-dtype copy of the model is then built for each step).
+    pub fn mixed(&self) -> bool {
+        self.compute != self.master
+    }
+
+    /// The loss scale of the next step (1 without a scaler).
+    pub fn loss_scale(&self) -> f64 {
+        self.scaler.as_ref().map_or(1.0, |s| s.scale)
+    }
+
+    pub fn record(&self) -> PrecisionRecord {
+        PrecisionRecord {
+            mode: self.mode,
+            weights: dtype_name(self.master),
+            activations: dtype_name(self.compute),
+            optimizer_state: dtype_name(self.master),
+            final_loss_scale: self.scaler.as_ref().map(|s| s.scale),
+            skipped_steps: self.scaler.as_ref().map_or(0, |s| s.skipped_steps),
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Layer 0: small utilities every layer may use.
+
+pub mod alloc;
+pub mod device;
+pub mod rng;
+pub mod timefmt;
+pub mod units;
