@@ -9,6 +9,36 @@ use crate::train::Progress;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
+impl From<RunError> for ReproduceError {
+    fn from(e: RunError) -> Self {
+        ReproduceError::Run(Box::new(e))
+    }
+}
+
+/// Why claim suites could not be found, run or written up.
+#[derive(Debug, thiserror::Error)]
+pub enum ReproduceError {
+    #[error(transparent)]
+    Run(Box<RunError>),
+    #[error(transparent)]
+    Suite(#[from] crate::suite::SuiteError),
+    #[error(transparent)]
+    Analysis(#[from] crate::analysis::AnalysisError),
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unknown claim `{id}`; known: {known}")]
+    UnknownClaim { id: String, known: String },
+    #[error("cannot encode {what}: {source}")]
+    Encode {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+}
+
 /// A claim suite on disk.
 pub struct ClaimSuite {
     pub path: PathBuf,
@@ -16,13 +46,16 @@ pub struct ClaimSuite {
 }
 
 /// Loads the claim suites in `dir` (sorted by file name), optionally only some ids.
-pub fn discover(dir: &Path, ids: &[String], quick: bool) -> Result<Vec<ClaimSuite>, RunError> {
+pub fn discover(
+    dir: &Path,
+    ids: &[String],
+    quick: bool,
+) -> Result<Vec<ClaimSuite>, ReproduceError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| {
-            RunError::Option(format!(
-                "cannot read the claims folder {}: {e}",
-                dir.display()
-            ))
+        .map_err(|source| ReproduceError::Io {
+            action: "read the claims folder",
+            path: dir.to_path_buf(),
+            source,
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
@@ -46,10 +79,10 @@ pub fn discover(dir: &Path, ids: &[String], quick: bool) -> Result<Vec<ClaimSuit
             .iter()
             .filter_map(|c| c.suite.claim.as_ref().map(|c| c.id.clone()))
             .collect();
-        return Err(RunError::Option(format!(
-            "unknown claim `{missing}`; known: {}",
-            known.join(", ")
-        )));
+        return Err(ReproduceError::UnknownClaim {
+            id: missing.to_string(),
+            known: known.join(", "),
+        });
     }
     Ok(out)
 }
@@ -118,9 +151,12 @@ pub fn table(results: &[Reproduced]) -> String {
 }
 
 /// Writes `reproduction.md`, `claims.json` and the plot into `dir`.
-pub fn write(dir: &Path, results: &[Reproduced], quick: bool) -> Result<PathBuf, RunError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| RunError::Option(format!("cannot create {}: {e}", dir.display())))?;
+pub fn write(dir: &Path, results: &[Reproduced], quick: bool) -> Result<PathBuf, ReproduceError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReproduceError::Io {
+        action: "create",
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -167,13 +203,21 @@ pub fn write(dir: &Path, results: &[Reproduced], quick: bool) -> Result<PathBuf,
         );
     }
     let md = dir.join("reproduction.md");
-    std::fs::write(&md, o)
-        .map_err(|e| RunError::Option(format!("cannot write {}: {e}", md.display())))?;
+    let write = |path: PathBuf, text: String| {
+        std::fs::write(&path, text).map_err(|source| ReproduceError::Io {
+            action: "write",
+            path,
+            source,
+        })
+    };
+    write(md.clone(), o)?;
     let outcomes: Vec<&Outcome> = results.iter().map(|r| &r.outcome).collect();
     let json =
-        serde_json::to_string_pretty(&outcomes).map_err(|e| RunError::Option(e.to_string()))?;
-    std::fs::write(dir.join("claims.json"), json).map_err(|e| RunError::Option(e.to_string()))?;
-    crate::analysis::plots::claims_plot(&outcomes, &dir.join("plots"))
-        .map_err(|e| RunError::Option(e.to_string()))?;
+        serde_json::to_string_pretty(&outcomes).map_err(|source| ReproduceError::Encode {
+            what: "the claim outcomes",
+            source,
+        })?;
+    write(dir.join("claims.json"), json)?;
+    crate::analysis::plots::claims_plot(&outcomes, &dir.join("plots"))?;
     Ok(md)
 }

@@ -507,6 +507,7 @@ fn counter_info(period: f64) -> MeterInfo {
             method: "test".into(),
         }],
         update_period: Some(Seconds(period)),
+        cpu: None,
     }
 }
 
@@ -518,11 +519,13 @@ fn short_window_with_zero_counter_delta_is_flagged_and_approximated() {
         at: t0,
         energy: vec![Joules(500.0)],
         power: vec![Some(Watts(180.0))],
+        band: vec![],
     };
     let b = Snapshot {
         at: t0 + Duration::from_millis(20),
         energy: vec![Joules(500.0)],
         power: vec![Some(Watts(220.0))],
+        band: vec![],
     };
     let r = reading(&info, "step", &a, &b);
     assert_eq!(r.flags.len(), 1, "{:?}", r.flags);
@@ -535,6 +538,7 @@ fn short_window_with_zero_counter_delta_is_flagged_and_approximated() {
         at: t0 + Duration::from_secs(2),
         energy: vec![Joules(900.0)],
         power: vec![Some(Watts(200.0))],
+        band: vec![],
     };
     let r = reading(&info, "long", &a, &c);
     assert!(r.flags.is_empty());
@@ -550,6 +554,7 @@ fn idle_baseline_gives_gross_idle_and_net() {
         at: t0 + Duration::from_secs_f64(s),
         energy: vec![Joules(j)],
         power: vec![None],
+        band: vec![],
     };
     let idle = reading(&info, "idle", &snap(0.0, 0.0), &snap(2.0, 168.0)); // 84 W idle
     let mut work = reading(&info, "train", &snap(10.0, 1000.0), &snap(15.0, 2420.0)); // 1420 J in 5 s

@@ -4,7 +4,7 @@ mod common;
 
 use joulebench::harness::manifest::Manifest;
 use joulebench::harness::store::{RunDir, StoreError, read_records};
-use joulebench::meter::window::DomainEnergy;
+use joulebench::meter::window::{Band, DomainEnergy};
 use joulebench::meter::{EnergyReading, MeterInfo, Provenance};
 use joulebench::record::{EpochRecord, TrialRecord, TrialStatus};
 use joulebench::suite::Suite;
@@ -26,9 +26,25 @@ fn reading(name: &str, j: f64, s: f64) -> EnergyReading {
             peak_watts: Some(Watts(j / s * 1.5)),
             idle_joules: Some(Joules(j * 0.25)),
             net_joules: Some(Joules(j * 0.75)),
+            band: Some(Band {
+                low: Joules(j * 0.6),
+                high: Joules(j * 1.7),
+            }),
+            net_band: Some(Band {
+                low: Joules(j * 0.45),
+                high: Joules(j * 1.3),
+            }),
         }],
         idle_joules: Some(Joules(j * 0.25)),
         net_joules: Some(Joules(j * 0.75)),
+        band: Some(Band {
+            low: Joules(j * 0.6),
+            high: Joules(j * 1.7),
+        }),
+        net_band: Some(Band {
+            low: Joules(j * 0.45),
+            high: Joules(j * 1.3),
+        }),
         flags: vec!["a caveat".into()],
         timeline: vec![joulebench::meter::PowerSample {
             t: 0.5,
@@ -128,6 +144,7 @@ fn manifest(s: &Suite) -> Manifest {
             name: "estimate".into(),
             domains: vec![],
             update_period: None,
+            cpu: None,
         },
         Path::new("/data"),
     )

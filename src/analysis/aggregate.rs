@@ -30,6 +30,13 @@ pub struct TrialMetrics {
     pub co2e_g: f64,
     pub water_l: f64,
     pub provenance: String,
+    /// Modelled runs: gross energy (all windows) under the lowest and the
+    /// highest model of the estimate's band; NaN without a band.
+    pub gross_j_low: f64,
+    pub gross_j_high: f64,
+    /// Training energy likewise.
+    pub train_j_low: f64,
+    pub train_j_high: f64,
 }
 
 pub fn metrics(r: &TrialRecord) -> TrialMetrics {
@@ -71,6 +78,10 @@ pub fn metrics(r: &TrialRecord) -> TrialMetrics {
         co2e_g: r.impact.as_ref().map_or(nan, |i| i.gross.co2e_g),
         water_l: r.impact.as_ref().map_or(nan, |i| i.gross.water_l),
         provenance: total.provenance_label(),
+        gross_j_low: total.band.map_or(nan, |b| b.low.0),
+        gross_j_high: total.band.map_or(nan, |b| b.high.0),
+        train_j_low: train.and_then(|t| t.band).map_or(nan, |b| b.low.0),
+        train_j_high: train.and_then(|t| t.band).map_or(nan, |b| b.high.0),
     }
 }
 
@@ -115,6 +126,9 @@ pub struct VariantSummary {
     pub inference_j_per_1k: Estimate,
     pub co2e_g: Estimate,
     pub provenance: String,
+    /// Modelled runs: mean gross energy under the band's lowest and highest model.
+    pub gross_j_low: Estimate,
+    pub gross_j_high: Estimate,
     /// Trials flagged as outliers (|modified z| > 3.5) on gross energy or time.
     pub outliers: Vec<String>,
 }
@@ -174,6 +188,8 @@ pub fn summarize(records: &[TrialRecord]) -> Vec<VariantSummary> {
                 inference_j_per_1k: est(&done, |m| m.inference_j_per_1k),
                 co2e_g: est(&done, |m| m.co2e_g),
                 provenance: prov.join("+"),
+                gross_j_low: est(&done, |m| m.gross_j_low),
+                gross_j_high: est(&done, |m| m.gross_j_high),
                 outliers: flagged,
             }
         })
@@ -194,6 +210,36 @@ pub struct Paired {
     pub time_saved_pct: Estimate,
     /// variant − baseline, percentage points of test accuracy.
     pub accuracy_delta_pp: Estimate,
+    /// Modelled runs: the gross energy saving with both trials of each pair
+    /// under the band's lowest model, and under its highest (n = 0 without a band).
+    #[serde(default = "no_estimate")]
+    pub energy_saved_pct_low_model: Estimate,
+    #[serde(default = "no_estimate")]
+    pub energy_saved_pct_high_model: Estimate,
+}
+
+fn no_estimate() -> Estimate {
+    Estimate::of(&[])
+}
+
+impl Paired {
+    /// Whether the estimate's band leaves the gross saving's sign open: the
+    /// pairs' CI excludes zero, but the saving under the band's lowest or
+    /// highest model has the other sign or a CI that includes zero. `None`
+    /// without a band.
+    pub fn band_makes_inconclusive(&self) -> Option<bool> {
+        let (lo, hi) = (
+            &self.energy_saved_pct_low_model,
+            &self.energy_saved_pct_high_model,
+        );
+        if lo.n == 0 || hi.n == 0 {
+            return None;
+        }
+        let c = &self.energy_saved_pct;
+        let sign = c.mean.signum();
+        let holds = |e: &Estimate| e.mean.signum() == sign && e.excludes_zero();
+        Some(c.excludes_zero() && !(holds(lo) && holds(hi)))
+    }
 }
 
 pub fn paired(records: &[TrialRecord], baseline: &str) -> Vec<Paired> {
@@ -251,6 +297,8 @@ pub fn paired(records: &[TrialRecord], baseline: &str) -> Vec<Paired> {
                         .filter(|x| x.is_finite())
                         .collect::<Vec<_>>(),
                 ),
+                energy_saved_pct_low_model: pct(|m| m.gross_j_low),
+                energy_saved_pct_high_model: pct(|m| m.gross_j_high),
             })
         })
         .collect()

@@ -3,7 +3,9 @@
 //! gross_j / idle_j / net_j (all windows), train_j, train_net_j, train_s,
 //! j_per_sample (training), flop_per_j (training), inference_j_per_1k,
 //! co2e_g, water_l (gross energy), parameters, macs_per_sample, epochs,
-//! batch_size, learning_rate, optimizer, provenance (e.g. `estimated`).
+//! batch_size, learning_rate, optimizer, provenance (e.g. `estimated`),
+//! gross_j_low / gross_j_high and train_j_low / train_j_high (modelled runs:
+//! the figure under the lowest and highest model of the estimate's band).
 //! Empty cells mean "not defined" (e.g. no idle baseline, diverged trial).
 
 use super::aggregate::metrics;
@@ -45,6 +47,10 @@ pub fn to_csv(records: &[TrialRecord]) -> String {
         "learning_rate",
         "optimizer",
         "provenance",
+        "gross_j_low",
+        "gross_j_high",
+        "train_j_low",
+        "train_j_high",
     ];
     let _ = w.write_record(header);
     for r in records {
@@ -80,6 +86,10 @@ pub fn to_csv(records: &[TrialRecord]) -> String {
             r.config.optimizer.learning_rate.to_string(),
             format!("{:?}", r.config.optimizer.kind).to_lowercase(),
             m.provenance,
+            num(m.gross_j_low),
+            num(m.gross_j_high),
+            num(m.train_j_low),
+            num(m.train_j_high),
         ];
         let _ = w.write_record(row);
     }

@@ -83,6 +83,7 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
     phases(&mut o, run);
     peaks(&mut o, &peak_rows);
     against_baseline(&mut o, run);
+    estimate_band(&mut o, run);
     energy_to_accuracy(&mut o, run, target);
     plots(&mut o, run, files);
     let _ = writeln!(
@@ -150,6 +151,18 @@ fn header(o: &mut String, run: &Run) {
                 d.domain,
                 d.provenance.label(),
                 d.method
+            );
+        }
+        if let Some(c) = &m.meter.cpu {
+            let _ = writeln!(
+                o,
+                "| CPU for the estimate | {}{}; TDP {}; threads {}; {} usable; {} |",
+                c.model.as_deref().unwrap_or("(no model name)"),
+                if c.virtualised { " (virtualised)" } else { "" },
+                c.tdp_text(),
+                c.threads_text(),
+                c.vcpus,
+                c.table
             );
         }
         for u in &m.unavailable_meters {
@@ -377,6 +390,68 @@ fn against_baseline(o: &mut String, run: &Run) {
                 );
             }
         }
+    }
+}
+
+/// Modelled runs: each variant's energy with the estimate's band, and
+/// whether the band leaves a paired saving open.
+fn estimate_band(o: &mut String, run: &Run) {
+    let rows: Vec<_> = summarize(&run.records)
+        .into_iter()
+        .filter(|v| v.gross_j_low.n > 0)
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n## Estimated energy with its band\n");
+    let _ = writeln!(
+        o,
+        "The estimate's figure under its central model, with the range from its lowest to its highest published model (`joulebench meters` lists them). The band is a model error shared by every trial of the run, so it does not shrink with more seeds.\n"
+    );
+    let _ = writeln!(o, "| workload | variant | gross J (band) |\n|---|---|---|");
+    for v in &rows {
+        let _ = writeln!(
+            o,
+            "| {} | {} | ≈ {} ({}–{}) |",
+            v.workload,
+            v.variant,
+            fmt_sig(v.gross_j.mean),
+            fmt_sig(v.gross_j_low.mean),
+            fmt_sig(v.gross_j_high.mean)
+        );
+    }
+    let Some(base) = run.baseline() else { return };
+    let ps: Vec<_> = paired(&run.records, &base)
+        .into_iter()
+        .filter(|p| p.band_makes_inconclusive().is_some())
+        .collect();
+    if ps.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\nGross energy saved against `{base}` with every trial under the band's lowest and under its highest model:\n"
+    );
+    let _ = writeln!(
+        o,
+        "| workload | variant | saved % (central) | saved % (low model) | saved % (high model) | verdict |\n|---|---|---|---|---|---|"
+    );
+    for p in ps {
+        let verdict = match p.band_makes_inconclusive() {
+            Some(true) => "inconclusive: the band, not only the seeds, leaves the sign open",
+            _ if p.energy_saved_pct.excludes_zero() => "holds across the band",
+            _ => "inconclusive (seed-to-seed CI includes zero)",
+        };
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} |",
+            p.workload,
+            p.variant,
+            est(&p.energy_saved_pct),
+            est(&p.energy_saved_pct_low_model),
+            est(&p.energy_saved_pct_high_model),
+            verdict
+        );
     }
 }
 

@@ -19,6 +19,12 @@ pub struct MeterArgs {
     /// Rated watts per busy core for the CPU estimate.
     #[arg(long)]
     pub cpu_watts_per_core: Option<f64>,
+    /// The CPU's model name for the estimate (where a VM hides it), e.g. "AMD EPYC 7763".
+    #[arg(long)]
+    pub cpu_model: Option<String>,
+    /// Hardware threads of the CPU package sharing its TDP (the host's, in a VM).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub cpu_threads: Option<u32>,
     /// Idle window before each trial, seconds (0 disables the baseline).
     #[arg(long)]
     pub idle_seconds: Option<f64>,
@@ -72,6 +78,8 @@ pub fn run_options(a: &MeterArgs, data: DataArgs) -> Result<RunOptions> {
         meter: a.meter.as_deref().map(parse_meter_choice).transpose()?,
         cpu_watts_per_core: a.cpu_watts_per_core,
         idle_seconds: a.idle_seconds,
+        cpu_model: a.cpu_model.clone(),
+        cpu_threads: a.cpu_threads,
         rapl_root: a.rapl_root.clone(),
         data_dir: data.data_dir,
         corpus_dir: data.corpus_dir,

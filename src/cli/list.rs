@@ -4,8 +4,7 @@
 
 use anyhow::Result;
 use joulebench::config::{MeterChoice, ModelKind};
-use joulebench::meter::estimate::{DEFAULT_DRAM_WATTS_PER_GB, DEFAULT_WATTS_PER_CORE};
-use joulebench::suite::settings::{IMPACT_SETTINGS, METER_RANGES, SETTINGS};
+use joulebench::suite::settings::{IMPACT_SETTINGS, METER_OTHER, METER_RANGES, SETTINGS};
 
 pub fn run() -> Result<i32> {
     println!("workloads (models a [[workload]] can name with `model = ...`):");
@@ -32,7 +31,9 @@ pub fn run() -> Result<i32> {
     );
     println!();
     println!("[meter] (the command line's flags win over these):");
-    println!("  {:<28} {}", "kind", MeterChoice::names().join(" | "));
+    for (k, d) in METER_OTHER {
+        println!("  {k:<28} {d}");
+    }
     for r in &METER_RANGES {
         println!("  {:<28} {}; {}", r.key, r.about, r.allowed);
     }
@@ -53,10 +54,7 @@ fn describe(m: MeterChoice) -> String {
         MeterChoice::Auto => "every real source available (NVML for the run's GPU, RAPL for CPU and DRAM), the estimate for the rest".into(),
         MeterChoice::Nvml => "NVIDIA GPU energy counter (or polled instant power, integrated)".into(),
         MeterChoice::Rapl => "CPU package and DRAM energy counters (Linux powercap)".into(),
-        MeterChoice::Estimate => format!(
-            "process CPU time x rated W per core (default {} W) and resident memory x {} W/GB; labelled `estimated`",
-            DEFAULT_WATTS_PER_CORE.0, DEFAULT_DRAM_WATTS_PER_GB
-        ),
+        MeterChoice::Estimate => "this process's CPU utilisation x the CPU's rated power (TDP table, load curve) or per-vCPU lines, and resident memory x W/GB; labelled `estimated`, with a low-high band".into(),
         MeterChoice::Fake => "constant power x wall time, for tests; labelled `fake`".into(),
     }
 }

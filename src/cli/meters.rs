@@ -4,9 +4,15 @@
 use super::args::{DataArgs, MeterArgs, run_options};
 use anyhow::Result;
 
-pub fn meters(meter: MeterArgs) -> Result<i32> {
+pub fn meters(meter: MeterArgs, calibrate: Option<f64>) -> Result<i32> {
     let opts = run_options(&meter, DataArgs::default())?;
-    print!("{}", joulebench::harness::meters_report::report(&opts)?);
+    match calibrate {
+        None => print!("{}", joulebench::harness::meters_report::report(&opts)?),
+        Some(s) => print!(
+            "{}",
+            joulebench::harness::meters_report::calibrate(&opts, s)?
+        ),
+    }
     Ok(0)
 }
 

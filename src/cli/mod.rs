@@ -47,9 +47,23 @@ pub enum Command {
     Meters {
         #[command(flatten)]
         meter: args::MeterArgs,
+        /// Where RAPL exists: run a load ladder (idle, 1 thread, all threads)
+        /// and print measured vs estimated watts.
+        #[arg(long)]
+        calibrate: bool,
+        /// Seconds per step of the calibration ladder.
+        #[arg(long, default_value_t = 3.0, value_parser = calibrate_seconds)]
+        calibrate_seconds: f64,
     },
     /// List the grid regions of the bundled carbon-intensity table.
     Regions,
+}
+
+fn calibrate_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && (0.1..=60.0).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?}: seconds per step, a number in [0.1, 60]")),
+    }
 }
 
 pub fn main(cli: Cli) -> Result<i32> {
@@ -61,7 +75,11 @@ pub fn main(cli: Cli) -> Result<i32> {
         Command::Reproduce(a) => reproduce::run(a),
         Command::Validate { suite } => validate::run(&suite),
         Command::List => list::run(),
-        Command::Meters { meter } => meters::meters(meter),
+        Command::Meters {
+            meter,
+            calibrate,
+            calibrate_seconds,
+        } => meters::meters(meter, calibrate.then_some(calibrate_seconds)),
         Command::Regions => meters::regions(),
     }
 }

@@ -2,7 +2,10 @@
 //! counter update period, and a short idle reading per domain.
 
 use crate::config::MeterChoice;
-use crate::harness::runner::{RunError, RunOptions};
+use crate::harness::runner::{Measurement, RunError, RunOptions};
+use crate::meter::cpu_power::{
+    CCF_LINES, CpuModel, CpuProfile, DRAM_WATTS_PER_GB, LOAD_CURVE, table_len,
+};
 use crate::meter::{self, Measurer, MeterError};
 use std::fmt::Write;
 
@@ -49,7 +52,8 @@ pub fn report(opts: &RunOptions) -> Result<String, RunError> {
     ] {
         let _ = writeln!(out, "  {name:<9} {}", status(opts, choice)?);
     }
-    let m = crate::harness::runner::Measurement::defaults(opts)?;
+    let m = Measurement::defaults(opts)?;
+    out.push_str(&cpu_model_report(&m));
     let built = meter::build(&m.meter, opts.device)?;
     let device = match opts.device.open() {
         Ok(d) => d,
@@ -81,12 +85,136 @@ pub fn report(opts: &RunOptions) -> Result<String, RunError> {
     if idle.is_modelled() {
         let _ = writeln!(
             out,
-            "note: `estimated` figures are modelled from CPU time and memory x rated power, not measured; \
-             a sleeping process shows ~0 W of CPU."
+            "note: `estimated` figures are modelled from this process's CPU utilisation and memory x rated power, \
+             not measured; an idle process shows the model's idle share of the CPU."
         );
     }
     for f in &idle.flags {
         let _ = writeln!(out, "flag: {f}");
     }
     Ok(out)
+}
+
+/// What the CPU estimate knows about this CPU and the watts it will use.
+fn cpu_model_report(m: &Measurement) -> String {
+    let p = m.meter.cpu_profile();
+    let model = CpuModel::new(&p, m.meter.cpu_watts_per_core);
+    let mut o = String::new();
+    let _ = writeln!(o, "cpu estimate model:");
+    let read = if p.model_configured {
+        "from the settings"
+    } else {
+        "from /proc/cpuinfo"
+    };
+    let vm = if p.virtualised {
+        "; virtualised: the visible topology is the VM's, not the host's"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        o,
+        "  model name     {} ({read}{vm})",
+        p.model.as_deref().unwrap_or("(none)")
+    );
+    let _ = writeln!(o, "  TDP            {}", p.tdp_text());
+    let _ = writeln!(o, "  threads        {}", p.threads_text());
+    let _ = writeln!(
+        o,
+        "  architecture   {}",
+        p.architecture.as_deref().map_or(
+            "not recognised: the band spans every Cloud Carbon Footprint line".to_string(),
+            |a| format!("{a} (Cloud Carbon Footprint line)")
+        )
+    );
+    let _ = writeln!(
+        o,
+        "  usable threads {} (this process's CPU affinity and quota)",
+        p.vcpus
+    );
+    let w = |u: f64| {
+        let b = model.per_vcpu(u);
+        format!("{:.2} W ({:.2}-{:.2})", b.central, b.low, b.high)
+    };
+    let _ = writeln!(o, "  per thread     idle {}, full load {}", w(0.0), w(1.0));
+    let _ = writeln!(o, "  method         {}", model.describe());
+    let dram = match m.meter.dram_watts_per_gb {
+        Some(x) => format!("{x} W/GB (set in the settings)"),
+        None => format!(
+            "{} W/GB, band {}-{} (CodeCarbon; Teads/Boavizta; Cloud Carbon Footprint)",
+            DRAM_WATTS_PER_GB.1, DRAM_WATTS_PER_GB.0, DRAM_WATTS_PER_GB.2
+        ),
+    };
+    let _ = writeln!(o, "  DRAM           {dram}");
+    let curve: Vec<String> = LOAD_CURVE
+        .iter()
+        .map(|(u, f)| format!("{:.0}% {f}", u * 100.0))
+        .collect();
+    let _ = writeln!(
+        o,
+        "  sources        TDP: {} ({} rows); load curve x TDP: Teads/Boavizta ({}); per-vCPU lines: Cloud Carbon Footprint from SPECpower ({} microarchitectures)",
+        p.table,
+        table_len(),
+        curve.join(", "),
+        CCF_LINES.len()
+    );
+    o
+}
+
+/// `joulebench meters --calibrate`: the load ladder against RAPL.
+pub fn calibrate(opts: &RunOptions, seconds: f64) -> Result<String, RunError> {
+    let m = Measurement::defaults(opts)?;
+    let mut rapl = meter::rapl::RaplMeter::open(&m.meter.rapl_root).map_err(|e| {
+        RunError::Option(format!(
+            "--calibrate compares the estimate with RAPL, which is not available here: {e}"
+        ))
+    })?;
+    let p = m.meter.cpu_profile();
+    let model = CpuModel::new(&p, m.meter.cpu_watts_per_core);
+    let steps = meter::calibrate::ladder(
+        &mut rapl,
+        &model,
+        p.vcpus as usize,
+        seconds,
+        &meter::calibrate::spin,
+    )?;
+    Ok(calibration_table(&p, &steps))
+}
+
+/// The ladder as a table.
+pub fn calibration_table(p: &CpuProfile, steps: &[meter::calibrate::Step]) -> String {
+    let mut o = cpu_model_summary(p);
+    let _ = writeln!(
+        o,
+        "{:<14} {:>8} {:>12} {:>10} {:>24} {:>10}",
+        "step", "seconds", "RAPL cpu W", "RAPL dram W", "estimate W (low-high)", "est/RAPL"
+    );
+    for s in steps {
+        let name = match s.busy {
+            0 => "idle".to_string(),
+            1 => "1 thread".to_string(),
+            n => format!("{n} threads"),
+        };
+        let e = s.estimated_w;
+        let _ = writeln!(
+            o,
+            "{:<14} {:>8.2} {:>12.2} {:>10.2} {:>24} {:>10.2}",
+            name,
+            s.seconds,
+            s.measured_cpu_w,
+            s.measured_dram_w,
+            format!("{:.2} ({:.2}-{:.2})", e.central, e.low, e.high),
+            s.ratio()
+        );
+    }
+    o
+}
+
+fn cpu_model_summary(p: &CpuProfile) -> String {
+    format!(
+        "calibration of the CPU estimate for {} ({}; {}; {} usable threads) against RAPL:\n",
+        p.model.as_deref().unwrap_or("(unknown CPU)"),
+        p.tdp_text(),
+        p.threads_text(),
+        p.vcpus
+    )
 }

@@ -10,6 +10,7 @@ use crate::impact::ImpactSettings;
 use crate::meter::{self, Measurer, MeterError, MeterOptions};
 use crate::record::{DataRecord, TrialImpact, TrialRecord, TrialStatus};
 use crate::suite::Suite;
+use crate::technique::error::TrialError;
 use crate::train::init::SeededVars;
 use crate::train::{self, Progress};
 use crate::util::device::{DeviceError, DeviceSpec};
@@ -34,8 +35,12 @@ pub enum RunError {
     Suite(#[from] crate::suite::SuiteError),
     #[error(transparent)]
     Impact(#[from] crate::impact::ImpactError),
+    /// A command-line option out of range.
     #[error("{0}")]
     Option(String),
+    /// A dataset the plan needs was not loaded (a bug: `DataSets::load` reads what the plan names).
+    #[error("{0} not loaded")]
+    NotLoaded(&'static str),
 }
 
 /// Command-line settings; each overrides the suite's.
@@ -56,6 +61,9 @@ pub struct RunOptions {
     pub pue: Option<f64>,
     pub wue_onsite: Option<f64>,
     pub water_offsite: Option<f64>,
+    /// The CPU's model name and package threads, for the estimate in a VM.
+    pub cpu_model: Option<String>,
+    pub cpu_threads: Option<u32>,
 }
 
 impl Default for RunOptions {
@@ -74,6 +82,8 @@ impl Default for RunOptions {
             pue: None,
             wue_onsite: None,
             water_offsite: None,
+            cpu_model: None,
+            cpu_threads: None,
         }
     }
 }
@@ -140,12 +150,10 @@ fn resolve(
     Ok(Measurement {
         meter: MeterOptions {
             choice: opts.meter.or(suite_meter).unwrap_or(d.choice),
-            cpu_watts_per_core: opts
-                .cpu_watts_per_core
-                .or(m.cpu_watts_per_core)
-                .map(Watts)
-                .unwrap_or(d.cpu_watts_per_core),
-            dram_watts_per_gb: m.dram_watts_per_gb.unwrap_or(d.dram_watts_per_gb),
+            cpu_watts_per_core: opts.cpu_watts_per_core.or(m.cpu_watts_per_core).map(Watts),
+            dram_watts_per_gb: m.dram_watts_per_gb,
+            cpu_model: opts.cpu_model.clone().or_else(|| m.cpu_model.clone()),
+            cpu_threads: opts.cpu_threads.or(m.cpu_threads.map(|t| t as u32)),
             rapl_root: opts.rapl_root.clone().unwrap_or(d.rapl_root),
             poll_interval: m
                 .poll_interval_ms
@@ -237,7 +245,7 @@ impl DataSets {
             let corpus = self
                 .corpus
                 .as_ref()
-                .ok_or_else(|| RunError::Option("text corpus not loaded".into()))?;
+                .ok_or(RunError::NotLoaded("text corpus"))?;
             if let std::collections::hash_map::Entry::Vacant(e) = self.text.entry(context) {
                 e.insert(corpus.splits(context)?);
             }
@@ -245,7 +253,7 @@ impl DataSets {
         }
         self.fashion_mnist
             .as_ref()
-            .ok_or_else(|| RunError::Option("Fashion-MNIST not loaded".into()))
+            .ok_or(RunError::NotLoaded("Fashion-MNIST"))
     }
 }
 
@@ -271,10 +279,10 @@ impl DeviceData {
     fn get(
         &mut self,
         spec: &TrialSpec,
-    ) -> Result<(DataInfo, DeviceSplit, DeviceSplit, DeviceSplit), String> {
+    ) -> Result<(DataInfo, DeviceSplit, DeviceSplit, DeviceSplit), TrialFailure> {
         let tc = spec.config.max_train_samples;
         let ec = spec.config.max_eval_samples;
-        let splits = self.sets.splits(&spec.config).map_err(|e| e.to_string())?;
+        let splits = self.sets.splits(&spec.config)?;
         let info = DataInfo {
             name: splits.name.clone(),
             source: splits.source.display().to_string(),
@@ -294,7 +302,7 @@ impl DeviceData {
                     splits.test.take(ec).to_device(dev)?,
                 ))
             };
-            let v = f().map_err(|e| e.to_string())?;
+            let v = f().map_err(TrialFailure::Device)?;
             self.cache.insert(key.clone(), v);
         }
         let (a, b, c) = self.cache[&key].clone();
@@ -331,7 +339,11 @@ fn run_trial(
     }));
     match result {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => record.status = TrialStatus::Failed { error: e },
+        Ok(Err(e)) => {
+            record.status = TrialStatus::Failed {
+                error: e.to_string(),
+            }
+        }
         Err(panic) => {
             let msg = panic
                 .downcast_ref::<String>()
@@ -363,7 +375,7 @@ impl Trial<'_> {
         record: &mut TrialRecord,
         data: &mut DeviceData,
         measurer: &mut Measurer,
-    ) -> Result<(), String> {
+    ) -> Result<(), TrialFailure> {
         let spec = self.spec;
         let (info, train, validation, test) = data.get(spec)?;
         record.data = Some(DataRecord {
@@ -384,7 +396,7 @@ impl Trial<'_> {
                 info.classes,
                 &spec.config.size,
             )
-            .map_err(|e| format!("cannot build model: {e}"))?;
+            .map_err(TrialError::Build)?;
         record.parameters = vars.parameter_count();
         record.macs_per_sample = model.macs_per_sample();
         record.flops_per_train_sample = 6 * model.macs_per_sample();
@@ -393,7 +405,7 @@ impl Trial<'_> {
         if self.measurement.idle_seconds > 0.0 {
             let idle = measurer
                 .measure_idle(self.measurement.idle_seconds)
-                .map_err(|e| format!("idle window: {e}"))?;
+                .map_err(TrialFailure::Idle)?;
             record.idle = Some(idle);
         }
         let inputs = crate::technique::pipeline::Inputs {
@@ -414,19 +426,52 @@ impl Trial<'_> {
     }
 }
 
+/// Why a trial failed: its techniques or training, or the harness around them.
+#[derive(Debug, thiserror::Error)]
+enum TrialFailure {
+    #[error(transparent)]
+    Technique(#[from] TrialError),
+    #[error(transparent)]
+    Data(Box<RunError>),
+    /// The splits could not be copied to the device.
+    #[error("{0}")]
+    Device(candle_core::Error),
+    #[error("idle window: {0}")]
+    Idle(crate::meter::MeterError),
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot save weights to {}: {source}", path.display())]
+    SaveWeights {
+        path: PathBuf,
+        source: candle_core::Error,
+    },
+}
+
+impl From<RunError> for TrialFailure {
+    fn from(e: RunError) -> Self {
+        TrialFailure::Data(Box::new(e))
+    }
+}
+
 /// Saves the trained weights under `<run>/weights/`; the path relative to the run folder.
 fn save_weights(
     run_dir: &std::path::Path,
     spec: &TrialSpec,
     vars: &SeededVars,
-) -> Result<String, String> {
+) -> Result<String, TrialFailure> {
     let dir = run_dir.join("weights");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| TrialFailure::CreateDir {
+        path: dir.clone(),
+        source,
+    })?;
     let name = format!("{}.safetensors", spec.key.to_string().replace('/', "_"));
     let file = dir.join(&name);
     vars.var_map()
         .save(&file)
-        .map_err(|e| format!("cannot save weights to {}: {e}", file.display()))?;
+        .map_err(|source| TrialFailure::SaveWeights { path: file, source })?;
     Ok(format!("weights/{name}"))
 }
 

@@ -29,23 +29,29 @@ impl EnergyMeter for CompositeMeter {
                 .iter()
                 .filter_map(|i| i.update_period)
                 .max_by(|a, b| a.0.total_cmp(&b.0)),
+            cpu: infos.iter().find_map(|i| i.cpu.clone()),
         }
     }
 
     fn snapshot(&mut self) -> Result<Snapshot, MeterError> {
         let mut energy = Vec::new();
         let mut power = Vec::new();
+        let mut band = Vec::new();
         let mut at = None;
         for p in &mut self.parts {
             let s = p.snapshot()?;
             at.get_or_insert(s.at);
+            let n = s.energy.len();
             energy.extend(s.energy);
             power.extend(s.power);
+            // Keep the band aligned with the domains: parts without one add `None`s.
+            band.extend(s.band.into_iter().chain(std::iter::repeat(None)).take(n));
         }
         Ok(Snapshot {
             at: at.unwrap_or_else(Instant::now),
             energy,
             power,
+            band,
         })
     }
 

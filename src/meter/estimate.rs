@@ -1,34 +1,30 @@
-//! The labelled estimate meter: process CPU time × rated watts per core.
+//! The labelled estimate meter: this process's CPU utilisation × a CPU power
+//! model, and its resident memory × watts per GB, each with a band.
 //!
 //! Used where no hardware counter is readable (VMs, containers, CI). Every
-//! figure it produces has provenance `estimated`. The model: a core that this
-//! process keeps fully busy for one second draws `watts_per_core` joules more
-//! than when idle. It ignores uncore, DRAM and other processes, so it is a
-//! rough, attributable *dynamic* figure, not wall-plug energy.
+//! figure it produces has provenance `estimated`, and a band (low, central,
+//! high) from the spread of published models (`cpu_power` says which and why).
 //!
-//! Default constant (`DEFAULT_WATTS_PER_CORE` = 10 W): rated TDP divided by
-//! core count for common CPUs lies between ~4 and ~12 W (e.g. AMD EPYC 7763:
-//! 280 W / 64 cores = 4.4 W; Intel Xeon Platinum 8380: 270 W / 40 = 6.8 W;
-//! Intel Core i7-12700: 125 W / 12 = 10.4 W; AMD Ryzen 7 5800X: 105 W / 8 =
-//! 13.1 W, vendors' data sheets). We take 10 W, towards the upper end, so the
-//! estimate is unlikely to under-count a busy desktop core. Override with
-//! `[meter] cpu_watts_per_core` or `--cpu-watts-per-core`.
+//! The CPU figure is integrated between snapshots: over each interval the
+//! process's CPU utilisation of the threads it may use, u = CPU time /
+//! (wall time × threads), sets the watts per thread (`CpuModel::per_vcpu`),
+//! times the threads. Windows begin and end at snapshots, so each window
+//! gets its own utilisation. An idle window therefore reads the model's idle
+//! power (the curve's 0.12 × TDP share, or the linear lines' minimum), and
+//! net energy is what the work added over it.
 //!
-//! DRAM (`dram-process`): the process's resident memory × 0.375 W per GB,
-//! integrated over time — CodeCarbon's constant (3 W per 8 GB of DDR4,
-//! after Micron's power guides). Also a model, also labelled `estimated`.
-//!
-//! Idle baseline: a sleeping process uses no CPU time, so the CPU estimate's
-//! idle power is ~0 and its net equals its gross; the DRAM estimate's idle
-//! power is the resident set's, so its net is ~0. Both are honest about what
-//! the model can say: it attributes only this process's own activity.
+//! DRAM (`dram-process`): the process's resident memory × 0.375 W per GB
+//! (CodeCarbon: 3 W per 8 GB of DDR4, after Micron's power guides), band
+//! 0.284 (Teads/Boavizta) to 0.392 (Cloud Carbon Footprint), integrated
+//! over time. Also a model, also labelled `estimated`.
 
+use super::cpu_power::{Band3, CpuModel, CpuProfile, DRAM_WATTS_PER_GB};
 use super::{DomainInfo, EnergyMeter, MeterError, MeterInfo, Provenance, Snapshot};
 use crate::util::units::{Joules, Seconds, Watts};
 use std::time::Instant;
 
-pub const DEFAULT_WATTS_PER_CORE: Watts = Watts(10.0);
-pub const DEFAULT_DRAM_WATTS_PER_GB: f64 = 0.375;
+/// The central DRAM constant, W per GB of resident memory.
+pub const DEFAULT_DRAM_WATTS_PER_GB: f64 = DRAM_WATTS_PER_GB.1;
 
 /// Resident memory of this process in bytes (`/proc/self/statm`), if known.
 pub fn resident_bytes() -> Option<u64> {
@@ -54,37 +50,88 @@ pub fn process_cpu_time() -> Result<Seconds, std::io::Error> {
     Ok(Seconds(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9))
 }
 
+/// Cumulative joules (low, central, high).
+#[derive(Debug, Clone, Copy, Default)]
+struct Acc {
+    low: f64,
+    central: f64,
+    high: f64,
+}
+
+impl Acc {
+    fn add(&mut self, w: Band3, seconds: f64) {
+        self.low += w.low * seconds;
+        self.central += w.central * seconds;
+        self.high += w.high * seconds;
+    }
+}
+
+/// The process's CPU clock and resident memory at the last snapshot.
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    at: Instant,
+    cpu_s: f64,
+    gb: f64,
+}
+
 pub struct EstimateMeter {
-    watts_per_core: Watts,
-    dram_watts_per_gb: f64,
+    profile: CpuProfile,
+    model: CpuModel,
+    /// DRAM W per GB (low, central, high); a set value has no band.
+    dram_watts_per_gb: Band3,
     cpu: bool,
     dram: bool,
-    /// (time, resident GB) at the last snapshot, and DRAM joules so far.
-    dram_state: Option<(Instant, f64)>,
-    dram_joules: f64,
+    last: Option<Last>,
+    cpu_j: Acc,
+    dram_j: Acc,
 }
 
 impl EstimateMeter {
-    /// CPU only.
-    pub fn new(watts_per_core: Watts) -> Self {
-        Self::with_domains(watts_per_core, DEFAULT_DRAM_WATTS_PER_GB, true, false)
-    }
-
-    /// Chooses the domains (the `auto` meter estimates only what no counter covers).
-    pub fn with_domains(
-        watts_per_core: Watts,
-        dram_watts_per_gb: f64,
+    /// CPU and/or DRAM (the `auto` meter estimates only what no counter
+    /// covers). `dram_watts_per_gb`: a set constant, or the banded default.
+    pub fn new(
+        profile: CpuProfile,
+        model: CpuModel,
+        dram_watts_per_gb: Option<f64>,
         cpu: bool,
         dram: bool,
     ) -> Self {
+        let (lo, c, hi) = DRAM_WATTS_PER_GB;
         Self {
-            watts_per_core,
-            dram_watts_per_gb,
+            profile,
+            model,
+            dram_watts_per_gb: match dram_watts_per_gb {
+                Some(w) => Band3 {
+                    low: w,
+                    central: w,
+                    high: w,
+                },
+                None => Band3 {
+                    low: lo,
+                    central: c,
+                    high: hi,
+                },
+            },
             cpu,
             dram,
-            dram_state: None,
-            dram_joules: 0.0,
+            last: None,
+            cpu_j: Acc::default(),
+            dram_j: Acc::default(),
         }
+    }
+
+    /// A CPU-only meter with the flat busy-core model (tests, examples).
+    pub fn flat(watts_per_core: Watts) -> Self {
+        let profile = CpuProfile::detect(&Default::default());
+        Self::new(profile, CpuModel::Flat(watts_per_core), None, true, false)
+    }
+
+    pub fn profile(&self) -> &CpuProfile {
+        &self.profile
+    }
+
+    pub fn model(&self) -> &CpuModel {
+        &self.model
     }
 }
 
@@ -97,20 +144,29 @@ impl EnergyMeter for EstimateMeter {
                 meter: "estimate".into(),
                 provenance: Provenance::Estimated,
                 method: format!(
-                    "process CPU time x {} W per busy core (rated-power model, not a measurement)",
-                    self.watts_per_core.0
+                    "{} usable thread(s); {} (model, not a measurement)",
+                    self.profile.vcpus,
+                    self.model.describe()
                 ),
             });
         }
         if self.dram {
+            let w = self.dram_watts_per_gb;
             domains.push(DomainInfo {
                 domain: "dram-process".into(),
                 meter: "estimate".into(),
                 provenance: Provenance::Estimated,
-                method: format!(
-                    "process resident memory x {} W/GB (model, not a measurement)",
-                    self.dram_watts_per_gb
-                ),
+                method: if w.low == w.high {
+                    format!(
+                        "process resident memory x {} W/GB (model, not a measurement)",
+                        w.central
+                    )
+                } else {
+                    format!(
+                        "process resident memory x {} W/GB, band {}-{} W/GB (model, not a measurement)",
+                        w.central, w.low, w.high
+                    )
+                },
             });
         }
         MeterInfo {
@@ -118,30 +174,49 @@ impl EnergyMeter for EstimateMeter {
             domains,
             // clock_gettime resolution is far finer than any window we take.
             update_period: None,
+            cpu: self.cpu.then(|| self.profile.clone()),
         }
     }
 
     fn snapshot(&mut self) -> Result<Snapshot, MeterError> {
         let at = Instant::now();
-        let mut energy = Vec::new();
-        if self.cpu {
-            let cpu = process_cpu_time().map_err(|e| MeterError::Read {
+        let cpu_s = process_cpu_time()
+            .map_err(|e| MeterError::Read {
                 meter: "estimate".into(),
                 message: format!("clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed: {e}"),
-            })?;
-            energy.push(Joules(cpu.0 * self.watts_per_core.0));
-        }
-        if self.dram {
-            let gb = resident_bytes().unwrap_or(0) as f64 / 1e9;
-            if let Some((t0, gb0)) = self.dram_state {
-                let dt = at.saturating_duration_since(t0).as_secs_f64();
-                self.dram_joules += dt * (gb0 + gb) / 2.0 * self.dram_watts_per_gb;
+            })?
+            .0;
+        let gb = if self.dram {
+            resident_bytes().unwrap_or(0) as f64 / 1e9
+        } else {
+            0.0
+        };
+        if let Some(l) = self.last {
+            let dt = at.saturating_duration_since(l.at).as_secs_f64();
+            if dt > 0.0 {
+                let n = self.profile.vcpus as f64;
+                let u = ((cpu_s - l.cpu_s) / (dt * n)).clamp(0.0, 1.0);
+                self.cpu_j.add(self.model.per_vcpu(u).scale(n), dt);
+                self.dram_j
+                    .add(self.dram_watts_per_gb.scale((l.gb + gb) / 2.0), dt);
             }
-            self.dram_state = Some((at, gb));
-            energy.push(Joules(self.dram_joules));
+        }
+        self.last = Some(Last { at, cpu_s, gb });
+        let mut energy = Vec::new();
+        let mut band = Vec::new();
+        for (on, acc) in [(self.cpu, self.cpu_j), (self.dram, self.dram_j)] {
+            if on {
+                energy.push(Joules(acc.central));
+                band.push(Some((Joules(acc.low), Joules(acc.high))));
+            }
         }
         let power = vec![None; energy.len()];
-        Ok(Snapshot { at, energy, power })
+        Ok(Snapshot {
+            at,
+            energy,
+            power,
+            band,
+        })
     }
 }
 
@@ -151,7 +226,7 @@ mod tests {
 
     #[test]
     fn busy_work_costs_cpu_time_times_rated_watts() {
-        let mut m = EstimateMeter::new(Watts(20.0));
+        let mut m = EstimateMeter::flat(Watts(20.0));
         // Bracket the meter's snapshots with the process clock; spin until this
         // process has used 0.1 s of CPU (wall time varies on a loaded machine).
         let c0 = process_cpu_time().unwrap();

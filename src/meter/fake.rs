@@ -36,6 +36,7 @@ impl EnergyMeter for ConstantPowerMeter {
                 })
                 .collect(),
             update_period: None,
+            cpu: None,
         }
     }
 
@@ -46,6 +47,7 @@ impl EnergyMeter for ConstantPowerMeter {
             at: now,
             energy: self.domains.iter().map(|(_, w)| *w * t).collect(),
             power: self.domains.iter().map(|(_, w)| Some(*w)).collect(),
+            band: Vec::new(),
         })
     }
 }
@@ -83,6 +85,7 @@ impl EnergyMeter for ScriptedMeter {
             at: self.origin + std::time::Duration::from_secs_f64(t),
             energy,
             power,
+            band: Vec::new(),
         })
     }
 }

@@ -6,7 +6,9 @@
 //! pollers and estimates all fit one shape. Every figure carries the
 //! [`Provenance`] of the domain that produced it.
 
+pub mod calibrate;
 pub mod composite;
+pub mod cpu_power;
 pub mod estimate;
 pub mod fake;
 pub mod nvml;
@@ -66,6 +68,9 @@ pub struct MeterInfo {
     /// How often the underlying source updates, if known; windows shorter
     /// than this are flagged.
     pub update_period: Option<Seconds>,
+    /// The CPU the estimate models (estimate meters only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<cpu_power::CpuProfile>,
 }
 
 /// Cumulative energy per domain at one instant, in the order of `MeterInfo::domains`.
@@ -76,6 +81,9 @@ pub struct Snapshot {
     /// Instant power per domain where the source has it (used to approximate
     /// windows shorter than the counter's update period).
     pub power: Vec<Option<crate::util::units::Watts>>,
+    /// Cumulative (low, high) joules per domain for modelled domains with a
+    /// band; empty or `None` where the figure has none.
+    pub band: Vec<Option<(Joules, Joules)>>,
 }
 
 /// One power sample of a timeline; `t` is seconds from the window's start.
@@ -118,8 +126,14 @@ pub trait EnergyMeter: Send {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeterOptions {
     pub choice: crate::config::MeterChoice,
-    pub cpu_watts_per_core: crate::util::units::Watts,
-    pub dram_watts_per_gb: f64,
+    /// A flat W per busy core instead of the CPU power model (the user's choice).
+    pub cpu_watts_per_core: Option<crate::util::units::Watts>,
+    /// A fixed DRAM W/GB instead of the banded default.
+    pub dram_watts_per_gb: Option<f64>,
+    /// The CPU's model name, for a VM that hides it.
+    pub cpu_model: Option<String>,
+    /// Hardware threads of the CPU package that share its TDP.
+    pub cpu_threads: Option<u32>,
     /// Powercap root (tests point it at a fake tree).
     pub rapl_root: std::path::PathBuf,
     /// NVML polling interval.
@@ -130,11 +144,24 @@ impl Default for MeterOptions {
     fn default() -> Self {
         Self {
             choice: crate::config::MeterChoice::Auto,
-            cpu_watts_per_core: estimate::DEFAULT_WATTS_PER_CORE,
-            dram_watts_per_gb: estimate::DEFAULT_DRAM_WATTS_PER_GB,
+            cpu_watts_per_core: None,
+            dram_watts_per_gb: None,
+            cpu_model: None,
+            cpu_threads: None,
             rapl_root: rapl::DEFAULT_ROOT.into(),
             poll_interval: std::time::Duration::from_millis(20),
         }
+    }
+}
+
+impl MeterOptions {
+    /// This machine's CPU as the estimate sees it, with the settings' overrides.
+    pub fn cpu_profile(&self) -> cpu_power::CpuProfile {
+        cpu_power::CpuProfile::detect(&cpu_power::CpuOverrides {
+            model: self.cpu_model.clone(),
+            threads: self.cpu_threads,
+            watts_per_core: self.cpu_watts_per_core,
+        })
     }
 }
 
@@ -171,8 +198,11 @@ pub fn build(
     use crate::config::MeterChoice;
     let mut unavailable = Vec::new();
     let estimate = |cpu: bool, dram: bool| -> Box<dyn EnergyMeter> {
-        Box::new(estimate::EstimateMeter::with_domains(
-            opts.cpu_watts_per_core,
+        let profile = opts.cpu_profile();
+        let model = cpu_power::CpuModel::new(&profile, opts.cpu_watts_per_core);
+        Box::new(estimate::EstimateMeter::new(
+            profile,
+            model,
             opts.dram_watts_per_gb,
             cpu,
             dram,

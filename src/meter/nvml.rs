@@ -490,6 +490,7 @@ impl EnergyMeter for NvmlMeter {
                 })
                 .collect(),
             update_period: self.update_period,
+            cpu: None,
         }
     }
 
@@ -522,7 +523,12 @@ impl EnergyMeter for NvmlMeter {
                     .map(Watts),
             );
         }
-        Ok(Snapshot { at, energy, power })
+        Ok(Snapshot {
+            at,
+            energy,
+            power,
+            band: Vec::new(),
+        })
     }
 
     fn timeline(&self, from: Instant, to: Instant) -> Vec<PowerSample> {

@@ -271,6 +271,7 @@ impl EnergyMeter for RaplMeter {
             domains,
             // RAPL updates about every millisecond.
             update_period: Some(Seconds(0.001)),
+            cpu: None,
         }
     }
 
@@ -281,6 +282,7 @@ impl EnergyMeter for RaplMeter {
             at: Instant::now(),
             energy: t.zones.iter().map(|z| Joules(z.total_uj * 1e-6)).collect(),
             power: vec![None; t.zones.len()],
+            band: Vec::new(),
         })
     }
 }

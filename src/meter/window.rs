@@ -7,6 +7,47 @@ use crate::util::units::{Joules, Seconds, Watts};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
+/// The range a modelled figure may lie in: its value under the lowest and
+/// the highest of the published models it is made from (`cpu_power`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Band {
+    pub low: Joules,
+    pub high: Joules,
+}
+
+impl Band {
+    /// A figure with no band is its own range.
+    fn point(j: Joules) -> Band {
+        Band { low: j, high: j }
+    }
+
+    fn add(self, o: Band) -> Band {
+        Band {
+            low: self.low + o.low,
+            high: self.high + o.high,
+        }
+    }
+
+    /// The same range scaled (per step, per 1,000 samples, ...).
+    pub fn scale(self, k: f64) -> Band {
+        Band {
+            low: Joules(self.low.0 * k),
+            high: Joules(self.high.0 * k),
+        }
+    }
+}
+
+/// Sums optional bands, taking `points` for parts without one; `None` when no part has a band.
+fn sum_bands(parts: impl Iterator<Item = (Option<Band>, Joules)>) -> Option<Band> {
+    let mut any = false;
+    let mut total = Band::point(Joules::ZERO);
+    for (b, j) in parts {
+        any |= b.is_some();
+        total = total.add(b.unwrap_or(Band::point(j)));
+    }
+    any.then_some(total)
+}
+
 /// Energy of one domain over one window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DomainEnergy {
@@ -25,6 +66,13 @@ pub struct DomainEnergy {
     /// Gross − idle: the energy the work added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_joules: Option<Joules>,
+    /// Modelled domains: the range of the gross figure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<Band>,
+    /// Modelled domains: the range of the net figure (each model's gross
+    /// minus the same model's idle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_band: Option<Band>,
 }
 
 /// Energy and time of one window.
@@ -43,6 +91,12 @@ pub struct EnergyReading {
     /// Gross − idle, summed over domains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_joules: Option<Joules>,
+    /// Range of the gross energy when a domain is modelled with a band.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<Band>,
+    /// Range of the net energy likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_band: Option<Band>,
     /// Caveats about this window (e.g. shorter than the counter's update period).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<String>,
@@ -75,6 +129,8 @@ impl EnergyReading {
             domains: Vec::new(),
             idle_joules: None,
             net_joules: None,
+            band: None,
+            net_band: None,
             flags: Vec::new(),
             timeline: Vec::new(),
             gpu_states: Vec::new(),
@@ -92,9 +148,18 @@ impl EnergyReading {
             for d in &r.domains {
                 match out.domains.iter_mut().find(|o| o.domain == d.domain) {
                     Some(o) => {
+                        let o_j = o.joules;
+                        let o_net = o.net_joules.unwrap_or(o.joules);
                         o.joules += d.joules;
                         add(&mut o.idle_joules, d.idle_joules);
                         add(&mut o.net_joules, d.net_joules);
+                        o.band = sum_opt(o.band, o_j, d.band, d.joules);
+                        o.net_band = sum_opt(
+                            o.net_band,
+                            o_net,
+                            d.net_band,
+                            d.net_joules.unwrap_or(d.joules),
+                        );
                         o.peak_watts = match (o.peak_watts, d.peak_watts) {
                             (Some(a), Some(b)) => Some(a.max(b)),
                             (a, b) => a.or(b),
@@ -114,7 +179,34 @@ impl EnergyReading {
         for d in &mut out.domains {
             d.avg_watts = avg(d.joules, out.seconds);
         }
+        out.set_bands();
         out
+    }
+
+    /// The reading's bands from its domains'.
+    fn set_bands(&mut self) {
+        self.band = sum_bands(self.domains.iter().map(|d| (d.band, d.joules)));
+        self.net_band = sum_bands(
+            self.domains
+                .iter()
+                .map(|d| (d.net_band, d.net_joules.unwrap_or(d.joules))),
+        );
+        if self.net_joules.is_none() {
+            self.net_band = None;
+        }
+    }
+
+    /// The gross range: the band, or the figure itself when it has none.
+    pub fn range(&self) -> Band {
+        self.band.unwrap_or(Band::point(self.joules))
+    }
+
+    /// The net range if an idle baseline was taken, else the gross range.
+    pub fn net_or_gross_range(&self) -> Band {
+        match self.net_joules {
+            Some(n) => self.net_band.unwrap_or(Band::point(n)),
+            None => self.range(),
+        }
     }
 
     /// Net joules if an idle baseline was taken, else gross.
@@ -135,6 +227,12 @@ pub fn provenance_label(ps: impl Iterator<Item = Provenance>) -> String {
     } else {
         seen.join("+")
     }
+}
+
+/// Sum of two optional bands over figures `a` and `b`.
+fn sum_opt(x: Option<Band>, a: Joules, y: Option<Band>, b: Joules) -> Option<Band> {
+    (x.is_some() || y.is_some())
+        .then(|| x.unwrap_or(Band::point(a)).add(y.unwrap_or(Band::point(b))))
 }
 
 fn avg(j: Joules, s: Seconds) -> Watts {
@@ -267,9 +365,25 @@ pub fn apply_idle(r: &mut EnergyReading, idle: &EnergyReading) {
         d.idle_joules = Some(j);
         d.net_joules = Some(d.joules - j);
         idle_total += j;
+        // Each model's net: its gross minus its own idle power over the window.
+        let per_idle_second = |x: Joules| {
+            if i.avg_watts.0 > 0.0 && i.joules.0 > 0.0 {
+                Joules(x.0 / i.joules.0 * j.0)
+            } else {
+                Joules::ZERO
+            }
+        };
+        d.net_band = d.band.map(|b| {
+            let ib = i.band.unwrap_or(Band::point(i.joules));
+            Band {
+                low: b.low - per_idle_second(ib.low),
+                high: b.high - per_idle_second(ib.high),
+            }
+        });
     }
     r.idle_joules = Some(idle_total);
     r.net_joules = Some(r.joules - idle_total);
+    r.set_bands();
 }
 
 /// The reading between two snapshots of one meter.
@@ -295,6 +409,16 @@ pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> Ener
         .map(|(k, d)| {
             let mut provenance = d.provenance;
             let mut j = b.energy[k] - a.energy[k];
+            let band = match (
+                a.band.get(k).copied().flatten(),
+                b.band.get(k).copied().flatten(),
+            ) {
+                (Some((al, ah)), Some((bl, bh))) => Some(Band {
+                    low: bl - al,
+                    high: bh - ah,
+                }),
+                _ => None,
+            };
             let power = (
                 a.power.get(k).copied().flatten(),
                 b.power.get(k).copied().flatten(),
@@ -321,11 +445,13 @@ pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> Ener
                 peak_watts: None,
                 idle_joules: None,
                 net_joules: None,
+                band,
+                net_band: None,
             }
         })
         .collect();
     let joules = domains.iter().map(|d| d.joules).sum();
-    EnergyReading {
+    let mut r = EnergyReading {
         window: name.to_string(),
         seconds,
         joules,
@@ -333,8 +459,12 @@ pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> Ener
         domains,
         idle_joules: None,
         net_joules: None,
+        band: None,
+        net_band: None,
         flags,
         timeline: Vec::new(),
         gpu_states: Vec::new(),
-    }
+    };
+    r.set_bands();
+    r
 }

@@ -315,6 +315,24 @@ fn measurement(
             cx.unknown("meter.kind", MeterChoice::WHAT, k, &MeterChoice::names())
         })?),
     };
+    if let Some(t) = meter.cpu_threads
+        && !(1..=4096).contains(&t)
+    {
+        return Err(cx.invalid(
+            "meter.cpu_threads",
+            t,
+            "hardware threads per package, 1..=4096",
+        ));
+    }
+    if let Some(m) = &meter.cpu_model
+        && (m.trim().is_empty() || m.len() > 200)
+    {
+        return Err(cx.invalid(
+            "meter.cpu_model",
+            format!("{m:?}"),
+            "a CPU model name of 1-200 characters, as in /proc/cpuinfo",
+        ));
+    }
     for (r, v) in METER_RANGES.iter().zip(meter.values()) {
         if let Some(v) = v
             && !r.contains(v)

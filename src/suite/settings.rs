@@ -202,6 +202,10 @@ pub struct MeterSection {
     pub cooldown_temperature_c: Option<f64>,
     /// NVML polling interval in milliseconds.
     pub poll_interval_ms: Option<f64>,
+    /// The CPU's model name for the estimate, where a VM hides it (e.g. "AMD EPYC 7763").
+    pub cpu_model: Option<String>,
+    /// Hardware threads of the CPU package that share its TDP (the host's, in a VM).
+    pub cpu_threads: Option<i64>,
 }
 
 /// A numeric `[meter]` setting: its key, the open lower and closed upper
@@ -221,14 +225,14 @@ pub const METER_RANGES: [MeterRange; 6] = [
         above: 0.0,
         at_most: 1000.0,
         allowed: "rated watts per core must be in (0, 1000]",
-        about: "rated watts of one fully busy core, for the estimate meter",
+        about: "a flat W per busy core instead of the estimate's CPU power model (no band)",
     },
     MeterRange {
         key: "dram_watts_per_gb",
         above: 0.0,
         at_most: 10.0,
         allowed: "watts per GB must be in (0, 10]",
-        about: "watts per GB of resident memory, for the DRAM estimate",
+        about: "a fixed W per GB of resident memory instead of the banded 0.284-0.392 (central 0.375)",
     },
     MeterRange {
         key: "idle_seconds",
@@ -292,6 +296,19 @@ pub struct ImpactSection {
     /// Off-site water intensity of electricity generation, L/kWh.
     pub water_offsite: Option<f64>,
 }
+
+/// The `[meter]` settings that are not numeric ranges, with what they allow.
+pub const METER_OTHER: [(&str, &str); 3] = [
+    ("kind", "auto | nvml | rapl | estimate | fake"),
+    (
+        "cpu_model",
+        "the CPU's model name for the estimate's TDP lookup, where a VM hides it, e.g. \"AMD EPYC 7763\"",
+    ),
+    (
+        "cpu_threads",
+        "hardware threads of the CPU package sharing its TDP (the host's, in a VM); integer 1..=4096",
+    ),
+];
 
 /// The `[impact]` settings with what they allow (checked by `impact`).
 pub const IMPACT_SETTINGS: [(&str, &str); 4] = [

@@ -3,6 +3,7 @@
 //! (teacher loss) — and how a trial's techniques compose (`pipeline`).
 
 pub mod distill;
+pub mod error;
 pub mod pipeline;
 pub mod prune;
 pub mod structured;

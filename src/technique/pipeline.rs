@@ -11,6 +11,7 @@ use crate::model::Model;
 use crate::record::TrialStatus;
 use crate::record::technique::StructuredRecord;
 use crate::technique::distill::{DistillRecord, Distiller};
+use crate::technique::error::TrialError;
 use crate::technique::prune::{Pruner, PruningRecord, Structure};
 use crate::train::init::SeededVars;
 use crate::train::{self, NoHooks, Progress, TrainOutcome, TrialData};
@@ -53,7 +54,7 @@ fn train_vars(
     measurer: &mut Measurer,
     hooks: &mut dyn train::Hooks,
     progress: &dyn Progress,
-) -> Result<TrainOutcome, String> {
+) -> Result<TrainOutcome, TrialError> {
     let (kind, size, classes, dev) = (
         spec.config.model,
         spec.config.size.clone(),
@@ -61,10 +62,18 @@ fn train_vars(
         i.device.clone(),
     );
     let build = |dt: DType| kind.build(vars.builder(dt, &dev), classes, &size);
-    train::train(spec, &build, vars, data(i), measurer, hooks, progress).map_err(|e| e.to_string())
+    Ok(train::train(
+        spec,
+        &build,
+        vars,
+        data(i),
+        measurer,
+        hooks,
+        progress,
+    )?)
 }
 
-fn model_of(spec: &TrialSpec, vars: &SeededVars, i: &Inputs) -> Result<Box<dyn Model>, String> {
+fn model_of(spec: &TrialSpec, vars: &SeededVars, i: &Inputs) -> Result<Box<dyn Model>, TrialError> {
     spec.config
         .model
         .build(
@@ -72,7 +81,7 @@ fn model_of(spec: &TrialSpec, vars: &SeededVars, i: &Inputs) -> Result<Box<dyn M
             i.classes,
             &spec.config.size,
         )
-        .map_err(|e| format!("cannot build model: {e}"))
+        .map_err(TrialError::Build)
 }
 
 /// Runs the trial's techniques.
@@ -81,7 +90,7 @@ pub fn run(
     vars: SeededVars,
     measurer: &mut Measurer,
     progress: &dyn Progress,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, TrialError> {
     let cfg = &i.spec.config;
     if let Some(p) = cfg
         .prune
@@ -93,9 +102,7 @@ pub fn run(
     if let Some(d) = &cfg.distill {
         return distill(i, vars, d.clone(), measurer, progress);
     }
-    let steps_per_epoch = (i.train.len() as u64)
-        .div_ceil(cfg.batch_size as u64)
-        .div_ceil(cfg.accumulation_steps.max(1) as u64);
+    let steps_per_epoch = cfg.steps_per_epoch(i.train.len() as u64);
     let mut pruner = cfg
         .prune
         .clone()
@@ -108,7 +115,7 @@ pub fn run(
     let pruning = match &pruner {
         Some(p) => Some(
             crate::technique::prune::pruning_record(p.cfg.clone(), &vars, &out.epochs)
-                .map_err(|e| format!("measuring sparsity: {e}"))?,
+                .map_err(TrialError::Sparsity)?,
         ),
         None => None,
     };
@@ -130,7 +137,7 @@ fn structured(
     p: crate::technique::prune::PruneConfig,
     measurer: &mut Measurer,
     progress: &dyn Progress,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, TrialError> {
     let cfg = &i.spec.config;
     let mut pre = i.spec.clone();
     pre.config.epochs = p.after_epochs.min(cfg.epochs);
@@ -148,13 +155,13 @@ fn structured(
             vars,
         });
     }
-    let w = measurer.begin("prune").map_err(|e| e.to_string())?;
+    let w = measurer.begin("prune")?;
     let keep = crate::technique::structured::plan(&vars, cfg.model, &cfg.size, p.sparsity)
-        .map_err(|e| e.to_string())?;
+        .map_err(TrialError::Shrink)?;
     let (small, size_after) =
         crate::technique::structured::shrink(&vars, cfg.model, &cfg.size, &keep, i.spec.key.seed)
-            .map_err(|e| e.to_string())?;
-    let _prune_window = measurer.end(w).map_err(|e| e.to_string())?;
+            .map_err(TrialError::Shrink)?;
+    let _prune_window = measurer.end(w)?;
     let mut post = i.spec.clone();
     post.config.epochs = cfg.epochs.saturating_sub(p.after_epochs);
     post.config.size = size_after.clone();
@@ -224,7 +231,7 @@ fn distill(
     d: crate::technique::distill::DistillConfig,
     measurer: &mut Measurer,
     progress: &dyn Progress,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, TrialError> {
     let mut tspec = i.spec.clone();
     tspec.config.model = d.teacher;
     tspec.config.size = d.teacher_size.clone();
@@ -240,13 +247,13 @@ fn distill(
             let p = i.run_dir.join(path);
             let mut map = tvars.var_map().clone();
             map.load(&p)
-                .map_err(|e| format!("cannot load teacher weights {}: {e}", p.display()))?;
+                .map_err(|source| TrialError::TeacherWeights { path: p, source })?;
             (None, None)
         }
         None => {
             let out = train_vars(&tspec, &tvars, i, measurer, &mut NoHooks, progress)?;
             if out.status != TrialStatus::Completed {
-                return Err(format!("the teacher did not train: {:?}", out.status));
+                return Err(TrialError::TeacherFailed(out.status));
             }
             (
                 Some(EnergyReading::sum(

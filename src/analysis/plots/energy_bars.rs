@@ -1,4 +1,5 @@
-//! Energy per variant: stacked idle + net bars with the 95% CI of gross.
+//! Energy per variant: stacked idle + net bars with the 95% CI of gross,
+//! and, for estimated energy, the estimate's band as a wide bracket.
 
 use super::style::{Res, color, energy_label, index_label, legend};
 use crate::analysis::Run;
@@ -13,7 +14,7 @@ pub fn energy_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run)
     let n = s.len();
     let top = s
         .iter()
-        .map(|v| v.gross_j.mean + v.gross_j.ci95.max(0.0))
+        .map(|v| (v.gross_j.mean + v.gross_j.ci95.max(0.0)).max(v.gross_j_high.mean))
         .filter(|x| x.is_finite())
         .fold(0.0, f64::max)
         .max(1e-9);
@@ -107,6 +108,25 @@ pub fn energy_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run)
                 )
             })
     ));
+    let band_style = RGBColor(214, 39, 40).stroke_width(2);
+    let banded: Vec<(usize, f64, f64, f64)> = s
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.gross_j_low.n > 0 && v.gross_j_high.mean.is_finite())
+        .map(|(i, v)| (i, v.gross_j_low.mean, v.gross_j.mean, v.gross_j_high.mean))
+        .collect();
+    if !banded.is_empty() {
+        t!(chart
+            .draw_series(banded.iter().map(|&(i, lo, mid, hi)| {
+                ErrorBar::new_vertical(i as f64 + 0.2, lo, mid, hi, band_style, 20)
+            }))
+            .map(|s| s
+                .label("estimate's band (lowest-highest model)")
+                .legend(|(x, y)| PathElement::new(
+                    vec![(x, y), (x + 12, y)],
+                    RGBColor(214, 39, 40).stroke_width(2)
+                ))));
+    }
     legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }
