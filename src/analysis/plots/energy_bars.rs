@@ -3,9 +3,10 @@
 
 use super::style::{Res, color, energy_label, index_label, legend};
 use crate::analysis::Run;
-use crate::analysis::aggregate::summarize;
+use crate::analysis::aggregate::{VariantSummary, summarize};
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// 1. Energy per variant: stacked idle + net bars with the 95% CI of gross.
@@ -108,6 +109,16 @@ pub fn energy_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run)
                 )
             })
     ));
+    draw_band(&mut chart, &s)?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    Ok(())
+}
+
+/// The estimate's band of each variant, as a wide red bracket beside its bar.
+fn draw_band<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    s: &[VariantSummary],
+) -> Res {
     let band_style = RGBColor(214, 39, 40).stroke_width(2);
     let banded: Vec<(usize, f64, f64, f64)> = s
         .iter()
@@ -127,6 +138,5 @@ pub fn energy_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run)
                     RGBColor(214, 39, 40).stroke_width(2)
                 ))));
     }
-    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }
