@@ -7,7 +7,9 @@
 #  - cuBLAS, cuRAND, NVRTC and the libcuda stub to *link* against; at run
 #    time the GPU host's own libraries are used (scripts/gpu-check.sh finds them)
 #
-# Output: dist/joulebench-cuda (stripped) and dist/joulebench-cuda.gz (to carry).
+# Output: dist/joulebench-cuda (stripped) and dist/joulebench-cuda.gz (to carry),
+# and dist/cuda-tests/*.gz: the test binaries with `test_device!` tests
+# (techniques, workloads), built with the feature, for scripts/gpu-check.sh.
 # Re-runs reuse .venv-cuda and target-cuda (the first build takes ~25 min on 2 cores).
 # Env: CUDA_COMPUTE_CAP (default 90 = Hopper: H100/H200).
 set -euo pipefail
@@ -58,4 +60,18 @@ cp target-cuda/release/joulebench dist/joulebench-cuda
 strip dist/joulebench-cuda
 # The embedded PTX compresses well: carry the .gz to a GPU host (gpu-check.sh unpacks it).
 gzip -9 -c dist/joulebench-cuda > dist/joulebench-cuda.gz
-ls -la dist/joulebench-cuda dist/joulebench-cuda.gz
+# The CUDA test binaries (every test_device! test runs on cuda:0 there).
+mkdir -p dist/cuda-tests
+cargo test --release --features cuda --target-dir target-cuda --no-run \
+  --test techniques --test workloads --message-format=json 2>/dev/null \
+  | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["target"]["name"], m["executable"])
+' | while read -r name exe; do
+  strip -o "dist/cuda-tests/$name" "$exe"
+  gzip -9 -f "dist/cuda-tests/$name"
+done
+ls -la dist/joulebench-cuda dist/joulebench-cuda.gz dist/cuda-tests/

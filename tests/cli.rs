@@ -181,7 +181,7 @@ fn bad_input_gives_clear_errors_and_no_run_folder() {
     );
     fails_with(
         &["run", s, "--out", o, "--device", "tpu"],
-        "allowed are `cpu` and `cuda:N`",
+        "allowed are `auto`, `cpu` and `cuda:N`",
     );
     fails_with(
         &["run", s, "--out", o, "--meter", "nvml9"],

@@ -505,6 +505,7 @@ fn counter_info(period: f64) -> MeterInfo {
             meter: "nvml".into(),
             provenance: Provenance::Counter,
             method: "test".into(),
+            caveat: None,
         }],
         update_period: Some(Seconds(period)),
         cpu: None,
@@ -515,18 +516,12 @@ fn counter_info(period: f64) -> MeterInfo {
 fn short_window_with_zero_counter_delta_is_flagged_and_approximated() {
     let info = counter_info(0.1);
     let t0 = Instant::now();
-    let a = Snapshot {
-        at: t0,
-        energy: vec![Joules(500.0)],
-        power: vec![Some(Watts(180.0))],
-        band: vec![],
-    };
-    let b = Snapshot {
-        at: t0 + Duration::from_millis(20),
-        energy: vec![Joules(500.0)],
-        power: vec![Some(Watts(220.0))],
-        band: vec![],
-    };
+    let a = Snapshot::new(t0, vec![Joules(500.0)], vec![Some(Watts(180.0))]);
+    let b = Snapshot::new(
+        t0 + Duration::from_millis(20),
+        vec![Joules(500.0)],
+        vec![Some(Watts(220.0))],
+    );
     let r = reading(&info, "step", &a, &b);
     assert_eq!(r.flags.len(), 1, "{:?}", r.flags);
     assert!(r.flags[0].contains("shorter than the meter's update period"));
@@ -534,12 +529,11 @@ fn short_window_with_zero_counter_delta_is_flagged_and_approximated() {
     assert!((r.joules.0 - 4.0).abs() < 1e-9, "{}", r.joules.0);
     assert_eq!(r.domains[0].provenance, Provenance::Integrated);
     // A long window uses the counter as is.
-    let c = Snapshot {
-        at: t0 + Duration::from_secs(2),
-        energy: vec![Joules(900.0)],
-        power: vec![Some(Watts(200.0))],
-        band: vec![],
-    };
+    let c = Snapshot::new(
+        t0 + Duration::from_secs(2),
+        vec![Joules(900.0)],
+        vec![Some(Watts(200.0))],
+    );
     let r = reading(&info, "long", &a, &c);
     assert!(r.flags.is_empty());
     assert_eq!(r.joules, Joules(400.0));
@@ -550,11 +544,8 @@ fn short_window_with_zero_counter_delta_is_flagged_and_approximated() {
 fn idle_baseline_gives_gross_idle_and_net() {
     let info = counter_info(0.001);
     let t0 = Instant::now();
-    let snap = |s: f64, j: f64| Snapshot {
-        at: t0 + Duration::from_secs_f64(s),
-        energy: vec![Joules(j)],
-        power: vec![None],
-        band: vec![],
+    let snap = |s: f64, j: f64| {
+        Snapshot::new(t0 + Duration::from_secs_f64(s), vec![Joules(j)], vec![None])
     };
     let idle = reading(&info, "idle", &snap(0.0, 0.0), &snap(2.0, 168.0)); // 84 W idle
     let mut work = reading(&info, "train", &snap(10.0, 1000.0), &snap(15.0, 2420.0)); // 1420 J in 5 s

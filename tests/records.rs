@@ -34,6 +34,7 @@ fn reading(name: &str, j: f64, s: f64) -> EnergyReading {
                 low: Joules(j * 0.45),
                 high: Joules(j * 1.3),
             }),
+            cross_check_joules: Some(Joules(j * 1.01)),
         }],
         idle_joules: Some(Joules(j * 0.25)),
         net_joules: Some(Joules(j * 0.75)),
@@ -111,6 +112,7 @@ fn record(s: &Suite, i: usize) -> TrialRecord {
         structured: None,
         distillation: None,
         weights_file: None,
+        gpu_self_check: vec![],
     }
 }
 

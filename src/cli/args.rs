@@ -5,13 +5,15 @@ use clap::Args;
 use joulebench::config::MeterChoice;
 use joulebench::harness::runner::RunOptions;
 use joulebench::suite::METER_RANGES;
+use joulebench::util::device::DeviceSpec;
 use std::path::PathBuf;
 
 /// Measurement settings shared by `run` and `meters`.
 #[derive(Args, Clone)]
 pub struct MeterArgs {
-    /// Device to train on (and whose GPU NVML measures): cpu or cuda:N.
-    #[arg(long, default_value = "cpu")]
+    /// Device to train on (and whose GPU NVML measures): auto (cuda:0 when
+    /// this build has CUDA and a GPU is usable, else cpu), cpu or cuda:N.
+    #[arg(long, default_value = "auto")]
     pub device: String,
     /// Energy meter: auto, nvml, rapl or estimate.
     #[arg(long)]
@@ -25,6 +27,12 @@ pub struct MeterArgs {
     /// Hardware threads of the CPU package sharing its TDP (the host's, in a VM).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub cpu_threads: Option<u32>,
+    /// GPUs NVML measures: run (the run's), all (every GPU of the node) or NVML indices, e.g. 0,1.
+    #[arg(long, value_parser = parse_gpus)]
+    pub gpus: Option<joulebench::config::GpuSelection>,
+    /// NVML library to load instead of the system's (else $JOULEBENCH_NVML_LIB).
+    #[arg(long)]
+    pub nvml_lib: Option<PathBuf>,
     /// Idle window before each trial, seconds (0 disables the baseline).
     #[arg(long)]
     pub idle_seconds: Option<f64>,
@@ -42,6 +50,10 @@ pub struct DataArgs {
     /// Text corpus folder (overrides $JOULEBENCH_CORPUS and the suite).
     #[arg(long)]
     pub corpus_dir: Option<PathBuf>,
+}
+
+fn parse_gpus(s: &str) -> Result<joulebench::config::GpuSelection, String> {
+    s.parse()
 }
 
 /// Checks `--target`: a validation accuracy.
@@ -73,13 +85,23 @@ pub fn run_options(a: &MeterArgs, data: DataArgs) -> Result<RunOptions> {
     {
         bail!("--cpu-watts-per-core {w}: {}", range.allowed);
     }
+    let (device, device_reason) = if a.device == "auto" {
+        let (d, why) = DeviceSpec::auto();
+        tracing::info!("--device {why}");
+        (d, Some(why))
+    } else {
+        (a.device.parse()?, None)
+    };
     Ok(RunOptions {
-        device: a.device.parse()?,
+        device,
+        device_reason,
         meter: a.meter.as_deref().map(parse_meter_choice).transpose()?,
         cpu_watts_per_core: a.cpu_watts_per_core,
         idle_seconds: a.idle_seconds,
         cpu_model: a.cpu_model.clone(),
         cpu_threads: a.cpu_threads,
+        gpus: a.gpus.clone(),
+        nvml_lib: a.nvml_lib.clone(),
         rapl_root: a.rapl_root.clone(),
         data_dir: data.data_dir,
         corpus_dir: data.corpus_dir,

@@ -11,7 +11,7 @@ pub mod plan;
 pub mod technique;
 pub mod trial;
 
-pub use measure::MeterChoice;
+pub use measure::{GpuSelection, MeterChoice};
 pub use model::{ModelKind, ModelSize};
 pub use plan::{Plan, TrialKey, TrialSpec};
 pub use technique::{DistillConfig, PruneConfig, QuantType, Schedule, Scope, Structure};

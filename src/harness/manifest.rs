@@ -27,6 +27,9 @@ pub struct Manifest {
     pub suite_file: String,
     pub host: Host,
     pub device: String,
+    /// How `--device auto` chose `device`, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_selection: Option<String>,
     pub meter: MeterInfo,
     /// Meters that were tried and could not be used, with the reason.
     #[serde(default)]
@@ -104,6 +107,7 @@ impl Manifest {
             suite_file: suite.path.display().to_string(),
             host: Host::detect(),
             device: device.into(),
+            device_selection: None,
             meter,
             unavailable_meters: Vec::new(),
             gpus: Vec::new(),

@@ -11,10 +11,11 @@ use std::fmt::Write;
 
 fn status(opts: &RunOptions, choice: MeterChoice) -> Result<String, RunError> {
     let suite_defaults = crate::harness::runner::Measurement::defaults(opts)?;
-    let mo = crate::meter::MeterOptions {
+    let mut mo = crate::meter::MeterOptions {
         choice,
         ..suite_defaults.meter
     };
+    node_gpus_on_cpu(&mut mo, opts);
     Ok(match meter::build(&mo, opts.device) {
         Ok(b) => {
             let info = b.meter.info();
@@ -41,6 +42,17 @@ fn status(opts: &RunOptions, choice: MeterChoice) -> Result<String, RunError> {
     })
 }
 
+/// On a CPU run `meters` shows the node's GPUs anyway (they draw power
+/// too): NVML with the run's GPUs becomes NVML with all of them.
+fn node_gpus_on_cpu(mo: &mut crate::meter::MeterOptions, opts: &RunOptions) {
+    if mo.choice == MeterChoice::Nvml
+        && opts.device == crate::util::device::DeviceSpec::Cpu
+        && mo.gpus == crate::config::GpuSelection::Run
+    {
+        mo.gpus = crate::config::GpuSelection::All;
+    }
+}
+
 /// The report as text.
 pub fn report(opts: &RunOptions) -> Result<String, RunError> {
     let mut out = String::new();
@@ -52,7 +64,8 @@ pub fn report(opts: &RunOptions) -> Result<String, RunError> {
     ] {
         let _ = writeln!(out, "  {name:<9} {}", status(opts, choice)?);
     }
-    let m = Measurement::defaults(opts)?;
+    let mut m = Measurement::defaults(opts)?;
+    node_gpus_on_cpu(&mut m.meter, opts);
     out.push_str(&cpu_model_report(&m));
     let built = meter::build(&m.meter, opts.device)?;
     let device = match opts.device.open() {

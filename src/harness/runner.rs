@@ -64,6 +64,11 @@ pub struct RunOptions {
     /// The CPU's model name and package threads, for the estimate in a VM.
     pub cpu_model: Option<String>,
     pub cpu_threads: Option<u32>,
+    /// Which GPUs NVML measures, and the NVML library to load.
+    pub gpus: Option<crate::config::GpuSelection>,
+    pub nvml_lib: Option<PathBuf>,
+    /// How `--device auto` chose the device, when it did.
+    pub device_reason: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -84,6 +89,9 @@ impl Default for RunOptions {
             water_offsite: None,
             cpu_model: None,
             cpu_threads: None,
+            gpus: None,
+            nvml_lib: None,
+            device_reason: None,
         }
     }
 }
@@ -154,6 +162,12 @@ fn resolve(
             dram_watts_per_gb: m.dram_watts_per_gb,
             cpu_model: opts.cpu_model.clone().or_else(|| m.cpu_model.clone()),
             cpu_threads: opts.cpu_threads.or(m.cpu_threads.map(|t| t as u32)),
+            gpus: opts
+                .gpus
+                .clone()
+                .or_else(|| m.gpus.clone())
+                .unwrap_or_default(),
+            nvml_lib: opts.nvml_lib.clone().or_else(|| m.nvml_lib.clone()),
             rapl_root: opts.rapl_root.clone().unwrap_or(d.rapl_root),
             poll_interval: m
                 .poll_interval_ms
@@ -500,6 +514,14 @@ fn fill(
     record.stop = out.stop;
     record.quantization = out.quantization;
     let total = record.total_energy();
+    record.gpu_self_check = total
+        .domains
+        .iter()
+        .filter_map(|d| crate::meter::window::self_check(d, total.seconds))
+        .collect();
+    for c in record.gpu_self_check.iter().filter(|c| c.warning) {
+        tracing::warn!("{}: {}", record.key, c.describe());
+    }
     record.impact = Some(TrialImpact {
         settings: impact.clone(),
         gross: impact.impact(total.joules),
@@ -537,6 +559,7 @@ pub fn run_suite(
                 &data_dir,
             );
             manifest.unavailable_meters = built.unavailable.clone();
+            manifest.device_selection = opts.device_reason.clone();
             // Let the poller take its first GPU reading before the manifest records it.
             if opts.device != DeviceSpec::Cpu {
                 std::thread::sleep(std::time::Duration::from_millis(100));

@@ -37,6 +37,7 @@ impl EnergyMeter for CompositeMeter {
         let mut energy = Vec::new();
         let mut power = Vec::new();
         let mut band = Vec::new();
+        let mut check = Vec::new();
         let mut at = None;
         for p in &mut self.parts {
             let s = p.snapshot()?;
@@ -46,13 +47,18 @@ impl EnergyMeter for CompositeMeter {
             power.extend(s.power);
             // Keep the band aligned with the domains: parts without one add `None`s.
             band.extend(s.band.into_iter().chain(std::iter::repeat(None)).take(n));
+            check.extend(
+                s.cross_check
+                    .into_iter()
+                    .chain(std::iter::repeat(None))
+                    .take(n),
+            );
         }
-        Ok(Snapshot {
-            at: at.unwrap_or_else(Instant::now),
-            energy,
-            power,
-            band,
-        })
+        Ok(
+            Snapshot::new(at.unwrap_or_else(Instant::now), energy, power)
+                .with_band(band)
+                .with_cross_check(check),
+        )
     }
 
     fn timeline(&self, from: Instant, to: Instant) -> Vec<PowerSample> {

@@ -148,6 +148,7 @@ impl EnergyMeter for EstimateMeter {
                     self.profile.vcpus,
                     self.model.describe()
                 ),
+                caveat: None,
             });
         }
         if self.dram {
@@ -167,6 +168,7 @@ impl EnergyMeter for EstimateMeter {
                         w.central, w.low, w.high
                     )
                 },
+                caveat: None,
             });
         }
         MeterInfo {
@@ -211,12 +213,7 @@ impl EnergyMeter for EstimateMeter {
             }
         }
         let power = vec![None; energy.len()];
-        Ok(Snapshot {
-            at,
-            energy,
-            power,
-            band,
-        })
+        Ok(Snapshot::new(at, energy, power).with_band(band))
     }
 }
 

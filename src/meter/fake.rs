@@ -33,6 +33,7 @@ impl EnergyMeter for ConstantPowerMeter {
                     meter: "fake".into(),
                     provenance: Provenance::Fake,
                     method: format!("constant {} W x wall time (test meter)", w.0),
+                    caveat: None,
                 })
                 .collect(),
             update_period: None,
@@ -43,12 +44,11 @@ impl EnergyMeter for ConstantPowerMeter {
     fn snapshot(&mut self) -> Result<Snapshot, MeterError> {
         let now = Instant::now();
         let t = Seconds::from_duration(now - self.start);
-        Ok(Snapshot {
-            at: now,
-            energy: self.domains.iter().map(|(_, w)| *w * t).collect(),
-            power: self.domains.iter().map(|(_, w)| Some(*w)).collect(),
-            band: Vec::new(),
-        })
+        Ok(Snapshot::new(
+            now,
+            self.domains.iter().map(|(_, w)| *w * t).collect(),
+            self.domains.iter().map(|(_, w)| Some(*w)).collect(),
+        ))
     }
 }
 
@@ -81,12 +81,11 @@ impl EnergyMeter for ScriptedMeter {
             meter: self.info.name.clone(),
             message: "script exhausted".into(),
         })?;
-        Ok(Snapshot {
-            at: self.origin + std::time::Duration::from_secs_f64(t),
+        Ok(Snapshot::new(
+            self.origin + std::time::Duration::from_secs_f64(t),
             energy,
             power,
-            band: Vec::new(),
-        })
+        ))
     }
 }
 

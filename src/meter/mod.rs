@@ -11,6 +11,7 @@ pub mod composite;
 pub mod cpu_power;
 pub mod estimate;
 pub mod fake;
+pub mod gpu;
 pub mod nvml;
 pub mod rapl;
 pub mod window;
@@ -58,6 +59,10 @@ pub struct DomainInfo {
     pub provenance: Provenance,
     /// How the figure is obtained, with the constants used.
     pub method: String,
+    /// What every reading of this domain must say (e.g. a MIG GPU's reading
+    /// is the whole GPU's); copied into each window's flags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caveat: Option<String>,
 }
 
 /// What a meter is and what it measures.
@@ -84,6 +89,37 @@ pub struct Snapshot {
     /// Cumulative (low, high) joules per domain for modelled domains with a
     /// band; empty or `None` where the figure has none.
     pub band: Vec<Option<(Joules, Joules)>>,
+    /// Counter domains with a second source: the cumulative integral of
+    /// polled instant power, for the counter's self-check.
+    pub cross_check: Vec<Option<Joules>>,
+}
+
+impl Snapshot {
+    pub fn new(
+        at: Instant,
+        energy: Vec<Joules>,
+        power: Vec<Option<crate::util::units::Watts>>,
+    ) -> Self {
+        Snapshot {
+            at,
+            energy,
+            power,
+            band: Vec::new(),
+            cross_check: Vec::new(),
+        }
+    }
+
+    /// Adds cumulative (low, high) joules per domain.
+    pub fn with_band(mut self, band: Vec<Option<(Joules, Joules)>>) -> Self {
+        self.band = band;
+        self
+    }
+
+    /// Adds the cumulative instant-power integral per domain.
+    pub fn with_cross_check(mut self, cross_check: Vec<Option<Joules>>) -> Self {
+        self.cross_check = cross_check;
+        self
+    }
 }
 
 /// One power sample of a timeline; `t` is seconds from the window's start.
@@ -134,6 +170,10 @@ pub struct MeterOptions {
     pub cpu_model: Option<String>,
     /// Hardware threads of the CPU package that share its TDP.
     pub cpu_threads: Option<u32>,
+    /// Which GPUs NVML measures (the run's, all, or a list).
+    pub gpus: crate::config::GpuSelection,
+    /// The NVML library to load instead of the system's (else `JOULEBENCH_NVML_LIB`).
+    pub nvml_lib: Option<std::path::PathBuf>,
     /// Powercap root (tests point it at a fake tree).
     pub rapl_root: std::path::PathBuf,
     /// NVML polling interval.
@@ -148,6 +188,8 @@ impl Default for MeterOptions {
             dram_watts_per_gb: None,
             cpu_model: None,
             cpu_threads: None,
+            gpus: crate::config::GpuSelection::Run,
+            nvml_lib: None,
             rapl_root: rapl::DEFAULT_ROOT.into(),
             poll_interval: std::time::Duration::from_millis(20),
         }
@@ -213,19 +255,24 @@ pub fn build(
         crate::util::device::DeviceSpec::Cpu => vec![],
     };
     let open_nvml = || -> Result<nvml::NvmlMeter, MeterError> {
-        if gpu_ordinals.is_empty() {
+        if gpu_ordinals.is_empty() && opts.gpus == crate::config::GpuSelection::Run {
             return Err(MeterError::Unavailable {
                 meter: "nvml".into(),
-                reason: "the run uses no GPU (--device cpu)".into(),
+                reason:
+                    "the run uses no GPU (--device cpu); --gpus all measures the node's GPUs anyway"
+                        .into(),
             });
         }
-        let api = nvml::Nvml::load().map_err(|reason| MeterError::Unavailable {
-            meter: "nvml".into(),
-            reason,
+        let api = gpu::Nvml::load(opts.nvml_lib.as_deref()).map_err(|reason| {
+            MeterError::Unavailable {
+                meter: "nvml".into(),
+                reason,
+            }
         })?;
         let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
-        nvml::NvmlMeter::open(
+        nvml::NvmlMeter::open_selected(
             std::sync::Arc::new(api),
+            &opts.gpus,
             visible.as_deref(),
             &gpu_ordinals,
             opts.poll_interval,

@@ -13,184 +13,12 @@
 
 use super::{DomainInfo, EnergyMeter, MeterError, MeterInfo, PowerSample, Provenance, Snapshot};
 use crate::util::units::{Joules, Seconds, Watts};
-use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Readings of a GPU besides energy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct GpuState {
-    pub domain: String,
-    pub name: String,
-    pub temperature_c: Option<u32>,
-    pub sm_clock_mhz: Option<u32>,
-    pub power_limit_w: Option<f64>,
-    pub utilization_pct: Option<u32>,
-}
-
-/// The few NVML calls joulebench makes: the seam that tests script.
-pub trait GpuApi: Send + Sync {
-    fn device_count(&self) -> Result<u32, String>;
-    fn uuid(&self, index: u32) -> Result<String, String>;
-    fn name(&self, index: u32) -> Result<String, String>;
-    fn driver_version(&self) -> Option<String>;
-    /// Millijoules since the driver loaded.
-    fn total_energy_mj(&self, index: u32) -> Result<u64, String>;
-    /// Instant power (`NVML_FI_DEV_POWER_INSTANT`), milliwatts.
-    fn power_instant_mw(&self, index: u32) -> Result<u32, String>;
-    /// `nvmlDeviceGetPowerUsage`, milliwatts (a 1-second average on Ampere+).
-    fn power_usage_mw(&self, index: u32) -> Result<u32, String>;
-    fn state(&self, index: u32) -> GpuState;
-}
-
-/// The real NVML.
-pub struct Nvml {
-    nvml: nvml_wrapper::Nvml,
-}
-
-/// Where libnvidia-ml is looked for, in order.
-const LIB_CANDIDATES: &[&str] = &[
-    "libnvidia-ml.so.1",
-    "/usr/local/nvidia/lib64/libnvidia-ml.so.1",
-    "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
-];
-
-impl Nvml {
-    pub fn load() -> Result<Nvml, String> {
-        let mut errors = Vec::new();
-        for lib in LIB_CANDIDATES {
-            match nvml_wrapper::Nvml::builder()
-                .lib_path(std::ffi::OsStr::new(lib))
-                .init()
-            {
-                Ok(nvml) => return Ok(Nvml { nvml }),
-                Err(e) => errors.push(format!("{lib}: {e}")),
-            }
-        }
-        Err(format!(
-            "NVML could not be loaded (no NVIDIA driver here?): {}",
-            errors.join("; ")
-        ))
-    }
-
-    fn dev(&self, index: u32) -> Result<nvml_wrapper::Device<'_>, String> {
-        self.nvml.device_by_index(index).map_err(|e| e.to_string())
-    }
-}
-
-impl GpuApi for Nvml {
-    fn device_count(&self) -> Result<u32, String> {
-        self.nvml.device_count().map_err(|e| e.to_string())
-    }
-    fn uuid(&self, index: u32) -> Result<String, String> {
-        self.dev(index)?.uuid().map_err(|e| e.to_string())
-    }
-    fn name(&self, index: u32) -> Result<String, String> {
-        self.dev(index)?.name().map_err(|e| e.to_string())
-    }
-    fn driver_version(&self) -> Option<String> {
-        self.nvml.sys_driver_version().ok()
-    }
-    fn total_energy_mj(&self, index: u32) -> Result<u64, String> {
-        self.dev(index)?
-            .total_energy_consumption()
-            .map_err(|e| e.to_string())
-    }
-    fn power_instant_mw(&self, index: u32) -> Result<u32, String> {
-        use nvml_wrapper::enums::device::SampleValue;
-        use nvml_wrapper::struct_wrappers::device::FieldValueSample;
-        use nvml_wrapper::structs::device::FieldId;
-        const NVML_FI_DEV_POWER_INSTANT: u32 = 186;
-        let d = self.dev(index)?;
-        let v = d
-            .field_values_for(&[FieldId(NVML_FI_DEV_POWER_INSTANT)])
-            .map_err(|e| e.to_string())?;
-        let sample: FieldValueSample = v
-            .into_iter()
-            .next()
-            .ok_or("no field value returned")?
-            .map_err(|e| e.to_string())?;
-        match sample.value.map_err(|e| e.to_string())? {
-            SampleValue::U32(x) => Ok(x),
-            SampleValue::U64(x) => Ok(x as u32),
-            SampleValue::I64(x) => Ok(x.max(0) as u32),
-            SampleValue::F64(x) => Ok(x.max(0.0) as u32),
-        }
-    }
-    fn power_usage_mw(&self, index: u32) -> Result<u32, String> {
-        self.dev(index)?.power_usage().map_err(|e| e.to_string())
-    }
-    fn state(&self, index: u32) -> GpuState {
-        use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
-        let Ok(d) = self.dev(index) else {
-            return GpuState::default();
-        };
-        GpuState {
-            domain: String::new(),
-            name: d.name().unwrap_or_default(),
-            temperature_c: d.temperature(TemperatureSensor::Gpu).ok(),
-            sm_clock_mhz: d.clock_info(Clock::SM).ok(),
-            power_limit_w: d.enforced_power_limit().ok().map(|mw| mw as f64 / 1000.0),
-            utilization_pct: d.utilization_rates().ok().map(|u| u.gpu),
-        }
-    }
-}
-
-/// Maps the run's CUDA ordinals to NVML indices, honouring
-/// `CUDA_VISIBLE_DEVICES` (integers or `GPU-` UUID prefixes; as in CUDA, the
-/// list ends at the first entry that matches no GPU).
-pub fn select_gpus(
-    api: &dyn GpuApi,
-    cuda_visible_devices: Option<&str>,
-    ordinals: &[usize],
-) -> Result<Vec<u32>, String> {
-    let count = api.device_count()?;
-    let visible: Vec<u32> = match cuda_visible_devices.map(str::trim) {
-        None => (0..count).collect(),
-        Some(list) => {
-            let uuids: Vec<String> = (0..count)
-                .map(|i| api.uuid(i).unwrap_or_default())
-                .collect();
-            let mut v = Vec::new();
-            for entry in list.split(',').map(str::trim) {
-                let idx = if let Ok(n) = entry.parse::<u32>() {
-                    (n < count).then_some(n)
-                } else if entry.starts_with("GPU-") {
-                    let m: Vec<u32> = (0..count)
-                        .filter(|&i| uuids[i as usize].starts_with(entry))
-                        .collect();
-                    (m.len() == 1).then(|| m[0])
-                } else if entry.starts_with("MIG-") {
-                    return Err(format!(
-                        "CUDA_VISIBLE_DEVICES names a MIG instance ({entry}): NVML energy is per physical GPU, so joulebench cannot attribute it; measure on a whole GPU"
-                    ));
-                } else {
-                    None
-                };
-                match idx {
-                    Some(i) if !v.contains(&i) => v.push(i),
-                    _ => break,
-                }
-            }
-            v
-        }
-    };
-    ordinals
-        .iter()
-        .map(|&o| {
-            visible.get(o).copied().ok_or_else(|| {
-                format!(
-                    "cuda:{o} does not exist: {} GPU(s) visible{}",
-                    visible.len(),
-                    cuda_visible_devices
-                        .map(|s| format!(" (CUDA_VISIBLE_DEVICES={s})"))
-                        .unwrap_or_default()
-                )
-            })
-        })
-        .collect()
-}
+pub use super::gpu::{GpuApi, GpuState, Nvml, select_gpus};
+use crate::config::GpuSelection;
 
 /// Trapezoid-rule energy of (seconds, watts) samples, in joules.
 pub fn trapezoid(samples: &[(f64, f64)]) -> f64 {
@@ -239,6 +67,8 @@ struct Gpu {
     name: String,
     mode: Mode,
     base_mj: u64,
+    /// MIG mode is on: the reading is the whole GPU's, every instance's.
+    mig: bool,
 }
 
 #[derive(Default)]
@@ -276,9 +106,10 @@ fn power_w(api: &dyn GpuApi, index: u32, instant_field: bool) -> Option<f64> {
 
 /// The selected GPUs with their metering mode: the energy counter where it
 /// exists, integrated power otherwise; a GPU with neither is an error.
-fn open_gpus(api: &dyn GpuApi, ordinals: &[usize], indices: &[u32]) -> Result<Vec<Gpu>, String> {
+fn open_gpus(api: &dyn GpuApi, targets: &[(u32, String)]) -> Result<Vec<Gpu>, String> {
     let mut gpus = Vec::new();
-    for (ord, &index) in ordinals.iter().zip(indices) {
+    for (index, domain) in targets {
+        let index = *index;
         let name = api.name(index).unwrap_or_else(|_| "unknown GPU".into());
         let (mode, base_mj) = match api.total_energy_mj(index) {
             Ok(mj) => (Mode::Counter, mj),
@@ -298,10 +129,11 @@ fn open_gpus(api: &dyn GpuApi, ordinals: &[usize], indices: &[u32]) -> Result<Ve
         }
         gpus.push(Gpu {
             index,
-            domain: format!("gpu:{ord}"),
+            domain: domain.clone(),
             name,
             mode,
             base_mj,
+            mig: api.mig_enabled(index) == Some(true),
         });
     }
     Ok(gpus)
@@ -373,16 +205,34 @@ impl NvmlMeter {
         ordinals: &[usize],
         poll_interval: Duration,
     ) -> Result<NvmlMeter, MeterError> {
+        Self::open_selected(
+            api,
+            &GpuSelection::Run,
+            cuda_visible_devices,
+            ordinals,
+            poll_interval,
+        )
+    }
+
+    /// Opens the GPUs `selection` names (the run's `ordinals`, all, or a list).
+    pub fn open_selected(
+        api: Arc<dyn GpuApi>,
+        selection: &GpuSelection,
+        cuda_visible_devices: Option<&str>,
+        ordinals: &[usize],
+        poll_interval: Duration,
+    ) -> Result<NvmlMeter, MeterError> {
         let unavailable = |reason: String| MeterError::Unavailable {
             meter: "nvml".into(),
             reason,
         };
-        let indices =
-            select_gpus(api.as_ref(), cuda_visible_devices, ordinals).map_err(unavailable)?;
-        if indices.is_empty() {
+        let targets =
+            super::gpu::resolve_selection(api.as_ref(), selection, cuda_visible_devices, ordinals)
+                .map_err(unavailable)?;
+        if targets.is_empty() {
             return Err(unavailable("no GPU selected".into()));
         }
-        let gpus = open_gpus(api.as_ref(), ordinals, &indices).map_err(unavailable)?;
+        let gpus = open_gpus(api.as_ref(), &targets).map_err(unavailable)?;
         let origin = Instant::now();
         let update_period = gpus.iter().find(|g| g.mode == Mode::Counter).and_then(|g| {
             let api = api.clone();
@@ -486,7 +336,10 @@ impl EnergyMeter for NvmlMeter {
                             g.name,
                             self.poll_interval.as_millis()
                         ),
-                    },
+                    } + &self.api.library().map(|l| format!("; library {l}")).unwrap_or_default(),
+                    caveat: g.mig.then(|| {
+                        "MIG mode is on: the reading is the whole GPU's, every MIG instance's, not one instance's".to_string()
+                    }),
                 })
                 .collect(),
             update_period: self.update_period,
@@ -502,7 +355,15 @@ impl EnergyMeter for NvmlMeter {
         })?;
         let mut energy = Vec::new();
         let mut power = Vec::new();
+        let mut check = Vec::new();
+        let now = at.saturating_duration_since(self.origin).as_secs_f64();
         for (k, g) in self.gpus.iter().enumerate() {
+            // The instant-power integral up to now (the last sample's power
+            // held since it), beside the counter for its self-check.
+            check.push((g.mode == Mode::Counter).then(|| {
+                let tail = p.last[k].map_or(0.0, |(t, w)| w * (now - t).max(0.0));
+                Joules(p.integrated[k] + tail)
+            }));
             let j = match g.mode {
                 Mode::Counter => {
                     let mj = self
@@ -523,12 +384,7 @@ impl EnergyMeter for NvmlMeter {
                     .map(Watts),
             );
         }
-        Ok(Snapshot {
-            at,
-            energy,
-            power,
-            band: Vec::new(),
-        })
+        Ok(Snapshot::new(at, energy, power).with_cross_check(check))
     }
 
     fn timeline(&self, from: Instant, to: Instant) -> Vec<PowerSample> {

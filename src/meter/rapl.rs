@@ -262,6 +262,7 @@ impl EnergyMeter for RaplMeter {
                             z.energy_file.display(),
                             z.max_range_uj as f64 * 1e-6
                         ),
+                        caveat: None,
                     })
                     .collect()
             })
@@ -278,11 +279,10 @@ impl EnergyMeter for RaplMeter {
     fn snapshot(&mut self) -> Result<Snapshot, MeterError> {
         let mut t = self.lock()?;
         t.update()?;
-        Ok(Snapshot {
-            at: Instant::now(),
-            energy: t.zones.iter().map(|z| Joules(z.total_uj * 1e-6)).collect(),
-            power: vec![None; t.zones.len()],
-            band: Vec::new(),
-        })
+        Ok(Snapshot::new(
+            Instant::now(),
+            t.zones.iter().map(|z| Joules(z.total_uj * 1e-6)).collect(),
+            vec![None; t.zones.len()],
+        ))
     }
 }

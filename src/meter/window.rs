@@ -66,6 +66,10 @@ pub struct DomainEnergy {
     /// Gross − idle: the energy the work added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_joules: Option<Joules>,
+    /// Counter domains: the integral of polled instant power over the same
+    /// window, the counter's independent cross-check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_check_joules: Option<Joules>,
     /// Modelled domains: the range of the gross figure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub band: Option<Band>,
@@ -151,6 +155,10 @@ impl EnergyReading {
                         let o_j = o.joules;
                         let o_net = o.net_joules.unwrap_or(o.joules);
                         o.joules += d.joules;
+                        o.cross_check_joules = match (o.cross_check_joules, d.cross_check_joules) {
+                            (Some(a), Some(b)) => Some(a + b),
+                            _ => None,
+                        };
                         add(&mut o.idle_joules, d.idle_joules);
                         add(&mut o.net_joules, d.net_joules);
                         o.band = sum_opt(o.band, o_j, d.band, d.joules);
@@ -227,6 +235,56 @@ pub fn provenance_label(ps: impl Iterator<Item = Provenance>) -> String {
     } else {
         seen.join("+")
     }
+}
+
+/// A counter's agreement with its instant-power integral over a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelfCheck {
+    pub domain: String,
+    pub seconds: Seconds,
+    pub counter_joules: Joules,
+    pub instant_power_joules: Joules,
+    /// (counter − integral) / integral × 100.
+    pub difference_pct: f64,
+    /// Over `SELF_CHECK_WARN_PCT`.
+    pub warning: bool,
+}
+
+/// Shortest window whose self-check is recorded (a 100-ms counter is too
+/// coarse for shorter ones).
+pub const SELF_CHECK_MIN_SECONDS: f64 = 3.0;
+/// Disagreement that earns a warning.
+pub const SELF_CHECK_WARN_PCT: f64 = 2.0;
+
+impl SelfCheck {
+    pub fn describe(&self) -> String {
+        format!(
+            "{}: the energy counter ({:.1} J) and the integral of instant power ({:.1} J) differ by {:+.1}% over {:.1} s (self-check warns above {SELF_CHECK_WARN_PCT}%)",
+            self.domain,
+            self.counter_joules.0,
+            self.instant_power_joules.0,
+            self.difference_pct,
+            self.seconds.0
+        )
+    }
+}
+
+/// The self-check of one domain over a window of `seconds`, where it has a
+/// cross-check and the window is long enough.
+pub fn self_check(d: &DomainEnergy, seconds: Seconds) -> Option<SelfCheck> {
+    let integral = d.cross_check_joules?;
+    if seconds.0 < SELF_CHECK_MIN_SECONDS || integral.0 <= 0.0 {
+        return None;
+    }
+    let pct = (d.joules.0 - integral.0) / integral.0 * 100.0;
+    Some(SelfCheck {
+        domain: d.domain.clone(),
+        seconds,
+        counter_joules: d.joules,
+        instant_power_joules: integral,
+        difference_pct: pct,
+        warning: pct.abs() > SELF_CHECK_WARN_PCT,
+    })
 }
 
 /// Sum of two optional bands over figures `a` and `b`.
@@ -394,7 +452,11 @@ pub fn apply_idle(r: &mut EnergyReading, idle: &EnergyReading) {
 /// domain's provenance becomes `integrated`, and the window is flagged.
 pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> EnergyReading {
     let seconds = Seconds::from_duration(b.at.saturating_duration_since(a.at));
-    let mut flags = Vec::new();
+    let mut flags: Vec<String> = info
+        .domains
+        .iter()
+        .filter_map(|d| d.caveat.as_ref().map(|c| format!("{}: {c}", d.domain)))
+        .collect();
     let short = info.update_period.filter(|p| seconds.0 < p.0);
     if let Some(p) = short {
         flags.push(format!(
@@ -417,6 +479,13 @@ pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> Ener
                     low: bl - al,
                     high: bh - ah,
                 }),
+                _ => None,
+            };
+            let cross_check = match (
+                a.cross_check.get(k).copied().flatten(),
+                b.cross_check.get(k).copied().flatten(),
+            ) {
+                (Some(x), Some(y)) => Some(y - x),
                 _ => None,
             };
             let power = (
@@ -447,9 +516,17 @@ pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> Ener
                 net_joules: None,
                 band,
                 net_band: None,
+                cross_check_joules: cross_check,
             }
         })
         .collect();
+    for d in &domains {
+        if let Some(c) = self_check(d, seconds)
+            && c.warning
+        {
+            flags.push(c.describe());
+        }
+    }
     let joules = domains.iter().map(|d| d.joules).sum();
     let mut r = EnergyReading {
         window: name.to_string(),

@@ -170,6 +170,10 @@ pub struct TrialRecord {
     /// Saved weights, relative to the run folder.
     #[serde(default)]
     pub weights_file: Option<String>,
+    /// NVML counters against their instant-power integral over the whole
+    /// trial (when at least 3 s long): the disagreement, warned above 2%.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_self_check: Vec<crate::meter::window::SelfCheck>,
 }
 
 /// The trained model's linear layers quantized and measured on the same
@@ -282,6 +286,7 @@ impl TrialRecord {
             structured: None,
             distillation: None,
             weights_file: None,
+            gpu_self_check: Vec::new(),
         }
     }
 

@@ -147,6 +147,12 @@ impl Suite {
             }
         };
         let meter = measurement(&cx, &raw.meter, &raw.impact)?;
+        // A relative NVML library path is relative to the suite file.
+        if let Some(lib) = raw.meter.nvml_lib.as_mut()
+            && lib.is_relative()
+        {
+            *lib = path.parent().unwrap_or(Path::new(".")).join(&*lib);
+        }
         let suite = Suite {
             path: path.to_path_buf(),
             name: raw.name,

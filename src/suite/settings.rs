@@ -206,6 +206,10 @@ pub struct MeterSection {
     pub cpu_model: Option<String>,
     /// Hardware threads of the CPU package that share its TDP (the host's, in a VM).
     pub cpu_threads: Option<i64>,
+    /// Which GPUs NVML measures: "run", "all" or a list of NVML indices.
+    pub gpus: Option<crate::config::GpuSelection>,
+    /// The NVML library to load instead of the system's (relative: to the suite file).
+    pub nvml_lib: Option<PathBuf>,
 }
 
 /// A numeric `[meter]` setting: its key, the open lower and closed upper
@@ -298,7 +302,7 @@ pub struct ImpactSection {
 }
 
 /// The `[meter]` settings that are not numeric ranges, with what they allow.
-pub const METER_OTHER: [(&str, &str); 3] = [
+pub const METER_OTHER: [(&str, &str); 5] = [
     ("kind", "auto | nvml | rapl | estimate | fake"),
     (
         "cpu_model",
@@ -307,6 +311,14 @@ pub const METER_OTHER: [(&str, &str); 3] = [
     (
         "cpu_threads",
         "hardware threads of the CPU package sharing its TDP (the host's, in a VM); integer 1..=4096",
+    ),
+    (
+        "gpus",
+        "GPUs NVML measures: \"run\" (the run's, default), \"all\" (every GPU of the node) or a list of NVML indices, e.g. [0, 1]",
+    ),
+    (
+        "nvml_lib",
+        "path of the NVML library to load instead of the system's (else $JOULEBENCH_NVML_LIB), e.g. the stand-in of scripts/nvml-standin.sh",
     ),
 ];
 

@@ -1,11 +1,12 @@
-//! Device selection (`cpu`, `cuda:N`).
+//! Device selection (`cpu`, `cuda:N`, or `auto`: the first GPU when this
+//! build has CUDA and one is usable, else the CPU, with the reason).
 
 use candle_core::Device;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     #[error(
-        "--device {0:?} is not understood: allowed are `cpu` and `cuda:N` (N = GPU ordinal, e.g. cuda:0)"
+        "--device {0:?} is not understood: allowed are `auto`, `cpu` and `cuda:N` (N = GPU ordinal, e.g. cuda:0)"
     )]
     Parse(String),
     #[error(
@@ -49,6 +50,27 @@ impl std::str::FromStr for DeviceSpec {
 }
 
 impl DeviceSpec {
+    /// `--device auto`: cuda:0 when this build has CUDA and the GPU opens,
+    /// else the CPU; with the reason, for the log and the manifest.
+    pub fn auto() -> (DeviceSpec, String) {
+        if !candle_core::utils::cuda_is_available() {
+            return (
+                DeviceSpec::Cpu,
+                "auto chose cpu: this joulebench was built without CUDA (scripts/build-cuda.sh builds it with CUDA)".into(),
+            );
+        }
+        match Device::new_cuda(0) {
+            Ok(_) => (
+                DeviceSpec::Cuda(0),
+                "auto chose cuda:0: a CUDA build and a usable GPU".into(),
+            ),
+            Err(e) => (
+                DeviceSpec::Cpu,
+                format!("auto chose cpu: this CUDA build found no usable GPU ({e})"),
+            ),
+        }
+    }
+
     pub fn open(self) -> Result<Device, DeviceError> {
         match self {
             DeviceSpec::Cpu => Ok(Device::Cpu),
@@ -74,7 +96,13 @@ mod tests {
         assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
         assert_eq!("cuda:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
         let e = "gpu".parse::<DeviceSpec>().unwrap_err().to_string();
-        assert!(e.contains("allowed are `cpu` and `cuda:N`"), "{e}");
+        assert!(e.contains("allowed are `auto`, `cpu` and `cuda:N`"), "{e}");
+        #[cfg(not(feature = "cuda"))]
+        {
+            let (d, why) = DeviceSpec::auto();
+            assert_eq!(d, DeviceSpec::Cpu);
+            assert!(why.contains("built without CUDA"), "{why}");
+        }
         #[cfg(not(feature = "cuda"))]
         {
             let e = DeviceSpec::Cuda(0).open().unwrap_err().to_string();

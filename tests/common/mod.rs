@@ -60,6 +60,7 @@ pub fn window(
             net_joules: idle.map(|i| Joules(joules) - i),
             band: None,
             net_band: None,
+            cross_check_joules: None,
         }],
         idle_joules: idle,
         net_joules: idle.map(|i| Joules(joules) - i),
@@ -159,6 +160,7 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
             structured: None,
             distillation: None,
             weights_file: None,
+            gpu_self_check: vec![],
         };
         lines.push_str(&serde_json::to_string(&r).unwrap());
         lines.push('\n');
