@@ -158,6 +158,16 @@ fn a_window_shorter_than_the_counters_update_period_is_flagged_and_approximated(
     // 300 W x ~0.02 s, from instant power, not a silent zero.
     let w_avg = r.joules.0 / r.seconds.0;
     assert!((w_avg - 300.0).abs() < 15.0, "{w_avg}");
+    // A window of a few updates keeps the counter, flagged with its granularity.
+    let w = m.begin("coarse").unwrap();
+    sleep(0.3);
+    let r = m.end(w).unwrap();
+    assert_eq!(r.domains[0].provenance, Provenance::Counter);
+    assert!(
+        r.flags.iter().any(|f| f.contains("spans only")),
+        "{:?}",
+        r.flags
+    );
 }
 
 #[test]
@@ -175,6 +185,19 @@ fn without_a_counter_energy_is_integrated_from_instant_power() {
     let r = m.end(w).unwrap();
     let w_avg = r.joules.0 / r.seconds.0;
     assert!((w_avg - 300.0).abs() / 300.0 < 0.03, "{w_avg}");
+    // A window shorter than the 20-ms polling interval still reads its energy
+    // (the last sample's power held up to the edge), never a silent zero.
+    for _ in 0..5 {
+        let w = m.begin("tiny").unwrap();
+        sleep(0.004);
+        let r = m.end(w).unwrap();
+        let w_avg = r.joules.0 / r.seconds.0;
+        assert!(
+            (w_avg - 300.0).abs() / 300.0 < 0.03,
+            "{w_avg} W over {} s",
+            r.seconds.0
+        );
+    }
 }
 
 #[test]

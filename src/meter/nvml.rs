@@ -358,12 +358,12 @@ impl EnergyMeter for NvmlMeter {
         let mut check = Vec::new();
         let now = at.saturating_duration_since(self.origin).as_secs_f64();
         for (k, g) in self.gpus.iter().enumerate() {
-            // The instant-power integral up to now (the last sample's power
-            // held since it), beside the counter for its self-check.
-            check.push((g.mode == Mode::Counter).then(|| {
-                let tail = p.last[k].map_or(0.0, |(t, w)| w * (now - t).max(0.0));
-                Joules(p.integrated[k] + tail)
-            }));
+            // The polled-power integral up to now: the last sample's power held
+            // since it (without that tail, a window shorter than the polling
+            // interval would read as zero). Beside a counter, its self-check.
+            let tail = p.last[k].map_or(0.0, |(t, w)| w * (now - t).max(0.0));
+            let integral = p.integrated[k] + tail;
+            check.push((g.mode == Mode::Counter).then_some(Joules(integral)));
             let j = match g.mode {
                 Mode::Counter => {
                     let mj = self
@@ -375,7 +375,7 @@ impl EnergyMeter for NvmlMeter {
                         })?;
                     mj.saturating_sub(g.base_mj) as f64 / 1000.0
                 }
-                Mode::Integrated { .. } => p.integrated[k],
+                Mode::Integrated { .. } => integral,
             };
             energy.push(Joules(j));
             power.push(

@@ -237,6 +237,10 @@ pub fn provenance_label(ps: impl Iterator<Item = Provenance>) -> String {
     }
 }
 
+/// Windows shorter than this many counter update periods are flagged as
+/// coarse (each edge may be one period stale).
+pub const COARSE_PERIODS: f64 = 10.0;
+
 /// A counter's agreement with its instant-power integral over a window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SelfCheck {
@@ -462,6 +466,22 @@ pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> Ener
         flags.push(format!(
             "window of {:.4} s is shorter than the meter's update period of {:.4} s: counter domains approximated as instant power x duration",
             seconds.0, p.0
+        ));
+    } else if let Some(p) = info
+        .update_period
+        .filter(|p| seconds.0 < COARSE_PERIODS * p.0)
+        && info
+            .domains
+            .iter()
+            .any(|d| d.provenance == Provenance::Counter)
+    {
+        // Each edge reads the counter as of its last update: up to one period stale.
+        flags.push(format!(
+            "window of {:.3} s spans only {:.1} counter updates ({:.0} ms each): its counter figure may be off by up to about {:.0}% of the window's energy",
+            seconds.0,
+            seconds.0 / p.0,
+            p.0 * 1e3,
+            100.0 * p.0 / seconds.0
         ));
     }
     let domains: Vec<DomainEnergy> = info
