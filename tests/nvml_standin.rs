@@ -297,7 +297,7 @@ name = "c"
 batch_size = 32
 "#;
 
-fn run_cli(s: &StandIn, extra: &[&str]) -> (std::process::Output, PathBuf) {
+fn run_cli(s: &StandIn, idle_seconds: &str) -> (std::process::Output, PathBuf) {
     let dir = s.dir.path();
     let data = dir.join("data");
     let fixture = fixture_dir(&data);
@@ -314,11 +314,10 @@ fn run_cli(s: &StandIn, extra: &[&str]) -> (std::process::Output, PathBuf) {
             "--gpus",
             "all",
             "--idle-seconds",
-            "0.3",
+            idle_seconds,
             "--data-dir",
         ])
         .arg(&fixture)
-        .args(extra)
         .env("JOULEBENCH_NVML_LIB", s.lib())
         .current_dir(dir)
         .output()
@@ -363,7 +362,7 @@ fn a_cpu_run_measures_the_nodes_gpu_through_the_real_nvml_path() {
         "counter_update_ms": 0.0,
         "power": {"kind": "load-following", "idle_w": 84.0, "busy_w": 684.0}
     }))]}));
-    let (o, run) = run_cli(&s, &[]);
+    let (o, run) = run_cli(&s, "0.3");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let recs = records(&run);
     assert_eq!(recs.len(), 3);
@@ -433,10 +432,12 @@ fn a_cpu_run_measures_the_nodes_gpu_through_the_real_nvml_path() {
 
 #[test]
 fn a_gpu_lost_mid_run_fails_its_trial_with_the_reason_and_the_suite_goes_on() {
+    // Lost after 1 s: after the meter opened (~0.1 s: five 20-ms counter
+    // updates) and inside the run (three trials, each with a 0.6-s idle window).
     let s = StandIn::new(
-        json!({"gpus": [gpu(json!({"counter_update_ms": 20.0, "lost_after_s": 0.45}))]}),
+        json!({"gpus": [gpu(json!({"counter_update_ms": 20.0, "lost_after_s": 1.0}))]}),
     );
-    let (o, run) = run_cli(&s, &[]);
+    let (o, run) = run_cli(&s, "0.6");
     assert_eq!(
         o.status.code(),
         Some(2),

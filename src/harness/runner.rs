@@ -560,10 +560,6 @@ pub fn run_suite(
             );
             manifest.unavailable_meters = built.unavailable.clone();
             manifest.device_selection = opts.device_reason.clone();
-            // Let the poller take its first GPU reading before the manifest records it.
-            if opts.device != DeviceSpec::Cpu {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
             manifest.gpus = measurer.gpu_states();
             manifest.gpu_driver = measurer.driver_version();
             manifest.idle_seconds = measurement.idle_seconds;

@@ -251,7 +251,14 @@ impl NvmlMeter {
             integrated: vec![0.0; n],
             last: vec![None; n],
             timeline: Vec::new(),
-            states: vec![GpuState::default(); n],
+            // Read once now, so the manifest has every GPU's state before the poller's first pass.
+            states: gpus
+                .iter()
+                .map(|g| GpuState {
+                    domain: g.domain.clone(),
+                    ..api.state(g.index)
+                })
+                .collect(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
