@@ -101,7 +101,7 @@ fn header(o: &mut String, run: &Run) {
     if run.modelled() {
         let _ = writeln!(
             o,
-            "\n> **Energy in this run is ESTIMATED** (provenance `{}`): it is modelled from CPU time and \
+            "\n> **Energy in this run is ESTIMATED** (provenance `{}`): it is modelled from CPU utilisation and \
              memory × rated power, not measured by a hardware counter. Compare variants within the run; do \
              not quote the joules as measurements.\n",
             run.provenance()

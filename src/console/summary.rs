@@ -113,7 +113,7 @@ pub fn table(records: &[TrialRecord]) -> String {
     }
     if records.iter().any(|r| r.total_energy().is_modelled()) {
         out.push_str(
-            "Energy marked `estimated` is modelled from CPU time and memory x rated power, not measured.\n",
+            "Energy marked `estimated` is modelled from CPU utilisation and memory x rated power (report.md gives its band), not measured.\n",
         );
     }
     out
