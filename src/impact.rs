@@ -104,6 +104,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// Finds a region by code (case-insensitive) or exact country name.
 pub fn lookup(region: &str) -> Result<Region, ImpactError> {
     let all = regions()?;
+    if region.chars().count() > 100 {
+        let head: String = region.chars().take(60).collect();
+        return Err(ImpactError::UnknownRegion {
+            region: format!("{head}… ({} characters in all)", region.chars().count()),
+            suggestions: "a country code, country name or cloud region of at most 100 characters"
+                .into(),
+            count: all.len(),
+        });
+    }
     let q = region.to_lowercase();
     if let Some(r) = all
         .iter()

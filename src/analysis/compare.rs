@@ -192,3 +192,47 @@ pub fn table(rows: &[CompareRow]) -> String {
     );
     o
 }
+
+/// Workload/variant names both runs use whose resolved configurations
+/// differ (the same name, another experiment): `name: what differs`.
+/// Compared on the first record of each side, with `workload`/`variant`
+/// themselves ignored.
+pub fn config_mismatches(a: &Run, b: &Run) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for rb in &b.records {
+        let k = (rb.key.workload.clone(), rb.key.variant.clone());
+        if seen.contains(&k) {
+            continue;
+        }
+        seen.push(k.clone());
+        let Some(ra) = a
+            .records
+            .iter()
+            .find(|r| r.key.workload == k.0 && r.key.variant == k.1)
+        else {
+            continue;
+        };
+        let (Ok(ca), Ok(cb)) = (
+            serde_json::to_value(&ra.config),
+            serde_json::to_value(&rb.config),
+        ) else {
+            continue;
+        };
+        let (Some(ca), Some(cb)) = (ca.as_object(), cb.as_object()) else {
+            continue;
+        };
+        let differ: Vec<String> = ca
+            .iter()
+            .filter(|(f, v)| cb.get(*f) != Some(*v))
+            .map(|(f, v)| {
+                let other = cb.get(f).map_or("(absent)".into(), |x| x.to_string());
+                format!("{f} {v} vs {other}")
+            })
+            .collect();
+        if !differ.is_empty() {
+            out.push(format!("{}/{}: {}", k.0, k.1, differ.join("; ")));
+        }
+    }
+    out
+}

@@ -53,10 +53,12 @@ impl Run {
         records.sort_by_key(|r| r.trial_index);
         let mpath = dir.join(store::MANIFEST_FILE);
         let manifest = match std::fs::read(&mpath) {
-            Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| AnalysisError::File {
-                path: mpath.clone(),
-                message: e.to_string(),
-            })?),
+            Ok(b) => Some(
+                Manifest::from_json(&b).map_err(|message| AnalysisError::File {
+                    path: mpath.clone(),
+                    message,
+                })?,
+            ),
             Err(_) => None,
         };
         let suite = Suite::load(&dir.join(store::SUITE_FILE)).ok();

@@ -9,20 +9,50 @@ use std::path::PathBuf;
 pub struct CompareArgs {
     run_a: PathBuf,
     run_b: PathBuf,
-    /// A significant energy or time increase above this many percent is a regression.
-    #[arg(long, default_value_t = 5.0)]
+    /// A significant energy or time increase above this many percent is a regression (0-1000).
+    #[arg(long, default_value_t = 5.0, value_parser = percent)]
     energy_threshold: f64,
-    /// A significant accuracy drop above this many points is a regression.
-    #[arg(long, default_value_t = 1.0)]
+    /// A significant accuracy drop above this many points is a regression (0-100).
+    #[arg(long, default_value_t = 1.0, value_parser = points)]
     accuracy_threshold: f64,
     /// Exit with code 3 when a regression is flagged (for CI gates).
     #[arg(long)]
     fail_on_regression: bool,
+    /// Compare workload/variant names even where their resolved settings differ.
+    #[arg(long)]
+    allow_different_configs: bool,
+}
+
+fn bounded(s: &str, hi: f64, what: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && (0.0..=hi).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?}: {what}, a number in [0, {hi}]")),
+    }
+}
+
+fn percent(s: &str) -> Result<f64, String> {
+    bounded(s, 1000.0, "a percentage")
+}
+
+fn points(s: &str) -> Result<f64, String> {
+    bounded(s, 100.0, "percentage points of accuracy")
 }
 
 pub fn run(a: CompareArgs) -> Result<i32> {
     let run_a = Run::load(&a.run_a)?;
     let run_b = Run::load(&a.run_b)?;
+    let differ = compare::config_mismatches(&run_a, &run_b);
+    if !differ.is_empty() && !a.allow_different_configs {
+        bail!(
+            "{} and {} use the same workload/variant names for different settings, so their energy is not like for like:\n  {}\n(--allow-different-configs compares them anyway)",
+            a.run_a.display(),
+            a.run_b.display(),
+            differ.join("\n  ")
+        );
+    }
+    for d in &differ {
+        eprintln!("note: settings differ for {d}");
+    }
     let rows = compare::compare(&run_a, &run_b, a.energy_threshold, a.accuracy_threshold);
     if rows.is_empty() {
         bail!(

@@ -86,6 +86,10 @@ impl Progress for Console {
                 let _ = multi.println(format!("{label} {summary}"));
                 trials.inc(1);
             }
+            // A failed trial's reason is a warning: it shows with JOULEBENCH_LOG=warn too.
+            Console::Lines if summary.starts_with("FAILED") => {
+                tracing::warn!("{label} {summary}")
+            }
             Console::Lines => tracing::info!("{label} {summary}"),
         }
     }

@@ -111,6 +111,11 @@ pub fn table(records: &[TrialRecord]) -> String {
                 .map_or("no year".into(), |y| y.to_string())
         ));
     }
+    for r in records {
+        if let TrialStatus::Failed { error } = &r.status {
+            out.push_str(&format!("failed {}: {error}\n", r.key));
+        }
+    }
     if records.iter().any(|r| r.total_energy().is_modelled()) {
         out.push_str(
             "Energy marked `estimated` is modelled from CPU utilisation and memory x rated power (report.md gives its band), not measured.\n",

@@ -89,6 +89,22 @@ impl Host {
 }
 
 impl Manifest {
+    /// Parses `manifest.json`, refusing a schema version this joulebench does not read.
+    pub fn from_json(bytes: &[u8]) -> Result<Manifest, String> {
+        let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        match v.get("schema_version").and_then(|x| x.as_u64()) {
+            Some(x) if x == crate::record::SCHEMA_VERSION as u64 => {}
+            Some(x) => {
+                return Err(format!(
+                    "schema_version {x} is not supported by this joulebench (reads {})",
+                    crate::record::SCHEMA_VERSION
+                ));
+            }
+            None => return Err("no schema_version field".into()),
+        }
+        serde_json::from_value(v).map_err(|e| e.to_string())
+    }
+
     pub fn new(
         suite: &crate::suite::Suite,
         device: &str,

@@ -17,7 +17,7 @@ impl Ctx<'_> {
         SuiteError::Invalid {
             path: self.path.to_path_buf(),
             field: field.to_string(),
-            value: value.to_string(),
+            value: clip(&value.to_string()),
             allowed: allowed.to_string(),
         }
     }
@@ -33,8 +33,8 @@ impl Ctx<'_> {
             path: self.path.to_path_buf(),
             field: field.to_string(),
             what,
-            name: name.to_string(),
-            known: known.join(", "),
+            name: clip(name),
+            known: clip(&known.join(", ")),
         }
     }
 
@@ -59,7 +59,11 @@ impl Ctx<'_> {
                     Settings::deserialize(toml::Value::Table(one)).is_err()
                 });
                 return Err(self.parse_error(match culprit {
-                    Some((k, v)) => format!("field `{prefix}.{k}` = {v}: {}", e.message()),
+                    Some((k, v)) => format!(
+                        "field `{prefix}.{k}` = {}: {}",
+                        clip(&v.to_string()),
+                        clip(e.message())
+                    ),
                     None => format!("in `{prefix}`: {}", e.message()),
                 }));
             }
@@ -253,10 +257,26 @@ impl Ctx<'_> {
     }
 }
 
-/// Names of suites, workloads and variants: they name folders and files.
+/// Names of suites, workloads and variants: they name folders and files, so
+/// each must be one ordinary path component: 1-64 characters of letters,
+/// digits, '-', '_' or '.', not starting with '.' (no `.`, `..` or hidden names).
 pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
+        && !s.starts_with('.')
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// Longest value echoed whole in an error message.
+const ECHO_MAX: usize = 200;
+
+/// A value for an error message: whole, or its first 200 characters and how long it was.
+pub(crate) fn clip(v: &str) -> String {
+    if v.chars().count() <= ECHO_MAX {
+        v.to_string()
+    } else {
+        let head: String = v.chars().take(ECHO_MAX).collect();
+        format!("{head}… ({} characters in all)", v.chars().count())
+    }
 }

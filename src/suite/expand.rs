@@ -16,7 +16,7 @@ pub(super) fn variants(cx: &Ctx, raw: Vec<RawEntry>) -> Result<Vec<Variant>, Sui
             return Err(cx.invalid(
                 &format!("{field}.name"),
                 format!("{:?}", v.name),
-                "1-64 characters of letters, digits, '-', '_' or '.'",
+                "1-64 characters of letters, digits, '-', '_' or '.', not starting with '.'",
             ));
         }
         if v.model.is_some() {

@@ -114,7 +114,27 @@ impl Suite {
     pub fn parse_with(path: &Path, text: &str, quick: bool) -> Result<Suite, SuiteError> {
         let cx = Ctx { path };
         let mut raw: RawSuite = toml::from_str(text)
-            .map_err(|e| cx.parse_error(e.to_string().trim_end().to_string()))?;
+            .map_err(|e| cx.parse_error(check::clip(e.to_string().trim_end())))?;
+        // `[quick]` is checked on its own, whether or not this load applies it,
+        // so `validate` catches what `--quick` would trip on, under its own name.
+        if let Some(q) = &raw.quick {
+            let mut settings = q.clone();
+            settings.remove("seeds");
+            settings.remove("repeats");
+            cx.settings("quick", settings)?;
+        }
+        for (field, dir) in [
+            ("data.fashion_mnist", &raw.data.fashion_mnist),
+            ("data.corpus", &raw.data.corpus),
+        ] {
+            if dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+                return Err(cx.invalid(
+                    field,
+                    "\"\"",
+                    "a folder path (omit the key to use the default)",
+                ));
+            }
+        }
         if quick && let Some(q) = raw.quick.take() {
             apply_quick(&cx, raw.defaults.get_or_insert_with(Defaults::default), q)?;
         }
@@ -122,7 +142,7 @@ impl Suite {
             return Err(cx.invalid(
                 "name",
                 format!("{:?}", raw.name),
-                "1-64 characters of letters, digits, '-', '_' or '.' (it names the results folder)",
+                "1-64 characters of letters, digits, '-', '_' or '.', not starting with '.' (it names the results folder)",
             ));
         }
         let defaults = raw.defaults.unwrap_or_default();
@@ -211,6 +231,35 @@ impl Suite {
                 "`within` and `differs` need ratio_min and ratio_max",
             ));
         }
+        for (field, v) in [
+            ("claim.ratio_min", c.ratio_min),
+            ("claim.ratio_max", c.ratio_max),
+            ("claim.published_ratio", c.published_ratio),
+        ] {
+            if let Some(x) = v
+                && !(x.is_finite() && x > 0.0)
+            {
+                return Err(cx.invalid(field, x, "a ratio: a finite number > 0"));
+            }
+        }
+        if let (Some(lo), Some(hi)) = (c.ratio_min, c.ratio_max)
+            && lo > hi
+        {
+            return Err(cx.invalid(
+                "claim.ratio_min",
+                lo,
+                &format!("ratio_min must not exceed ratio_max ({hi})"),
+            ));
+        }
+        if let Some(t) = c.target_accuracy
+            && !(t > 0.0 && t <= 1.0)
+        {
+            return Err(cx.invalid(
+                "claim.target_accuracy",
+                t,
+                "an accuracy in (0, 1], e.g. 0.85",
+            ));
+        }
         Ok(())
     }
 }
@@ -280,7 +329,7 @@ fn workloads(cx: &Ctx, raw: Vec<RawEntry>) -> Result<Vec<Workload>, SuiteError> 
             return Err(cx.invalid(
                 &format!("{field}.name"),
                 format!("{:?}", w.name),
-                "1-64 characters of letters, digits, '-', '_' or '.'",
+                "1-64 characters of letters, digits, '-', '_' or '.', not starting with '.'",
             ));
         }
         if workloads.iter().any(|x| x.name == w.name) {

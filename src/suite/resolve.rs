@@ -31,12 +31,28 @@ impl Suite {
         let reference_batch_size = l.get(|s| &s.reference_batch_size).unwrap_or(128) as u32;
         let base = optimizer(&l);
         let base_learning_rate = base.learning_rate;
+        let cx = Ctx { path: &self.path };
+        let effective = batch_size.checked_mul(accumulation_steps).ok_or_else(|| {
+            cx.invalid(
+                &format!("variant[{}].accumulation_steps", v.name),
+                accumulation_steps,
+                &format!(
+                    "batch_size ({batch_size}) x accumulation_steps must stay within 4294967295 samples per step"
+                ),
+            )
+        })?;
+        let learning_rate = lr_scaling.apply(base_learning_rate, effective, reference_batch_size);
+        if !(learning_rate.is_finite() && learning_rate > 0.0 && learning_rate <= 10.0) {
+            return Err(cx.invalid(
+                &format!("variant[{}].learning_rate", v.name),
+                format!("{base_learning_rate} scaled {lr_scaling} to {learning_rate}"),
+                &format!(
+                    "the learning rate after lr_scaling (batch {effective} vs reference {reference_batch_size}) must stay in (0, 10]; lower learning_rate or raise reference_batch_size"
+                ),
+            ));
+        }
         let optimizer = OptimizerConfig {
-            learning_rate: lr_scaling.apply(
-                base_learning_rate,
-                batch_size * accumulation_steps,
-                reference_batch_size,
-            ),
+            learning_rate,
             ..base
         };
         let epochs = l.get(|s| &s.epochs).unwrap_or(1) as u32;

@@ -261,7 +261,7 @@ pub const METER_RANGES: [MeterRange; 6] = [
     },
     MeterRange {
         key: "poll_interval_ms",
-        above: 0.5,
+        above: 1.0 - 1e-9,
         at_most: 1000.0,
         allowed: "polling interval in milliseconds, in [1, 1000]",
         about: "NVML power polling interval",

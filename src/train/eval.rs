@@ -34,7 +34,12 @@ pub fn evaluate(
         let hit = l.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?;
         correct = (correct + hit)?;
     }
-    let n = labels.max(1) as f64;
+    if labels == 0 {
+        candle_core::bail!(
+            "the split to evaluate has no samples, so loss and accuracy are undefined (an empty dataset file, or a cap of 0?)"
+        );
+    }
+    let n = labels as f64;
     Ok((
         loss_sum.to_scalar::<f32>()? as f64 / n,
         correct.to_scalar::<f32>()? as f64 / n,
@@ -102,6 +107,11 @@ pub fn inference_window(
         }
     };
     let window = measurer.end(w)?;
+    if n == 0 {
+        return Err(TrainError::Unsupported(
+            "the inference window processed no samples (the test split is empty), so J per 1,000 is undefined".into(),
+        ));
+    }
     Ok(InferenceRecord {
         samples: n,
         unit: unit.into(),
