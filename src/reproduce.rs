@@ -106,6 +106,12 @@ pub fn run_all(
         };
         tracing::info!("claim {}: {}", claim.id, cs.path.display());
         let summary = runner::run_suite(&cs.suite, opts, progress)?;
+        if let Some(sig) = summary.interrupted {
+            return Err(RunError::Interrupted {
+                signal: crate::util::interrupt::name(sig),
+                run: summary.run_dir,
+            });
+        }
         out.push(Reproduced {
             outcome: claims::verdict(claim, &summary.records),
             run_dir: summary.run_dir,

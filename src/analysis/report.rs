@@ -143,6 +143,13 @@ fn header(o: &mut String, run: &Run) {
                 g.temperature_c.map_or("?".into(), |t| t.to_string())
             );
         }
+        if !m.filters.is_empty() {
+            let _ = writeln!(
+                o,
+                "| filters | a filtered run: {} (other workloads/variants were not run) |",
+                m.filters
+            );
+        }
         let _ = writeln!(o, "| meter | {} |", m.meter.name);
         for d in &m.meter.domains {
             let _ = writeln!(

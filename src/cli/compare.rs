@@ -53,6 +53,11 @@ pub fn run(a: CompareArgs) -> Result<i32> {
     for d in &differ {
         eprintln!("note: settings differ for {d}");
     }
+    for (path, run) in [(&a.run_a, &run_a), (&a.run_b, &run_b)] {
+        if let Some(m) = run.manifest.as_ref().filter(|m| !m.filters.is_empty()) {
+            eprintln!("note: {} is a filtered run ({})", path.display(), m.filters);
+        }
+    }
     let rows = compare::compare(&run_a, &run_b, a.energy_threshold, a.accuracy_threshold);
     if rows.is_empty() {
         bail!(

@@ -30,6 +30,7 @@ pub fn run(a: ReproduceArgs) -> Result<i32> {
         results_root: a.out.clone(),
         ..run_options(&a.meter, a.data)?
     };
+    joulebench::util::interrupt::install();
     let total: usize = suites
         .iter()
         .map(|c| c.suite.plan().map_or(0, |p| p.trials.len()))

@@ -47,6 +47,40 @@ pub struct RunArgs {
     no_report: bool,
 }
 
+/// This command line with `--resume RUN_DIR` (replacing any given).
+fn resume_command(run_dir: &std::path::Path) -> String {
+    let mut args: Vec<String> = Vec::new();
+    let mut skip = false;
+    for a in std::env::args() {
+        if skip {
+            skip = false;
+            continue;
+        }
+        if a == "--resume" {
+            skip = true;
+            continue;
+        }
+        if a.starts_with("--resume=") {
+            continue;
+        }
+        args.push(a);
+    }
+    args.push("--resume".into());
+    args.push(run_dir.display().to_string());
+    args.iter()
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:=,".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn run(a: RunArgs) -> Result<i32> {
     let mut s = Suite::load(&a.suite)?;
     s.select(&a.workloads, &a.variants)?;
@@ -60,9 +94,21 @@ pub fn run(a: RunArgs) -> Result<i32> {
         ..run_options(&a.meter, a.data)?
     };
     let total = s.plan()?.trials.len();
+    joulebench::util::interrupt::install();
     let progress = joulebench::console::progress::Console::new(total);
     let summary = runner::run_suite(&s, &opts, &progress)?;
     drop(progress);
+    if let Some(sig) = summary.interrupted {
+        println!("{}", joulebench::console::summary::table(&summary.records));
+        eprintln!(
+            "interrupted by {}: {} trial(s) recorded in {}; the trial in flight was not recorded.\nresume with: {}",
+            joulebench::util::interrupt::name(sig),
+            summary.records.len(),
+            summary.run_dir.display(),
+            resume_command(&summary.run_dir)
+        );
+        return Ok(128 + sig);
+    }
     println!("{}", joulebench::console::summary::table(&summary.records));
     println!(
         "{} trial(s) run, {} already present; records in {}",

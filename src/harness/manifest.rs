@@ -25,6 +25,9 @@ pub struct Manifest {
     pub command_line: Vec<String>,
     pub suite: String,
     pub suite_file: String,
+    /// The `--workload`/`--variant` filters the run was started with.
+    #[serde(default, skip_serializing_if = "crate::suite::Filters::is_empty")]
+    pub filters: crate::suite::Filters,
     pub host: Host,
     pub device: String,
     /// How `--device auto` chose `device`, when it did.
@@ -121,6 +124,7 @@ impl Manifest {
             command_line: std::env::args().collect(),
             suite: suite.name.clone(),
             suite_file: suite.path.display().to_string(),
+            filters: suite.filters.clone(),
             host: Host::detect(),
             device: device.into(),
             device_selection: None,

@@ -38,6 +38,8 @@ pub enum RunError {
     /// A command-line option out of range.
     #[error("{0}")]
     Option(String),
+    #[error("interrupted by {signal}; the finished trials are in {} (resume the claim suite with --resume)", run.display())]
+    Interrupted { signal: String, run: PathBuf },
     /// A dataset the plan needs was not loaded (a bug: `DataSets::load` reads what the plan names).
     #[error("{0} not loaded")]
     NotLoaded(&'static str),
@@ -111,6 +113,9 @@ pub struct Measurement {
 
 pub struct RunSummary {
     pub run_dir: PathBuf,
+    /// The signal that stopped the run early, if any: the trial in flight
+    /// then was discarded (not recorded), so `--resume` runs it again.
+    pub interrupted: Option<i32>,
     /// Every record of the run, earlier (resumed) ones included, in plan order.
     pub records: Vec<TrialRecord>,
     pub ran: usize,
@@ -399,6 +404,7 @@ impl Trial<'_> {
             validation_samples: validation.len() as u64,
             test_samples: test.len() as u64,
         });
+        preflight(spec, info.classes)?;
         let vars = SeededVars::new(spec.key.seed);
         let (master_dtype, _) = train::dtypes(spec.config.precision);
         let device = data.device.clone();
@@ -452,6 +458,8 @@ enum TrialFailure {
     Device(candle_core::Error),
     #[error("idle window: {0}")]
     Idle(crate::meter::MeterError),
+    #[error("{0}")]
+    Memory(String),
     #[error("cannot create {}: {source}", path.display())]
     CreateDir {
         path: PathBuf,
@@ -468,6 +476,27 @@ impl From<RunError> for TrialFailure {
     fn from(e: RunError) -> Self {
         TrialFailure::Data(Box::new(e))
     }
+}
+
+/// Refuses a trial whose estimated peak memory exceeds what is available
+/// (90% of it), before anything is allocated (a failed allocation aborts).
+fn preflight(spec: &TrialSpec, classes: usize) -> Result<(), TrialFailure> {
+    let e = crate::model::memory::estimate(&spec.config, classes);
+    let Some(avail) = crate::model::memory::available() else {
+        return Ok(());
+    };
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    if e.bytes as f64 > avail as f64 * 0.9 {
+        return Err(TrialFailure::Memory(format!(
+            "this trial needs about {:.1} GiB by estimate ({} parameters x 4-5 f32 copies, {} activation floats per sample at batch {}), but {:.1} GiB of memory is available; use a smaller model or batch",
+            gib(e.bytes),
+            e.parameters,
+            e.activations_per_sample,
+            spec.config.batch_size,
+            gib(avail)
+        )));
+    }
+    Ok(())
 }
 
 /// Saves the trained weights under `<run>/weights/`; the path relative to the run folder.
@@ -587,9 +616,14 @@ pub fn run_suite(
     };
     let total = plan.trials.len();
     let mut ran = 0;
+    let mut interrupted = None;
     for spec in &plan.trials {
         if done.contains(&spec.key) {
             continue;
+        }
+        if let Some(sig) = crate::util::interrupt::requested() {
+            interrupted = Some(sig);
+            break;
         }
         let available = data.sets.splits(&spec.config)?.train.len() as u64;
         let n_train = spec
@@ -611,6 +645,19 @@ pub fn run_suite(
             &measurement,
             progress,
         );
+        // A trial cut short by a signal is discarded: its partial windows
+        // would read as a finished trial. Resume runs it again.
+        if let Some(sig) = crate::util::interrupt::requested()
+            && record.status != TrialStatus::Completed
+        {
+            tracing::warn!(
+                "{}: interrupted by {}; not recorded",
+                spec.key,
+                crate::util::interrupt::name(sig)
+            );
+            interrupted = Some(sig);
+            break;
+        }
         run.append(&record)?;
         progress.trial_end(
             &spec.key.to_string(),
@@ -621,6 +668,7 @@ pub fn run_suite(
     }
     records.sort_by_key(|r| r.trial_index);
     Ok(RunSummary {
+        interrupted,
         run_dir: run.path.clone(),
         skipped: records.len() - ran,
         records,

@@ -29,6 +29,16 @@ pub enum StoreError {
         "{run}: the suite given ({given}) differs from the one this run started with ({run}/suite.toml); resume with that suite, or start a new run"
     )]
     SuiteMismatch { run: PathBuf, given: PathBuf },
+    #[error(
+        "{run} was started with filters {used}, but this command gives {given}; resume with the same --workload/--variant flags"
+    )]
+    FilterMismatch {
+        run: PathBuf,
+        used: String,
+        given: String,
+    },
+    #[error("{run}/manifest.json cannot be read: {message}")]
+    Manifest { run: PathBuf, message: String },
     #[error("{run}/suite.toml cannot be read back: {source}")]
     SuiteCopy {
         run: PathBuf,
@@ -112,6 +122,32 @@ impl RunDir {
             run: path.to_path_buf(),
             source: Box::new(source),
         })?;
+        let manifest = path.join(MANIFEST_FILE);
+        let used = match std::fs::read(&manifest) {
+            Ok(b) => {
+                crate::harness::manifest::Manifest::from_json(&b)
+                    .map_err(|message| StoreError::Manifest {
+                        run: path.to_path_buf(),
+                        message,
+                    })?
+                    .filters
+            }
+            Err(_) => crate::suite::Filters::default(),
+        };
+        if used != suite.filters {
+            return Err(StoreError::FilterMismatch {
+                run: path.to_path_buf(),
+                used: used.to_string(),
+                given: suite.filters.to_string(),
+            });
+        }
+        let mut copy = copy;
+        if !used.is_empty() && copy.select(&used.workloads, &used.variants).is_err() {
+            return Err(StoreError::SuiteMismatch {
+                run: path.to_path_buf(),
+                given: suite.path.clone(),
+            });
+        }
         if !same_suite(&copy, suite) {
             return Err(StoreError::SuiteMismatch {
                 run: path.to_path_buf(),

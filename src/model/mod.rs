@@ -2,6 +2,7 @@
 //! suite knobs (widths, depth, context).
 
 pub mod cnn;
+pub mod memory;
 pub mod mlp;
 pub mod quantize;
 pub mod separable;

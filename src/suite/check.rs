@@ -195,6 +195,11 @@ impl Ctx<'_> {
                 let field = format!("{p}.batch_sizes");
                 return Err(self.invalid(&field, "[]", "list at least one batch size"));
             }
+            if bs.len() > 64 {
+                let field = format!("{p}.batch_sizes");
+                let n = format!("({} sizes)", bs.len());
+                return Err(self.invalid(&field, n, "at most 64 batch sizes"));
+            }
             if let Some(b) = bs.iter().find(|&&b| b < 1 || b > u32::MAX as i64) {
                 let field = format!("{p}.batch_sizes");
                 return Err(self.invalid(&field, b, "batch sizes must be integers >= 1"));
@@ -232,15 +237,21 @@ impl Ctx<'_> {
     }
 
     fn check_model_size(&self, p: &str, s: &Settings) -> Result<(), SuiteError> {
-        for (field, v) in [
-            ("fc_width", s.fc_width),
-            ("d_model", s.d_model),
-            ("layers", s.layers),
-            ("heads", s.heads),
-            ("context", s.context),
-            ("generate_tokens", s.generate_tokens),
+        for (field, v, max) in [
+            ("fc_width", s.fc_width, 65_536),
+            ("d_model", s.d_model, 65_536),
+            ("layers", s.layers, 1_024),
+            ("heads", s.heads, 1_024),
+            ("context", s.context, 65_536),
+            ("generate_tokens", s.generate_tokens, 65_536),
         ] {
             self.pos_int(p, field, v, "an integer >= 1")?;
+            if let Some(x) = v
+                && x > max
+            {
+                let allowed = format!("an integer in 1..={max}");
+                return Err(self.invalid(&format!("{p}.{field}"), x, &allowed));
+            }
         }
         for (field, v) in [("hidden", &s.hidden), ("channels", &s.channels)] {
             if let Some(v) = v

@@ -9,6 +9,13 @@ use crate::config::{Plan, TrialKey, TrialSpec};
 /// The `[[variant]]` tables, checked, with `batch_sizes` expanded into one
 /// variant per size (`<name>-b<size>`); none at all gives `baseline`.
 pub(super) fn variants(cx: &Ctx, raw: Vec<RawEntry>) -> Result<Vec<Variant>, SuiteError> {
+    if raw.len() > 1_000 {
+        return Err(cx.invalid(
+            "variant",
+            format!("({} tables)", raw.len()),
+            "at most 1000 [[variant]] tables",
+        ));
+    }
     let mut variants: Vec<Variant> = Vec::new();
     for (i, v) in raw.into_iter().enumerate() {
         let field = format!("variant[{i}]");
@@ -129,6 +136,16 @@ impl Suite {
         if !variants.is_empty() {
             self.variants.retain(|x| variants.contains(&x.name));
         }
+        let sorted = |v: &[String]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v.dedup();
+            v
+        };
+        self.filters = super::Filters {
+            workloads: sorted(workloads),
+            variants: sorted(variants),
+        };
         Ok(())
     }
 }

@@ -84,7 +84,43 @@ pub struct Suite {
     pub claim: Option<Claim>,
     /// Whether the `[quick]` overrides were applied.
     pub quick: bool,
+    /// The command line's `--workload`/`--variant` filters applied (`select`).
+    pub filters: Filters,
 }
+
+/// The workload and variant filters of a run (empty: the whole suite).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Filters {
+    #[serde(default)]
+    pub workloads: Vec<String>,
+    #[serde(default)]
+    pub variants: Vec<String>,
+}
+
+impl Filters {
+    pub fn is_empty(&self) -> bool {
+        self.workloads.is_empty() && self.variants.is_empty()
+    }
+}
+
+impl std::fmt::Display for Filters {
+    /// As command-line flags: `--workload mlp --variant b32` (or `none`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            return f.write_str("none (the whole suite)");
+        }
+        let flags: Vec<String> = self
+            .workloads
+            .iter()
+            .map(|w| format!("--workload {w}"))
+            .chain(self.variants.iter().map(|v| format!("--variant {v}")))
+            .collect();
+        f.write_str(&flags.join(" "))
+    }
+}
+
+/// Most trials one suite may plan.
+pub const MAX_TRIALS: usize = 100_000;
 
 pub fn parse_meter(s: &str) -> Option<MeterChoice> {
     MeterChoice::parse(s)
@@ -190,9 +226,32 @@ impl Suite {
             source: text.to_string(),
             claim: raw.claim,
             quick,
+            filters: Filters::default(),
         };
         if let Some(c) = &suite.claim {
             suite.check_claim(&cx, c)?;
+        }
+        let trials = [
+            suite.workloads.len(),
+            suite.variants.len(),
+            suite.seeds.len(),
+            repeats as usize,
+        ]
+        .iter()
+        .try_fold(1usize, |a, &n| a.checked_mul(n))
+        .filter(|&n| n <= MAX_TRIALS);
+        if trials.is_none() {
+            return Err(cx.invalid(
+                "defaults.seeds",
+                format!(
+                    "{} workload(s) x {} variant(s) x {} seed(s) x {} repeat(s)",
+                    suite.workloads.len(),
+                    suite.variants.len(),
+                    suite.seeds.len(),
+                    repeats
+                ),
+                &format!("a plan of at most {MAX_TRIALS} trials; split the suite"),
+            ));
         }
         // Resolve every combination once so that a bad combination is reported now.
         suite.plan()?;
@@ -297,12 +356,20 @@ fn seeds(cx: &Ctx, seeds: Option<Vec<i64>>) -> Result<Vec<u64>, SuiteError> {
             "give at least one seed, e.g. seeds = [1, 2, 3]",
         ));
     }
+    if v.len() > MAX_TRIALS {
+        return Err(cx.invalid(
+            "defaults.seeds",
+            format!("({} seeds)", v.len()),
+            &format!("at most {MAX_TRIALS} seeds"),
+        ));
+    }
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for s in v {
         if s < 0 {
             return Err(cx.invalid("defaults.seeds", s, "seeds are integers >= 0"));
         }
-        if out.contains(&(s as u64)) {
+        if !seen.insert(s) {
             return Err(cx.invalid(
                 "defaults.seeds",
                 s,
@@ -320,6 +387,13 @@ fn workloads(cx: &Ctx, raw: Vec<RawEntry>) -> Result<Vec<Workload>, SuiteError> 
             "workload",
             "(none)",
             "a suite needs at least one [[workload]] table with `name` and `model`",
+        ));
+    }
+    if raw.len() > 1_000 {
+        return Err(cx.invalid(
+            "workload",
+            format!("({} tables)", raw.len()),
+            "at most 1000 [[workload]] tables",
         ));
     }
     let mut workloads: Vec<Workload> = Vec::new();

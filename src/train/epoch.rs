@@ -83,6 +83,9 @@ impl Loop<'_> {
         let n_steps = chunks.len();
         let mut ending = None;
         for (ci, chunk) in chunks.into_iter().enumerate() {
+            if let Some(sig) = crate::util::interrupt::requested() {
+                return Err(TrainError::Interrupted(sig));
+            }
             if ep.window.is_none() {
                 ep.window = Some(self.measurer.begin(&format!("train/epoch-{number}"))?);
             }

@@ -54,6 +54,9 @@ pub enum TrainError {
     Meter(#[from] MeterError),
     #[error("{0}")]
     Unsupported(String),
+    /// SIGINT or SIGTERM asked the run to stop.
+    #[error("interrupted by {}", crate::util::interrupt::name(*.0))]
+    Interrupted(i32),
 }
 
 /// candle's message without the backtrace it carries when RUST_BACKTRACE is
