@@ -120,7 +120,7 @@ fn every_table_is_checked_including_quick_and_claim() {
     assert!(e.contains("claim.target_accuracy"), "{e}");
     let e = err(&claim("ratio_min = -1.0\nratio_max = 1.0\n"));
     assert!(
-        e.contains("claim.ratio_min") && e.contains("finite number > 0"),
+        e.contains("claim.ratio_min") && e.contains("finite number >= 0"),
         "{e}"
     );
     let e = err(&format!(

@@ -296,9 +296,9 @@ impl Suite {
             ("claim.published_ratio", c.published_ratio),
         ] {
             if let Some(x) = v
-                && !(x.is_finite() && x > 0.0)
+                && !(x.is_finite() && x >= 0.0)
             {
-                return Err(cx.invalid(field, x, "a ratio: a finite number > 0"));
+                return Err(cx.invalid(field, x, "a ratio: a finite number >= 0"));
             }
         }
         if let (Some(lo), Some(hi)) = (c.ratio_min, c.ratio_max)
