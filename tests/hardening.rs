@@ -37,6 +37,29 @@ fn names_must_be_single_ordinary_path_components() {
     let ok = parse(&format!("name = \"{}\"\n{W}", "a".repeat(64))).unwrap();
     let p = Path::new("/results").join(&ok.name);
     assert_eq!(p.parent(), Some(Path::new("/results")));
+    // And the store refuses a name that is not, whoever built the suite.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("out");
+    for bad in ["..", ".", "a/b", "/abs"] {
+        let mut s = ok.clone();
+        s.name = bad.into();
+        let m = joulebench::harness::manifest::Manifest::new(&s, "cpu", meter_info(), dir.path());
+        let e = joulebench::harness::store::RunDir::create(&root, &s, &m)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("would not stay under"), "{bad}: {e}");
+    }
+    assert!(!dir.path().join("s").exists() && std::fs::read_dir(dir.path()).unwrap().count() == 0);
+}
+
+fn meter_info() -> joulebench::meter::MeterInfo {
+    joulebench::meter::MeterInfo {
+        name: "fake".into(),
+        domains: vec![],
+        update_period: None,
+        cpu: None,
+    }
 }
 
 #[test]

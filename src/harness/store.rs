@@ -37,6 +37,10 @@ pub enum StoreError {
         used: String,
         given: String,
     },
+    #[error(
+        "suite name {name:?} is not one folder name, so its run folder would not stay under {root}"
+    )]
+    Outside { root: PathBuf, name: String },
     #[error("{run}/manifest.json cannot be read: {message}")]
     Manifest { run: PathBuf, message: String },
     #[error("{run}/suite.toml cannot be read back: {source}")]
@@ -82,6 +86,19 @@ pub struct Resumed {
 impl RunDir {
     /// Creates `root/<suite>/<stamp>/` and writes the suite copy and manifest.
     pub fn create(root: &Path, suite: &Suite, manifest: &Manifest) -> Result<RunDir, StoreError> {
+        // The suite name is one ordinary path component (checked when the suite
+        // was read); refuse anything else here too, so no run folder lands
+        // outside the results root whatever the caller passes.
+        let mut parts = Path::new(&suite.name).components();
+        if !matches!(
+            (parts.next(), parts.next()),
+            (Some(std::path::Component::Normal(_)), None)
+        ) {
+            return Err(StoreError::Outside {
+                root: root.to_path_buf(),
+                name: suite.name.clone(),
+            });
+        }
         let base = root.join(&suite.name);
         std::fs::create_dir_all(&base).map_err(io("create the results folder", &base))?;
         let stamp = crate::util::timefmt::folder_stamp(std::time::SystemTime::now());
