@@ -62,7 +62,7 @@ impl Ctx<'_> {
                     Some((k, v)) => format!(
                         "field `{prefix}.{k}` = {}: {}",
                         clip(&v.to_string()),
-                        clip(e.message())
+                        clip_message(e.message())
                     ),
                     None => format!("in `{prefix}`: {}", e.message()),
                 }));
@@ -284,10 +284,20 @@ const ECHO_MAX: usize = 200;
 
 /// A value for an error message: whole, or its first 200 characters and how long it was.
 pub(crate) fn clip(v: &str) -> String {
-    if v.chars().count() <= ECHO_MAX {
+    clip_to(v, ECHO_MAX)
+}
+
+/// A parser's message (which may quote a value) cut at 1,200 characters:
+/// enough for its list of expected names.
+pub(crate) fn clip_message(v: &str) -> String {
+    clip_to(v, 1_200)
+}
+
+fn clip_to(v: &str, max: usize) -> String {
+    if v.chars().count() <= max {
         v.to_string()
     } else {
-        let head: String = v.chars().take(ECHO_MAX).collect();
+        let head: String = v.chars().take(max).collect();
         format!("{head}… ({} characters in all)", v.chars().count())
     }
 }

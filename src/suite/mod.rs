@@ -150,7 +150,7 @@ impl Suite {
     pub fn parse_with(path: &Path, text: &str, quick: bool) -> Result<Suite, SuiteError> {
         let cx = Ctx { path };
         let mut raw: RawSuite = toml::from_str(text)
-            .map_err(|e| cx.parse_error(check::clip(e.to_string().trim_end())))?;
+            .map_err(|e| cx.parse_error(check::clip_message(e.to_string().trim_end())))?;
         // `[quick]` is checked on its own, whether or not this load applies it,
         // so `validate` catches what `--quick` would trip on, under its own name.
         if let Some(q) = &raw.quick {
