@@ -230,9 +230,10 @@ impl Env {
         Env { dir, data }
     }
 
-    fn run(&self, extra: &[&str]) -> Output {
-        bin()
-            .current_dir(self.dir.path())
+    /// `joulebench run s.toml --out out --meter fake --idle-seconds 0 --data-dir <fixture>`.
+    fn command(&self) -> Command {
+        let mut c = bin();
+        c.current_dir(self.dir.path())
             .args([
                 "run",
                 "s.toml",
@@ -244,7 +245,12 @@ impl Env {
                 "0",
                 "--data-dir",
             ])
-            .arg(&self.data)
+            .arg(&self.data);
+        c
+    }
+
+    fn run(&self, extra: &[&str]) -> Output {
+        self.command()
             .args(extra)
             .env("JOULEBENCH_LOG", "warn")
             .output()
@@ -394,30 +400,12 @@ fn a_trial_that_cannot_fit_fails_with_the_estimate_and_the_suite_goes_on() {
 
 #[test]
 fn an_empty_test_split_fails_the_trial_instead_of_reporting_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("empty");
-    joulebench::data::fashion_mnist::write_fixture(&data, 5_600, 0, 3).unwrap();
-    std::fs::write(
-        dir.path().join("s.toml"),
+    let mut env = Env::new(
         "name = \"e\"\n[defaults]\nepochs = 1\n[[workload]]\nname = \"mlp\"\nhidden = [16]\n",
-    )
-    .unwrap();
-    let o = bin()
-        .current_dir(dir.path())
-        .args([
-            "run",
-            "s.toml",
-            "--out",
-            "out",
-            "--meter",
-            "fake",
-            "--idle-seconds",
-            "0",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
+    );
+    env.data = env.dir.path().join("empty");
+    joulebench::data::fashion_mnist::write_fixture(&env.data, 5_600, 0, 3).unwrap();
+    let o = env.run(&[]);
     let t = text(&o);
     assert!(!o.status.success(), "{t}");
     assert!(t.contains("no samples") && !t.contains("0.00%"), "{t}");
@@ -451,20 +439,8 @@ batch_size = 16
 #[test]
 fn sigint_stops_after_the_trial_in_flight_and_resume_finishes_the_run() {
     let env = Env::new(LONG);
-    let child = bin()
-        .current_dir(env.dir.path())
-        .args([
-            "run",
-            "s.toml",
-            "--out",
-            "out",
-            "--meter",
-            "fake",
-            "--idle-seconds",
-            "0",
-            "--data-dir",
-        ])
-        .arg(&env.data)
+    let child = env
+        .command()
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -522,20 +498,8 @@ fn sigint_stops_after_the_trial_in_flight_and_resume_finishes_the_run() {
 #[test]
 fn a_second_signal_exits_at_once() {
     let env = Env::new(&LONG.replace("epochs = 3", "epochs = 50"));
-    let child = bin()
-        .current_dir(env.dir.path())
-        .args([
-            "run",
-            "s.toml",
-            "--out",
-            "out",
-            "--meter",
-            "fake",
-            "--idle-seconds",
-            "0",
-            "--data-dir",
-        ])
-        .arg(&env.data)
+    let child = env
+        .command()
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
