@@ -88,6 +88,38 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// At most 1000 `[[table]]` entries (the name checks below are quadratic).
+    pub fn table_count(&self, table: &str, n: usize) -> Result<(), SuiteError> {
+        if n > 1_000 {
+            let allowed = format!("at most 1000 [[{table}]] tables");
+            return Err(self.invalid(table, format!("({n} tables)"), &allowed));
+        }
+        Ok(())
+    }
+
+    /// Entry `i` of `[[table]]` has a valid name not used by an earlier entry.
+    pub fn entry_name<'a>(
+        &self,
+        table: &str,
+        i: usize,
+        name: &str,
+        mut earlier: impl Iterator<Item = &'a str>,
+    ) -> Result<(), SuiteError> {
+        let field = format!("{table}[{i}].name");
+        if !valid_name(name) {
+            return Err(self.invalid(
+                &field,
+                format!("{name:?}"),
+                "1-64 characters of letters, digits, '-', '_' or '.', not starting with '.'",
+            ));
+        }
+        if earlier.any(|x| x == name) {
+            let allowed = format!("{table} names must be unique within a suite");
+            return Err(self.invalid(&field, name, &allowed));
+        }
+        Ok(())
+    }
+
     /// `Some(v)` with v < 1 or beyond u32 is an error with `what`.
     fn pos_int(&self, p: &str, field: &str, v: Option<i64>, what: &str) -> Result<(), SuiteError> {
         match v {

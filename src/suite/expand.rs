@@ -1,7 +1,7 @@
 //! Expansion: `batch_sizes` variants into one variant per size, the suite
 //! into its ordered plan, and the command line's workload/variant filters.
 
-use super::check::{Ctx, valid_name};
+use super::check::Ctx;
 use super::settings::{RawEntry, Settings};
 use super::{Suite, SuiteError, Variant};
 use crate::config::{Plan, TrialKey, TrialSpec};
@@ -9,23 +9,11 @@ use crate::config::{Plan, TrialKey, TrialSpec};
 /// The `[[variant]]` tables, checked, with `batch_sizes` expanded into one
 /// variant per size (`<name>-b<size>`); none at all gives `baseline`.
 pub(super) fn variants(cx: &Ctx, raw: Vec<RawEntry>) -> Result<Vec<Variant>, SuiteError> {
-    if raw.len() > 1_000 {
-        return Err(cx.invalid(
-            "variant",
-            format!("({} tables)", raw.len()),
-            "at most 1000 [[variant]] tables",
-        ));
-    }
+    cx.table_count("variant", raw.len())?;
     let mut variants: Vec<Variant> = Vec::new();
     for (i, v) in raw.into_iter().enumerate() {
-        let field = format!("variant[{i}]");
-        if !valid_name(&v.name) {
-            return Err(cx.invalid(
-                &format!("{field}.name"),
-                format!("{:?}", v.name),
-                "1-64 characters of letters, digits, '-', '_' or '.', not starting with '.'",
-            ));
-        }
+        // The name first, then the model, then uniqueness: the order errors were always reported in.
+        cx.entry_name("variant", i, &v.name, std::iter::empty())?;
         if v.model.is_some() {
             return Err(cx.invalid(
                 &format!("variant[{}].model", v.name),
@@ -33,13 +21,12 @@ pub(super) fn variants(cx: &Ctx, raw: Vec<RawEntry>) -> Result<Vec<Variant>, Sui
                 "a variant changes techniques, not the model; set `model` on a [[workload]]",
             ));
         }
-        if variants.iter().any(|x| x.name == v.name) {
-            return Err(cx.invalid(
-                &format!("{field}.name"),
-                &v.name,
-                "variant names must be unique within a suite",
-            ));
-        }
+        cx.entry_name(
+            "variant",
+            i,
+            &v.name,
+            variants.iter().map(|x| x.name.as_str()),
+        )?;
         let settings = cx.settings(&format!("variant[{}]", v.name), v.settings)?;
         if settings.batch_sizes.is_some() && settings.batch_size.is_some() {
             return Err(cx.invalid(

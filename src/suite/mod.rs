@@ -389,30 +389,15 @@ fn workloads(cx: &Ctx, raw: Vec<RawEntry>) -> Result<Vec<Workload>, SuiteError> 
             "a suite needs at least one [[workload]] table with `name` and `model`",
         ));
     }
-    if raw.len() > 1_000 {
-        return Err(cx.invalid(
-            "workload",
-            format!("({} tables)", raw.len()),
-            "at most 1000 [[workload]] tables",
-        ));
-    }
+    cx.table_count("workload", raw.len())?;
     let mut workloads: Vec<Workload> = Vec::new();
     for (i, w) in raw.into_iter().enumerate() {
-        let field = format!("workload[{i}]");
-        if !valid_name(&w.name) {
-            return Err(cx.invalid(
-                &format!("{field}.name"),
-                format!("{:?}", w.name),
-                "1-64 characters of letters, digits, '-', '_' or '.', not starting with '.'",
-            ));
-        }
-        if workloads.iter().any(|x| x.name == w.name) {
-            return Err(cx.invalid(
-                &format!("{field}.name"),
-                &w.name,
-                "workload names must be unique within a suite",
-            ));
-        }
+        cx.entry_name(
+            "workload",
+            i,
+            &w.name,
+            workloads.iter().map(|x| x.name.as_str()),
+        )?;
         let model_name = w.model.clone().unwrap_or_else(|| w.name.clone());
         let model = ModelKind::parse(&model_name).ok_or_else(|| {
             cx.unknown(
