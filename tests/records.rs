@@ -70,6 +70,7 @@ fn record(s: &Suite, i: usize) -> TrialRecord {
         schema_version: joulebench::record::SCHEMA_VERSION,
         suite: s.name.clone(),
         trial_index: i,
+        trial_id: spec.id(),
         key: spec.key.clone(),
         config: spec.config.clone(),
         device: "cpu".into(),
@@ -113,6 +114,7 @@ fn record(s: &Suite, i: usize) -> TrialRecord {
         distillation: None,
         weights_file: None,
         gpu_self_check: vec![],
+        placement: None,
     }
 }
 

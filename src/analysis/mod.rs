@@ -12,6 +12,7 @@ pub mod series;
 pub mod stats;
 
 use crate::harness::manifest::Manifest;
+use crate::harness::sharded;
 use crate::harness::store::{self, StoreError};
 use crate::record::TrialRecord;
 use crate::suite::Suite;
@@ -37,37 +38,68 @@ pub struct Run {
     pub records: Vec<TrialRecord>,
     /// Bytes of a half-written last line that were ignored.
     pub discarded_bytes: usize,
+    /// The shard folders read, for a sharded run (empty otherwise).
+    pub shards: Vec<u32>,
+    /// Planned trials without a record (from the run's suite copy and
+    /// filters), in plan order: a partial run says what it lacks.
+    pub missing: Vec<crate::config::plan::TrialKey>,
 }
 
 impl Run {
+    /// Reads a run folder; a sharded run's shards are merged into one run
+    /// (each trial once; a trial recorded twice with different results is an
+    /// error naming both files).
     pub fn load(dir: &Path) -> Result<Run, AnalysisError> {
         let trials = dir.join(store::TRIALS_FILE);
-        if !trials.is_file() {
+        let (records, discarded_bytes, mpath, shards) = if trials.is_file() {
+            let (mut records, _, discarded_bytes) = store::read_records(&trials)?;
+            records.sort_by_key(|r| r.trial_index);
+            (
+                records,
+                discarded_bytes,
+                Some(dir.join(store::MANIFEST_FILE)),
+                Vec::new(),
+            )
+        } else if sharded::is_sharded(dir) {
+            let m = sharded::read_merged(dir)?;
+            if m.duplicates > 0 {
+                tracing::info!(
+                    "{}: {} identical duplicate record(s) dropped",
+                    dir.display(),
+                    m.duplicates
+                );
+            }
+            (m.records, m.discarded_bytes, m.manifest, m.shards)
+        } else {
             return Err(StoreError::NotARun {
                 path: dir.to_path_buf(),
                 what: store::TRIALS_FILE,
             }
             .into());
-        }
-        let (mut records, _, discarded_bytes) = store::read_records(&trials)?;
-        records.sort_by_key(|r| r.trial_index);
-        let mpath = dir.join(store::MANIFEST_FILE);
-        let manifest = match std::fs::read(&mpath) {
-            Ok(b) => Some(
-                Manifest::from_json(&b).map_err(|message| AnalysisError::File {
-                    path: mpath.clone(),
-                    message,
-                })?,
-            ),
-            Err(_) => None,
+        };
+        let manifest = match mpath.map(|p| (std::fs::read(&p), p)) {
+            Some((Ok(b), p)) => {
+                Some(
+                    Manifest::from_json(&b).map_err(|message| AnalysisError::File {
+                        path: p.clone(),
+                        message,
+                    })?,
+                )
+            }
+            _ => None,
         };
         let suite = Suite::load(&dir.join(store::SUITE_FILE)).ok();
+        let missing = sharded::planned(dir)
+            .map(|plan| sharded::missing(&plan, &records))
+            .unwrap_or_default();
         Ok(Run {
             dir: dir.to_path_buf(),
             manifest,
             suite,
             records,
             discarded_bytes,
+            shards,
+            missing,
         })
     }
 

@@ -107,6 +107,21 @@ fn header(o: &mut String, run: &Run) {
             run.provenance()
         );
     }
+    let shared = run
+        .records
+        .iter()
+        .filter(|r| {
+            r.placement
+                .as_ref()
+                .is_some_and(|p| p.shared_node_cpu_energy)
+        })
+        .count();
+    if shared > 0 {
+        let _ = writeln!(
+            o,
+            "\n> **{shared} trial(s) measured CPU energy with RAPL on a node shared with other jobs**: RAPL counts whole sockets, so their CPU joules include the other jobs' work. Submit with `--exclusive`.\n"
+        );
+    }
     if let Some(m) = &run.manifest {
         let _ = writeln!(o, "\n## Provenance\n");
         let _ = writeln!(o, "| item | value |\n|---|---|");
@@ -141,6 +156,28 @@ fn header(o: &mut String, run: &Run) {
                 g.name,
                 g.power_limit_w.map_or("?".into(), |w| format!("{w:.0}")),
                 g.temperature_c.map_or("?".into(), |t| t.to_string())
+            );
+        }
+        if !run.shards.is_empty() {
+            let mut nodes: Vec<&str> = run
+                .records
+                .iter()
+                .filter_map(|r| r.placement.as_ref().map(|p| p.hostname.as_str()))
+                .collect();
+            nodes.sort_unstable();
+            nodes.dedup();
+            let restarted = run
+                .records
+                .iter()
+                .filter(|r| r.placement.as_ref().is_some_and(|p| p.restart_count > 0))
+                .count();
+            let _ = writeln!(
+                o,
+                "| shards | a sharded run: {} shard folder(s) merged (the host above is shard {}'s); nodes {}; {} trial(s) recorded after a requeue |",
+                run.shards.len(),
+                run.shards[0],
+                nodes.join(", "),
+                restarted
             );
         }
         if !m.filters.is_empty() {
@@ -203,20 +240,25 @@ fn header(o: &mut String, run: &Run) {
 
 /// The variants table; returns the rows of the peak-efficiency table.
 fn variants(o: &mut String, run: &Run) -> Vec<String> {
-    let planned = run
-        .suite
-        .as_ref()
-        .and_then(|s| s.plan().ok())
-        .map(|p| p.trials.len());
     let _ = writeln!(o, "\n## Variants\n");
-    if let Some(p) = planned
-        && p > run.records.len()
-    {
+    if !run.missing.is_empty() {
+        let shown: Vec<String> = run
+            .missing
+            .iter()
+            .take(20)
+            .map(|k| format!("`{k}`"))
+            .collect();
         let _ = writeln!(
             o,
-            "Partial run: {} of {} planned trials recorded.\n",
+            "Partial run: {} of {} planned trials recorded. Missing: {}{}.\n",
             run.records.len(),
-            p
+            run.records.len() + run.missing.len(),
+            shown.join(", "),
+            if run.missing.len() > 20 {
+                format!(" and {} more", run.missing.len() - 20)
+            } else {
+                String::new()
+            }
         );
     }
     if run.discarded_bytes > 0 {

@@ -52,6 +52,58 @@ pub struct DataArgs {
     pub corpus_dir: Option<PathBuf>,
 }
 
+impl MeterArgs {
+    /// These settings as `joulebench run` arguments (for a batch script).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        let mut opt = |flag: &str, val: Option<String>| {
+            if let Some(x) = val {
+                v.push(flag.to_string());
+                v.push(x);
+            }
+        };
+        opt(
+            "--device",
+            Some(self.device.clone()).filter(|d| d != "auto"),
+        );
+        opt("--meter", self.meter.clone());
+        opt(
+            "--cpu-watts-per-core",
+            self.cpu_watts_per_core.map(|x| x.to_string()),
+        );
+        opt("--cpu-model", self.cpu_model.clone());
+        opt("--cpu-threads", self.cpu_threads.map(|x| x.to_string()));
+        opt("--gpus", self.gpus.as_ref().map(|g| g.to_string()));
+        opt(
+            "--nvml-lib",
+            self.nvml_lib.as_ref().map(|p| p.display().to_string()),
+        );
+        opt("--idle-seconds", self.idle_seconds.map(|x| x.to_string()));
+        opt(
+            "--rapl-root",
+            self.rapl_root.as_ref().map(|p| p.display().to_string()),
+        );
+        v
+    }
+}
+
+impl DataArgs {
+    /// These settings as `joulebench run` arguments.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (flag, p) in [
+            ("--data-dir", &self.data_dir),
+            ("--corpus-dir", &self.corpus_dir),
+        ] {
+            if let Some(p) = p {
+                v.push(flag.to_string());
+                v.push(p.display().to_string());
+            }
+        }
+        v
+    }
+}
+
 fn parse_gpus(s: &str) -> Result<joulebench::config::GpuSelection, String> {
     s.parse()
 }

@@ -8,6 +8,8 @@ mod meters;
 mod report;
 mod reproduce;
 mod run;
+mod slurm;
+mod status;
 mod validate;
 
 use anyhow::Result;
@@ -31,6 +33,10 @@ pub struct Cli {
 pub enum Command {
     /// Run (or resume) a suite and write its records under the results folder.
     Run(run::RunArgs),
+    /// Write an sbatch array script that runs a suite in shards (and submit it with --submit).
+    Slurm(slurm::SlurmArgs),
+    /// Progress of a run folder: per shard done/planned, failed, state and nodes.
+    Status { run: PathBuf },
     /// Write report.md, trials.csv and plots/ for a run folder (also a partial one).
     Report(report::ReportArgs),
     /// Draw only the plots of a run folder.
@@ -69,6 +75,8 @@ fn calibrate_seconds(s: &str) -> Result<f64, String> {
 pub fn main(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run(a) => run::run(a),
+        Command::Slurm(a) => slurm::run(a),
+        Command::Status { run } => status::run(&run),
         Command::Report(a) => report::report(a),
         Command::Plot(a) => report::plot(a),
         Command::Compare(a) => compare::run(a),

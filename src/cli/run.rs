@@ -6,6 +6,7 @@ use clap::Args;
 use joulebench::analysis::Run;
 use joulebench::analysis::report::write_report;
 use joulebench::harness::runner::{self, RunOptions};
+use joulebench::harness::shard;
 use joulebench::record::TrialStatus;
 use joulebench::suite::Suite;
 use std::path::PathBuf;
@@ -45,6 +46,16 @@ pub struct RunArgs {
     /// Do not write report.md, trials.csv and plots at the end.
     #[arg(long)]
     no_report: bool,
+    /// Run only shard K of N of the plan (trial index mod N == K) into the
+    /// shared --run-dir. Without it, a Slurm array task
+    /// (SLURM_ARRAY_TASK_ID/COUNT) or a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX with JOULEBENCH_SHARDS) picks its shard.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+    /// The run folder shards share (created by the first; a restarted shard
+    /// resumes its own file). Default under Slurm: <out>/<suite>/slurm-<array job id>.
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
 }
 
 /// This command line with `--resume RUN_DIR` (replacing any given).
@@ -84,9 +95,27 @@ fn resume_command(run_dir: &std::path::Path) -> String {
 pub fn run(a: RunArgs) -> Result<i32> {
     let mut s = Suite::load(&a.suite)?;
     s.select(&a.workloads, &a.variants)?;
+    let env = shard::process_env;
+    let choice = shard::resolve(a.shard.as_deref(), &env)?;
+    let shared = match (choice, &a.run_dir) {
+        (None, None) => None,
+        (choice, _) => {
+            if a.resume.is_some() {
+                return Err(shard::ShardError::ResumeAndShard.into());
+            }
+            Some(shard::SharedRun {
+                shard: choice.unwrap_or(shard::ShardChoice {
+                    shard: joulebench::record::Shard { index: 0, count: 1 },
+                    source: "--run-dir",
+                }),
+                dir: shard::run_dir(a.run_dir.as_deref(), &env, &a.out, &s.name)?,
+            })
+        }
+    };
     let opts = RunOptions {
         results_root: a.out,
         resume: a.resume,
+        shared: shared.clone(),
         region: a.region,
         pue: a.pue,
         wue_onsite: a.wue,
@@ -100,6 +129,16 @@ pub fn run(a: RunArgs) -> Result<i32> {
     drop(progress);
     if let Some(sig) = summary.interrupted {
         println!("{}", joulebench::console::summary::table(&summary.records));
+        if let Some(sr) = &shared {
+            eprintln!(
+                "interrupted by {}: shard {} holds {} trial(s) in {}; the trial in flight was not recorded.\nrun the same command again (or requeue the job) to finish the shard",
+                joulebench::util::interrupt::name(sig),
+                sr.shard.shard,
+                summary.records.len(),
+                summary.run_dir.display()
+            );
+            return Ok(128 + sig);
+        }
         eprintln!(
             "interrupted by {}: {} trial(s) recorded in {}; the trial in flight was not recorded.\nresume with: {}",
             joulebench::util::interrupt::name(sig),
@@ -114,12 +153,17 @@ pub fn run(a: RunArgs) -> Result<i32> {
         "{} trial(s) run, {} already present; records in {}",
         summary.ran,
         summary.skipped,
-        summary
-            .run_dir
-            .join(joulebench::harness::store::TRIALS_FILE)
-            .display()
+        summary.trials_path.display()
     );
-    if !a.no_report && !summary.records.is_empty() {
+    if let Some(sr) = &shared {
+        println!(
+            "shard {} ({}) done; when every shard has ended: joulebench status {} ; joulebench report {}",
+            sr.shard.shard,
+            sr.shard.source,
+            summary.run_dir.display(),
+            summary.run_dir.display()
+        );
+    } else if !a.no_report && !summary.records.is_empty() {
         let run = Run::load(&summary.run_dir)?;
         let w = write_report(&run, None)?;
         println!("report: {}", w.report.display());

@@ -30,6 +30,24 @@ pub struct TrialSpec {
     pub config: TrialConfig,
 }
 
+impl TrialSpec {
+    /// The trial's identity: 16 hex digits of a hash of its key (workload,
+    /// variant, seed, repeat) and its fully resolved configuration, as JSON.
+    /// The same suite gives the same ids on every machine and in every shard;
+    /// a changed setting gives a new id. It does not depend on the plan index,
+    /// so filtering a suite keeps each trial's id.
+    pub fn id(&self) -> String {
+        trial_id(&self.key, &self.config)
+    }
+}
+
+/// See [`TrialSpec::id`].
+pub fn trial_id(key: &TrialKey, config: &TrialConfig) -> String {
+    // Serialising plain structs of numbers, strings and enums cannot fail.
+    let json = serde_json::to_vec(&(key, config)).unwrap_or_default();
+    format!("{:016x}", crate::util::hash::fnv1a64(&json))
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub suite: String,

@@ -50,6 +50,9 @@ pub struct Manifest {
     #[serde(default)]
     pub impact: Option<crate::impact::ImpactSettings>,
     pub dataset_dir: String,
+    /// Host, scheduler job and shard this process ran as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<crate::record::Placement>,
     /// How the process allocator was tuned (see `alloc`); absent in older runs.
     #[serde(default)]
     pub allocator: Option<crate::util::alloc::AllocatorTuning>,
@@ -136,6 +139,7 @@ impl Manifest {
             cooldown_seconds: 0.0,
             impact: None,
             dataset_dir: dataset_dir.display().to_string(),
+            placement: None,
             allocator: Some(crate::util::alloc::current()),
         }
     }

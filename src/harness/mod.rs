@@ -2,8 +2,12 @@
 //! folders that survive a crash, manifests, and the training-step fixtures
 //! the benches share.
 
+pub mod datasets;
 pub mod manifest;
 pub mod meters_report;
 pub mod perf;
 pub mod runner;
+pub mod shard;
+pub mod sharded;
+pub mod slurm;
 pub mod store;

@@ -2,8 +2,9 @@
 //! folder the moment it ends.
 
 use crate::config::plan::TrialSpec;
-use crate::data::text::{self, Corpus};
-use crate::data::{DeviceSplit, Splits, fashion_mnist};
+use crate::data::fashion_mnist;
+use crate::data::text;
+use crate::harness::datasets::{DataSets, DeviceData};
 use crate::harness::manifest::Manifest;
 use crate::harness::store::{RunDir, StoreError};
 use crate::impact::ImpactSettings;
@@ -15,7 +16,6 @@ use crate::train::init::SeededVars;
 use crate::train::{self, Progress};
 use crate::util::device::{DeviceError, DeviceSpec};
 use crate::util::units::Watts;
-use candle_core::Device;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -71,6 +71,8 @@ pub struct RunOptions {
     pub nvml_lib: Option<PathBuf>,
     /// How `--device auto` chose the device, when it did.
     pub device_reason: Option<String>,
+    /// Run one shard of the plan into a shared run folder.
+    pub shared: Option<crate::harness::shard::SharedRun>,
 }
 
 impl Default for RunOptions {
@@ -94,6 +96,7 @@ impl Default for RunOptions {
             gpus: None,
             nvml_lib: None,
             device_reason: None,
+            shared: None,
         }
     }
 }
@@ -113,6 +116,8 @@ pub struct Measurement {
 
 pub struct RunSummary {
     pub run_dir: PathBuf,
+    /// The file the records went to (a shard's own file in a sharded run).
+    pub trials_path: PathBuf,
     /// The signal that stopped the run early, if any: the trial in flight
     /// then was discarded (not recorded), so `--resume` runs it again.
     pub interrupted: Option<i32>,
@@ -212,121 +217,6 @@ fn cool_down(m: &Measurement, measurer: &Measurer) {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     tracing::warn!("GPU still above {limit} C after 120 s of cool-down; going on");
-}
-
-/// The datasets a plan needs, loaded before the run folder is created (so
-/// a missing dataset leaves nothing behind).
-pub struct DataSets {
-    pub fashion_mnist: Option<Splits>,
-    pub fashion_mnist_dir: PathBuf,
-    pub corpus: Option<Corpus>,
-    text: HashMap<usize, Splits>,
-}
-
-impl DataSets {
-    pub fn load(
-        suite: &Suite,
-        opts: &RunOptions,
-        plan: &crate::config::plan::Plan,
-    ) -> Result<DataSets, RunError> {
-        let fashion_mnist_dir = fashion_mnist::resolve_dir(
-            opts.data_dir.as_deref(),
-            suite.data.fashion_mnist.as_deref(),
-        );
-        let needs_text = plan.trials.iter().any(|t| t.config.model.uses_text());
-        let needs_images = plan.trials.iter().any(|t| !t.config.model.uses_text());
-        let fashion_mnist = if needs_images {
-            Some(fashion_mnist::load(&fashion_mnist_dir)?)
-        } else {
-            None
-        };
-        let corpus = if needs_text {
-            let dir = text::resolve_dir(opts.corpus_dir.as_deref(), suite.data.corpus.as_deref());
-            Some(Corpus::load(&dir)?)
-        } else {
-            None
-        };
-        let mut sets = DataSets {
-            fashion_mnist,
-            fashion_mnist_dir,
-            corpus,
-            text: HashMap::new(),
-        };
-        for t in &plan.trials {
-            sets.splits(&t.config)?;
-        }
-        Ok(sets)
-    }
-
-    /// The splits a trial trains on.
-    pub fn splits(&mut self, cfg: &crate::config::TrialConfig) -> Result<&Splits, RunError> {
-        if let crate::config::ModelSize::Transformer { context, .. } = cfg.size {
-            let corpus = self
-                .corpus
-                .as_ref()
-                .ok_or(RunError::NotLoaded("text corpus"))?;
-            if let std::collections::hash_map::Entry::Vacant(e) = self.text.entry(context) {
-                e.insert(corpus.splits(context)?);
-            }
-            return Ok(&self.text[&context]);
-        }
-        self.fashion_mnist
-            .as_ref()
-            .ok_or(RunError::NotLoaded("Fashion-MNIST"))
-    }
-}
-
-/// Train, validation and test splits on the device.
-type DeviceSplits = (DeviceSplit, DeviceSplit, DeviceSplit);
-
-/// Device-resident splits, cached by dataset and sample caps.
-struct DeviceData {
-    sets: DataSets,
-    device: Device,
-    device_name: String,
-    cache: HashMap<(String, Option<u64>, Option<u64>), DeviceSplits>,
-}
-
-/// What a trial needs to know of its data.
-struct DataInfo {
-    name: String,
-    source: String,
-    classes: usize,
-}
-
-impl DeviceData {
-    fn get(
-        &mut self,
-        spec: &TrialSpec,
-    ) -> Result<(DataInfo, DeviceSplit, DeviceSplit, DeviceSplit), TrialFailure> {
-        let tc = spec.config.max_train_samples;
-        let ec = spec.config.max_eval_samples;
-        let splits = self.sets.splits(&spec.config)?;
-        let info = DataInfo {
-            name: splits.name.clone(),
-            source: splits.source.display().to_string(),
-            classes: splits.classes,
-        };
-        let key = (
-            format!("{}/{:?}", splits.name, splits.train.feature_shape),
-            tc,
-            ec,
-        );
-        if !self.cache.contains_key(&key) {
-            let dev = &self.device;
-            let f = || -> candle_core::Result<_> {
-                Ok((
-                    splits.train.take(tc).to_device(dev)?,
-                    splits.validation.take(ec).to_device(dev)?,
-                    splits.test.take(ec).to_device(dev)?,
-                ))
-            };
-            let v = f().map_err(TrialFailure::Device)?;
-            self.cache.insert(key.clone(), v);
-        }
-        let (a, b, c) = self.cache[&key].clone();
-        Ok((info, a, b, c))
-    }
 }
 
 /// Runs one trial and returns its record; a failure or a panic inside the
@@ -448,7 +338,7 @@ impl Trial<'_> {
 
 /// Why a trial failed: its techniques or training, or the harness around them.
 #[derive(Debug, thiserror::Error)]
-enum TrialFailure {
+pub(crate) enum TrialFailure {
     #[error(transparent)]
     Technique(#[from] TrialError),
     #[error(transparent)]
@@ -575,31 +465,44 @@ pub fn run_suite(
     }
     let mut measurer = Measurer::new(built.meter, device.clone());
 
-    let (mut run, mut records, discarded_bytes) = match &opts.resume {
-        Some(path) => {
+    let shard = opts.shared.as_ref().map(|s| s.shard);
+    let placement = crate::harness::shard::placement(
+        &crate::harness::shard::process_env,
+        shard,
+        &measurer.gpu_states(),
+        measurer.info(),
+    );
+    let new_manifest = || {
+        let mut manifest = Manifest::new(
+            suite,
+            &opts.device.to_string(),
+            measurer.info().clone(),
+            &data_dir,
+        );
+        manifest.unavailable_meters = built.unavailable.clone();
+        manifest.device_selection = opts.device_reason.clone();
+        manifest.gpus = measurer.gpu_states();
+        manifest.gpu_driver = measurer.driver_version();
+        manifest.idle_seconds = measurement.idle_seconds;
+        manifest.cooldown_seconds = measurement.cooldown_seconds;
+        manifest.impact = Some(measurement.impact.clone());
+        manifest.placement = Some(placement.clone());
+        manifest
+    };
+    let (mut run, mut records, discarded_bytes) = match (&opts.shared, &opts.resume) {
+        (Some(sr), _) => {
+            let r = crate::harness::sharded::join(&sr.dir, suite, sr.shard.shard, &new_manifest())?;
+            (r.run, r.records, r.discarded_bytes)
+        }
+        (None, Some(path)) => {
             let r = RunDir::resume(path, suite)?;
             (r.run, r.records, r.discarded_bytes)
         }
-        None => {
-            let mut manifest = Manifest::new(
-                suite,
-                &opts.device.to_string(),
-                measurer.info().clone(),
-                &data_dir,
-            );
-            manifest.unavailable_meters = built.unavailable.clone();
-            manifest.device_selection = opts.device_reason.clone();
-            manifest.gpus = measurer.gpu_states();
-            manifest.gpu_driver = measurer.driver_version();
-            manifest.idle_seconds = measurement.idle_seconds;
-            manifest.cooldown_seconds = measurement.cooldown_seconds;
-            manifest.impact = Some(measurement.impact.clone());
-            (
-                RunDir::create(&opts.results_root, suite, &manifest)?,
-                Vec::new(),
-                0,
-            )
-        }
+        (None, None) => (
+            RunDir::create(&opts.results_root, suite, &new_manifest())?,
+            Vec::new(),
+            0,
+        ),
     };
     if discarded_bytes > 0 {
         tracing::warn!(
@@ -614,10 +517,29 @@ pub fn run_suite(
         device_name: opts.device.to_string(),
         cache: HashMap::new(),
     };
+    let mine: Vec<&crate::config::plan::TrialSpec> = plan
+        .trials
+        .iter()
+        .filter(|t| shard.is_none_or(|s| s.shard.owns(t.index)))
+        .collect();
     let total = plan.trials.len();
+    let heartbeat = opts.shared.as_ref().map(|sr| {
+        crate::harness::sharded::HeartbeatWriter::start(
+            &crate::harness::sharded::shard_dir(&sr.dir, sr.shard.shard.index),
+            crate::harness::sharded::Heartbeat {
+                hostname: placement.hostname.clone(),
+                pid: placement.pid,
+                job_id: placement.job_id.clone(),
+                restart_count: placement.restart_count,
+                done: records.len(),
+                planned: mine.len(),
+                ..Default::default()
+            },
+        )
+    });
     let mut ran = 0;
     let mut interrupted = None;
-    for spec in &plan.trials {
+    for spec in mine {
         if done.contains(&spec.key) {
             continue;
         }
@@ -630,13 +552,16 @@ pub fn run_suite(
             .config
             .max_train_samples
             .map_or(available, |c| c.min(available));
+        if let Some(h) = &heartbeat {
+            h.update(|b| b.current = Some(spec.key.to_string()));
+        }
         progress.trial_start(
             spec.index,
             total,
             &spec.key.to_string(),
             crate::config::plan::Plan::steps(spec, n_train),
         );
-        let record = run_trial(
+        let mut record = run_trial(
             suite,
             &run.path,
             spec,
@@ -645,6 +570,7 @@ pub fn run_suite(
             &measurement,
             progress,
         );
+        record.placement = Some(placement.clone());
         // A trial cut short by a signal is discarded: its partial windows
         // would read as a finished trial. Resume runs it again.
         if let Some(sig) = crate::util::interrupt::requested()
@@ -665,11 +591,24 @@ pub fn run_suite(
         );
         records.push(record);
         ran += 1;
+        if let Some(h) = &heartbeat {
+            h.update(|b| {
+                b.done = records.len();
+                b.current = None;
+            });
+        }
+    }
+    if let Some(h) = heartbeat {
+        h.finish(match interrupted {
+            Some(sig) => format!("interrupted by {}", crate::util::interrupt::name(sig)),
+            None => "finished".into(),
+        });
     }
     records.sort_by_key(|r| r.trial_index);
     Ok(RunSummary {
         interrupted,
         run_dir: run.path.clone(),
+        trials_path: run.trials_path(),
         skipped: records.len() - ran,
         records,
         ran,

@@ -59,6 +59,29 @@ pub enum StoreError {
     },
     #[error("cannot encode a trial record as JSON: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error(
+        "{file}: field `{field}` is {found}, but this shard was started with {given}; every shard of a run must use the same {what}"
+    )]
+    ShardingMismatch {
+        file: PathBuf,
+        field: &'static str,
+        found: String,
+        given: String,
+        what: &'static str,
+    },
+    #[error(
+        "{dir} is held by another running process ({holder}); a shard runs in one process at a time"
+    )]
+    ShardBusy { dir: PathBuf, holder: String },
+    #[error(
+        "trial {key} (id {id}) is recorded twice with different results: {first} and {second}; keep one of them"
+    )]
+    Duplicate {
+        id: String,
+        key: String,
+        first: String,
+        second: String,
+    },
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
@@ -69,10 +92,15 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     }
 }
 
-/// An open run folder.
+/// An open run folder (or one shard of it).
 pub struct RunDir {
+    /// The run folder (shared by every shard of a sharded run).
     pub path: PathBuf,
+    /// `<run>/trials.jsonl`, or `<run>/shards/<K>/trials.jsonl`.
+    trials_path: PathBuf,
     trials: File,
+    /// A shard's lock on its folder, held while the process runs.
+    _lock: Option<File>,
 }
 
 /// What `RunDir::resume` found.
@@ -118,12 +146,7 @@ impl RunDir {
         let m = serde_json::to_vec_pretty(manifest)?;
         write_synced(&path.join(MANIFEST_FILE), &m)?;
         let tp = path.join(TRIALS_FILE);
-        let trials = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&tp)
-            .map_err(io("create", &tp))?;
-        Ok(RunDir { path, trials })
+        RunDir::create_trials(&path, tp, None)
     }
 
     /// Reopens a run to finish it. The suite must equal the run's copy.
@@ -135,10 +158,6 @@ impl RunDir {
                 what: SUITE_FILE,
             });
         }
-        let copy = Suite::load(&suite_copy).map_err(|source| StoreError::SuiteCopy {
-            run: path.to_path_buf(),
-            source: Box::new(source),
-        })?;
         let manifest = path.join(MANIFEST_FILE);
         let used = match std::fs::read(&manifest) {
             Ok(b) => {
@@ -151,26 +170,7 @@ impl RunDir {
             }
             Err(_) => crate::suite::Filters::default(),
         };
-        if used != suite.filters {
-            return Err(StoreError::FilterMismatch {
-                run: path.to_path_buf(),
-                used: used.to_string(),
-                given: suite.filters.to_string(),
-            });
-        }
-        let mut copy = copy;
-        if !used.is_empty() && copy.select(&used.workloads, &used.variants).is_err() {
-            return Err(StoreError::SuiteMismatch {
-                run: path.to_path_buf(),
-                given: suite.path.clone(),
-            });
-        }
-        if !same_suite(&copy, suite) {
-            return Err(StoreError::SuiteMismatch {
-                run: path.to_path_buf(),
-                given: suite.path.clone(),
-            });
-        }
+        check_suite(path, suite, &used)?;
         let tp = path.join(TRIALS_FILE);
         if !tp.is_file() {
             return Err(StoreError::NotARun {
@@ -178,6 +178,16 @@ impl RunDir {
                 what: TRIALS_FILE,
             });
         }
+        RunDir::reopen(path, tp, None)
+    }
+
+    /// Opens an existing trials file for appending, first cutting off a
+    /// half-written last line.
+    pub(crate) fn reopen(
+        path: &Path,
+        tp: PathBuf,
+        lock: Option<File>,
+    ) -> Result<Resumed, StoreError> {
         let (records, good_len, discarded_bytes) = read_records(&tp)?;
         if discarded_bytes > 0 {
             let f = OpenOptions::new()
@@ -194,10 +204,31 @@ impl RunDir {
         Ok(Resumed {
             run: RunDir {
                 path: path.to_path_buf(),
+                trials_path: tp,
                 trials,
+                _lock: lock,
             },
             records,
             discarded_bytes,
+        })
+    }
+
+    /// Creates a new, empty trials file (it must not exist).
+    pub(crate) fn create_trials(
+        path: &Path,
+        tp: PathBuf,
+        lock: Option<File>,
+    ) -> Result<RunDir, StoreError> {
+        let trials = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&tp)
+            .map_err(io("create", &tp))?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+            trials_path: tp,
+            trials,
+            _lock: lock,
         })
     }
 
@@ -205,15 +236,50 @@ impl RunDir {
     pub fn append(&mut self, record: &TrialRecord) -> Result<(), StoreError> {
         let mut line = serde_json::to_vec(record)?;
         line.push(b'\n');
-        let tp = self.path.join(TRIALS_FILE);
-        self.trials.write_all(&line).map_err(io("append to", &tp))?;
-        self.trials.sync_data().map_err(io("sync", &tp))?;
+        let tp = &self.trials_path;
+        self.trials.write_all(&line).map_err(io("append to", tp))?;
+        self.trials.sync_data().map_err(io("sync", tp))?;
         Ok(())
     }
 
     pub fn trials_path(&self) -> PathBuf {
-        self.path.join(TRIALS_FILE)
+        self.trials_path.clone()
     }
+}
+
+/// Checks that `suite` is the suite of the run at `path` (its `suite.toml`,
+/// narrowed by the filters the run was started with): everything but the
+/// file's location must match, and so must the filters.
+pub(crate) fn check_suite(
+    path: &Path,
+    suite: &Suite,
+    used: &crate::suite::Filters,
+) -> Result<(), StoreError> {
+    let copy = Suite::load(&path.join(SUITE_FILE)).map_err(|source| StoreError::SuiteCopy {
+        run: path.to_path_buf(),
+        source: Box::new(source),
+    })?;
+    if *used != suite.filters {
+        return Err(StoreError::FilterMismatch {
+            run: path.to_path_buf(),
+            used: used.to_string(),
+            given: suite.filters.to_string(),
+        });
+    }
+    let mut copy = copy;
+    if !used.is_empty() && copy.select(&used.workloads, &used.variants).is_err() {
+        return Err(StoreError::SuiteMismatch {
+            run: path.to_path_buf(),
+            given: suite.path.clone(),
+        });
+    }
+    if !same_suite(&copy, suite) {
+        return Err(StoreError::SuiteMismatch {
+            run: path.to_path_buf(),
+            given: suite.path.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// Suites are the same run if everything but the file location matches.
@@ -224,7 +290,7 @@ fn same_suite(a: &Suite, b: &Suite) -> bool {
     a == *b
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let mut f = File::create(path).map_err(io("create", path))?;
     f.write_all(bytes).map_err(io("write", path))?;
     f.sync_all().map_err(io("sync", path))

@@ -17,6 +17,9 @@ pub struct GpuState {
     pub sm_clock_mhz: Option<u32>,
     pub power_limit_w: Option<f64>,
     pub utilization_pct: Option<u32>,
+    /// NVML's UUID (`GPU-...`), which names the board across reboots and schedulers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
 }
 
 /// The few NVML calls joulebench makes: the seam that tests script.
@@ -175,6 +178,7 @@ impl GpuApi for Nvml {
             sm_clock_mhz: d.clock_info(Clock::SM).ok(),
             power_limit_w: d.enforced_power_limit().ok().map(|mw| mw as f64 / 1000.0),
             utilization_pct: d.utilization_rates().ok().map(|u| u.gpu),
+            uuid: d.uuid().ok(),
         }
     }
 }

@@ -9,8 +9,10 @@ use crate::config::TrialConfig;
 use crate::config::plan::{TrialKey, TrialSpec};
 use crate::meter::EnergyReading;
 
+pub mod placement;
 pub mod technique;
 
+pub use placement::{Placement, Shard};
 use serde::{Deserialize, Serialize};
 pub use technique::{DistillRecord, LayerSparsity, PruningRecord, StructuredRecord};
 
@@ -113,6 +115,11 @@ pub struct TrialRecord {
     pub suite: String,
     /// Position in the suite's plan (0-based).
     pub trial_index: usize,
+    /// Hash of the key and resolved config (`TrialSpec::id`): the same trial
+    /// has the same id in every shard and on every machine. Empty in records
+    /// written before ids existed.
+    #[serde(default)]
+    pub trial_id: String,
     pub key: TrialKey,
     pub config: TrialConfig,
     /// e.g. `cpu`, `cuda:0`.
@@ -174,6 +181,9 @@ pub struct TrialRecord {
     /// trial (when at least 3 s long): the disagreement, warned above 2%.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpu_self_check: Vec<crate::meter::window::SelfCheck>,
+    /// Host, scheduler job and shard the trial ran under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
 }
 
 /// The trained model's linear layers quantized and measured on the same
@@ -259,6 +269,7 @@ impl TrialRecord {
             schema_version: SCHEMA_VERSION,
             suite: suite.to_string(),
             trial_index: spec.index,
+            trial_id: spec.id(),
             key: spec.key.clone(),
             config: spec.config.clone(),
             device,
@@ -287,6 +298,16 @@ impl TrialRecord {
             distillation: None,
             weights_file: None,
             gpu_self_check: Vec::new(),
+            placement: None,
+        }
+    }
+
+    /// The trial's id, or (for records written before ids existed) its key.
+    pub fn identity(&self) -> String {
+        if self.trial_id.is_empty() {
+            self.key.to_string()
+        } else {
+            self.trial_id.clone()
         }
     }
 

@@ -1,6 +1,9 @@
-//! SIGINT and SIGTERM: the first asks the run to stop at the next safe
-//! point (the training loop checks between optimizer steps, the runner
-//! between trials); a second exits at once (128 + the signal).
+//! SIGINT, SIGTERM and SIGUSR1: the first asks the run to stop at the next
+//! safe point (the training loop checks between optimizer steps, the runner
+//! between trials); a second exits at once (128 + the signal). SIGUSR1 is
+//! what a Slurm batch script forwards before the time limit
+//! (`--signal=B:USR1@120`); SIGTERM is what Slurm sends on scancel,
+//! preemption and requeue.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -19,7 +22,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
 
 /// Installs the handlers (once, before the run starts).
 pub fn install() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1] {
         // SAFETY: `on_signal` only touches an atomic and calls `_exit`, both
         // async-signal-safe; the sigaction struct is fully initialised.
         unsafe {
@@ -39,11 +42,12 @@ pub fn requested() -> Option<i32> {
     }
 }
 
-/// `SIGINT`, `SIGTERM` or the number.
+/// `SIGINT`, `SIGTERM`, `SIGUSR1` or the number.
 pub fn name(sig: i32) -> String {
     match sig {
         libc::SIGINT => "SIGINT".into(),
         libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGUSR1 => "SIGUSR1".into(),
         n => format!("signal {n}"),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod alloc;
 pub mod device;
+pub mod hash;
 pub mod interrupt;
 pub mod rng;
 pub mod timefmt;

@@ -120,6 +120,7 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
             schema_version: 1,
             suite: "fixture".into(),
             trial_index: spec.index,
+            trial_id: spec.id(),
             key: spec.key.clone(),
             config: spec.config.clone(),
             device: "cpu".into(),
@@ -161,6 +162,7 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
             distillation: None,
             weights_file: None,
             gpu_self_check: vec![],
+            placement: None,
         };
         lines.push_str(&serde_json::to_string(&r).unwrap());
         lines.push('\n');
