@@ -30,6 +30,8 @@ pub enum ReproduceError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0}/suite.toml has no [claim] section: it is not a claim suite's run")]
+    NotAClaim(PathBuf),
     #[error("unknown claim `{id}`; known: {known}")]
     UnknownClaim { id: String, known: String },
     #[error("cannot encode {what}: {source}")]
@@ -91,6 +93,31 @@ pub fn discover(
 pub struct Reproduced {
     pub outcome: Outcome,
     pub run_dir: PathBuf,
+}
+
+/// Judges claims from runs already made (a sharded run is read as one run):
+/// each run folder's suite copy names its claim.
+pub fn judge_runs(dirs: &[PathBuf]) -> Result<Vec<Reproduced>, ReproduceError> {
+    let mut out = Vec::new();
+    for d in dirs {
+        let run = crate::analysis::Run::load(d)?;
+        let Some(claim) = run.suite.as_ref().and_then(|s| s.claim.clone()) else {
+            return Err(ReproduceError::NotAClaim(d.clone()));
+        };
+        if !run.missing.is_empty() {
+            tracing::warn!(
+                "{}: {} planned trial(s) missing; the verdict uses the {} present",
+                d.display(),
+                run.missing.len(),
+                run.records.len()
+            );
+        }
+        out.push(Reproduced {
+            outcome: claims::verdict(&claim, &run.records),
+            run_dir: d.clone(),
+        });
+    }
+    Ok(out)
 }
 
 /// Runs every claim suite and judges it.

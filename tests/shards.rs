@@ -534,3 +534,51 @@ fn slurm_writes_a_checked_array_script_into_a_prepared_run_folder() {
     }
     assert!(!env.path("o2").exists() && !env.path("a b").exists());
 }
+
+#[test]
+fn reproduce_judges_a_claim_from_a_sharded_run() {
+    let claim = r#"
+name = "claim-macs"
+baseline = "wide"
+[claim]
+id = "macs-test"
+source = "a test"
+statement = "a narrower MLP needs fewer MACs"
+metric = "macs"
+baseline = "mlp/wide"
+treatment = "mlp/narrow"
+expect = "lower"
+published = "none"
+[defaults]
+seeds = [1, 2]
+epochs = 1
+max_eval_samples = 100
+[[workload]]
+name = "mlp"
+model = "mlp"
+[[variant]]
+name = "wide"
+hidden = [64]
+[[variant]]
+name = "narrow"
+hidden = [16]
+"#;
+    let env = Env::new(claim);
+    ok(&mut env.run(&["--shard", "0/2", "--run-dir", "r"]));
+    ok(&mut env.run(&["--shard", "1/2", "--run-dir", "r"]));
+    let o = ok(env.bin().args(["reproduce", "--out", "o", "--run", "r"]));
+    assert!(
+        o.contains("macs-test") && o.contains("reproduction.md"),
+        "{o}"
+    );
+    let o = env
+        .bin()
+        .args(["reproduce", "--out", "o", "--run", "s.toml"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && text(&o).contains("not a run folder"),
+        "{}",
+        text(&o)
+    );
+}

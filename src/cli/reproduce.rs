@@ -22,13 +22,21 @@ pub struct ReproduceArgs {
     data: DataArgs,
     #[command(flatten)]
     meter: MeterArgs,
+    /// Judge the claims of runs already made (e.g. a sharded run on a
+    /// cluster) instead of running the claim suites; repeatable.
+    #[arg(long = "run", value_name = "RUN_DIR", conflicts_with = "ids")]
+    runs: Vec<PathBuf>,
 }
 
 pub fn run(a: ReproduceArgs) -> Result<i32> {
+    if !a.runs.is_empty() {
+        let results = reproduce::judge_runs(&a.runs)?;
+        return write(&a, &results);
+    }
     let suites = reproduce::discover(&a.claims_dir, &a.ids, a.quick)?;
     let opts = RunOptions {
         results_root: a.out.clone(),
-        ..run_options(&a.meter, a.data)?
+        ..run_options(&a.meter, a.data.clone())?
     };
     joulebench::util::interrupt::install();
     let total: usize = suites
@@ -38,14 +46,18 @@ pub fn run(a: ReproduceArgs) -> Result<i32> {
     let progress = joulebench::console::progress::Console::new(total);
     let results = reproduce::run_all(&suites, &opts, &progress)?;
     drop(progress);
+    write(&a, &results)
+}
+
+fn write(a: &ReproduceArgs, results: &[reproduce::Reproduced]) -> Result<i32> {
     let stamp = joulebench::util::timefmt::folder_stamp(std::time::SystemTime::now());
     let dir = a.out.join("reproduction").join(if a.quick {
         format!("{stamp}-quick")
     } else {
         stamp
     });
-    let md = reproduce::write(&dir, &results, a.quick)?;
-    print!("{}", reproduce::table(&results));
+    let md = reproduce::write(&dir, results, a.quick)?;
+    print!("{}", reproduce::table(results));
     println!("report: {}", md.display());
     Ok(0)
 }

@@ -196,8 +196,9 @@ pub fn script(i: &ScriptInputs) -> String {
         q(i.run_dir)
     ));
     line("# A requeued or restarted task (SLURM_RESTART_COUNT) resumes its own shard file: each trial is recorded once.".into());
-    line("# USR1 (120 s before the time limit) and TERM (scancel, preemption, requeue) are passed to joulebench,".into());
-    line("# which stops at the next optimizer step without recording the unfinished trial; after USR1 the task requeues itself.".into());
+    line("# USR1 (sent to this shell 120 s before the time limit) is passed on to joulebench; TERM (scancel, preemption,".into());
+    line("# requeue) reaches joulebench from Slurm itself, so this shell only waits for it. Either way joulebench stops at".into());
+    line("# the next optimizer step without recording the unfinished trial; after USR1 the task requeues itself.".into());
     line("set -u".into());
     line(format!("cd {}", q(i.workdir)));
     let mut cmd = vec![
@@ -212,7 +213,7 @@ pub fn script(i: &ScriptInputs) -> String {
     line(format!("{} &", cmd.join(" ")));
     line("pid=$!".into());
     line("trap 'kill -USR1 \"$pid\" 2>/dev/null' USR1".into());
-    line("trap 'kill -TERM \"$pid\" 2>/dev/null' TERM".into());
+    line("trap ':' TERM".into());
     line("# wait returns early when a trapped signal arrives; wait again until joulebench has exited.".into());
     line("while :; do wait \"$pid\"; rc=$?; kill -0 \"$pid\" 2>/dev/null || break; done".into());
     line("if [ \"$rc\" -eq 138 ]; then".into());
