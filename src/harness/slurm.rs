@@ -289,7 +289,7 @@ mod tests {
             o.check(12).unwrap_err().to_string()
         };
         assert!(e(|o| o.shards = 13).contains("1..=12"));
-        assert!(e(|o| o.shards = 0).starts_with("--shards 0"));
+        assert!(e(|o| o.shards = 0).starts_with("--shards \"0\""));
         assert!(e(|o| o.max_parallel = Some(5)).contains("1..=4"));
         assert!(e(|o| o.partition = Some("gpu; rm -rf /".into())).starts_with("--partition"));
         assert!(e(|o| o.time = "2h".into()).contains("HH:MM:SS"));
