@@ -4,11 +4,25 @@
 use crate::config::plan::TrialSpec;
 use crate::data::text::{self, Corpus};
 use crate::data::{DeviceSplit, Splits, fashion_mnist};
-use crate::harness::runner::{RunError, RunOptions, TrialFailure};
 use crate::suite::Suite;
 use candle_core::Device;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Why the data a plan needs could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum DataSetError {
+    #[error(transparent)]
+    Data(#[from] fashion_mnist::DataError),
+    #[error(transparent)]
+    Corpus(#[from] text::CorpusError),
+    /// A dataset the plan needs was not loaded (a bug: `DataSets::load` reads what the plan names).
+    #[error("{0} not loaded")]
+    NotLoaded(&'static str),
+    /// The splits could not be copied to the device.
+    #[error("{0}")]
+    Device(candle_core::Error),
+}
 
 /// The datasets a plan needs, loaded before the run folder is created (so
 /// a missing dataset leaves nothing behind).
@@ -22,13 +36,12 @@ pub struct DataSets {
 impl DataSets {
     pub fn load(
         suite: &Suite,
-        opts: &RunOptions,
+        data_dir: Option<&Path>,
+        corpus_dir: Option<&Path>,
         plan: &crate::config::plan::Plan,
-    ) -> Result<DataSets, RunError> {
-        let fashion_mnist_dir = fashion_mnist::resolve_dir(
-            opts.data_dir.as_deref(),
-            suite.data.fashion_mnist.as_deref(),
-        );
+    ) -> Result<DataSets, DataSetError> {
+        let fashion_mnist_dir =
+            fashion_mnist::resolve_dir(data_dir, suite.data.fashion_mnist.as_deref());
         let needs_text = plan.trials.iter().any(|t| t.config.model.uses_text());
         let needs_images = plan.trials.iter().any(|t| !t.config.model.uses_text());
         let fashion_mnist = if needs_images {
@@ -37,7 +50,7 @@ impl DataSets {
             None
         };
         let corpus = if needs_text {
-            let dir = text::resolve_dir(opts.corpus_dir.as_deref(), suite.data.corpus.as_deref());
+            let dir = text::resolve_dir(corpus_dir, suite.data.corpus.as_deref());
             Some(Corpus::load(&dir)?)
         } else {
             None
@@ -55,12 +68,12 @@ impl DataSets {
     }
 
     /// The splits a trial trains on.
-    pub fn splits(&mut self, cfg: &crate::config::TrialConfig) -> Result<&Splits, RunError> {
+    pub fn splits(&mut self, cfg: &crate::config::TrialConfig) -> Result<&Splits, DataSetError> {
         if let crate::config::ModelSize::Transformer { context, .. } = cfg.size {
             let corpus = self
                 .corpus
                 .as_ref()
-                .ok_or(RunError::NotLoaded("text corpus"))?;
+                .ok_or(DataSetError::NotLoaded("text corpus"))?;
             if let std::collections::hash_map::Entry::Vacant(e) = self.text.entry(context) {
                 e.insert(corpus.splits(context)?);
             }
@@ -68,7 +81,7 @@ impl DataSets {
         }
         self.fashion_mnist
             .as_ref()
-            .ok_or(RunError::NotLoaded("Fashion-MNIST"))
+            .ok_or(DataSetError::NotLoaded("Fashion-MNIST"))
     }
 }
 
@@ -94,7 +107,7 @@ impl DeviceData {
     pub(crate) fn get(
         &mut self,
         spec: &TrialSpec,
-    ) -> Result<(DataInfo, DeviceSplit, DeviceSplit, DeviceSplit), TrialFailure> {
+    ) -> Result<(DataInfo, DeviceSplit, DeviceSplit, DeviceSplit), DataSetError> {
         let tc = spec.config.max_train_samples;
         let ec = spec.config.max_eval_samples;
         let splits = self.sets.splits(&spec.config)?;
@@ -117,7 +130,7 @@ impl DeviceData {
                     splits.test.take(ec).to_device(dev)?,
                 ))
             };
-            let v = f().map_err(TrialFailure::Device)?;
+            let v = f().map_err(DataSetError::Device)?;
             self.cache.insert(key.clone(), v);
         }
         let (a, b, c) = self.cache[&key].clone();

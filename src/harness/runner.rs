@@ -2,8 +2,6 @@
 //! folder the moment it ends.
 
 use crate::config::plan::TrialSpec;
-use crate::data::fashion_mnist;
-use crate::data::text;
 use crate::harness::datasets::{DataSets, DeviceData};
 use crate::harness::manifest::Manifest;
 use crate::harness::store::{RunDir, StoreError};
@@ -24,9 +22,7 @@ pub enum RunError {
     #[error(transparent)]
     Device(#[from] DeviceError),
     #[error(transparent)]
-    Data(#[from] fashion_mnist::DataError),
-    #[error(transparent)]
-    Corpus(#[from] text::CorpusError),
+    Data(#[from] crate::harness::datasets::DataSetError),
     #[error(transparent)]
     Meter(#[from] MeterError),
     #[error(transparent)]
@@ -40,9 +36,6 @@ pub enum RunError {
     Option(String),
     #[error("interrupted by {signal}; the finished trials are in {} (resume the claim suite with --resume)", run.display())]
     Interrupted { signal: String, run: PathBuf },
-    /// A dataset the plan needs was not loaded (a bug: `DataSets::load` reads what the plan names).
-    #[error("{0} not loaded")]
-    NotLoaded(&'static str),
 }
 
 /// Command-line settings; each overrides the suite's.
@@ -342,10 +335,7 @@ pub(crate) enum TrialFailure {
     #[error(transparent)]
     Technique(#[from] TrialError),
     #[error(transparent)]
-    Data(Box<RunError>),
-    /// The splits could not be copied to the device.
-    #[error("{0}")]
-    Device(candle_core::Error),
+    Data(#[from] crate::harness::datasets::DataSetError),
     #[error("idle window: {0}")]
     Idle(crate::meter::MeterError),
     #[error("{0}")]
@@ -360,12 +350,6 @@ pub(crate) enum TrialFailure {
         path: PathBuf,
         source: candle_core::Error,
     },
-}
-
-impl From<RunError> for TrialFailure {
-    fn from(e: RunError) -> Self {
-        TrialFailure::Data(Box::new(e))
-    }
 }
 
 /// Refuses a trial whose estimated peak memory exceeds what is available
@@ -456,7 +440,12 @@ pub fn run_suite(
 ) -> Result<RunSummary, RunError> {
     let plan = suite.plan()?;
     let device = opts.device.open()?;
-    let sets = DataSets::load(suite, opts, &plan)?;
+    let sets = DataSets::load(
+        suite,
+        opts.data_dir.as_deref(),
+        opts.corpus_dir.as_deref(),
+        &plan,
+    )?;
     let data_dir = sets.fashion_mnist_dir.clone();
     let measurement = measurement(suite, opts)?;
     let built = meter::build(&measurement.meter, opts.device)?;

@@ -60,7 +60,7 @@ pub struct ShardChoice {
 fn invalid(what: impl Into<String>, value: &str, allowed: impl Into<String>) -> ShardError {
     ShardError::Invalid {
         what: what.into(),
-        value: crate::suite::check::clip(value),
+        value: crate::util::clip(value),
         allowed: allowed.into(),
     }
 }

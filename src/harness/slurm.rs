@@ -41,7 +41,7 @@ pub struct SbatchOptions {
 fn invalid(flag: &'static str, value: impl ToString, allowed: impl Into<String>) -> SlurmError {
     SlurmError::Invalid {
         flag,
-        value: crate::suite::check::clip(&value.to_string()),
+        value: crate::util::clip(&value.to_string()),
         allowed: allowed.into(),
     }
 }

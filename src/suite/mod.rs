@@ -10,7 +10,7 @@
 //! the value checks, `resolve` the layering into `config`, and
 //! `expand` the plan and the command line's filters.
 
-pub(crate) mod check;
+mod check;
 mod expand;
 mod resolve;
 pub mod settings;

@@ -13,10 +13,13 @@
 //!   figures from Our World in Data / Ember via codecarbon 3.3.2; cloud regions
 //!   from the providers), default region `WORLD` (Ember 2023 world average).
 
+pub mod hourly;
+pub mod schedule;
+
 use crate::util::units::Joules;
 use serde::{Deserialize, Serialize};
 
-pub const TABLE_CSV: &str = include_str!("../data/carbon-intensity.csv");
+pub const TABLE_CSV: &str = include_str!("../../data/carbon-intensity.csv");
 pub const TABLE_NAME: &str =
     "joulebench carbon-intensity table v1 (OWID/Ember via codecarbon 3.3.2; cloud providers)";
 pub const DEFAULT_REGION: &str = "WORLD";
