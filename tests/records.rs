@@ -14,6 +14,7 @@ use std::path::Path;
 fn reading(name: &str, j: f64, s: f64) -> EnergyReading {
     EnergyReading {
         window: name.into(),
+        started_unix: None,
         seconds: Seconds(s),
         joules: Joules(j),
         avg_watts: Watts(j / s),

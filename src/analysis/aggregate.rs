@@ -75,7 +75,7 @@ pub fn metrics(r: &TrialRecord) -> TrialMetrics {
             nan
         },
         inference_j_per_1k: r.inference.as_ref().map_or(nan, |i| i.joules_per_1k),
-        co2e_g: r.impact.as_ref().map_or(nan, |i| i.gross.co2e_g),
+        co2e_g: r.impact.as_ref().map_or(nan, |i| i.co2e_g()),
         water_l: r.impact.as_ref().map_or(nan, |i| i.gross.water_l),
         provenance: total.provenance_label(),
         gross_j_low: total.band.map_or(nan, |b| b.low.0),

@@ -8,6 +8,7 @@ pub mod csv_export;
 pub mod peaks;
 pub mod plots;
 pub mod report;
+pub mod schedule;
 pub mod series;
 pub mod stats;
 

@@ -85,6 +85,7 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
     against_baseline(&mut o, run);
     estimate_band(&mut o, run);
     energy_to_accuracy(&mut o, run, target);
+    super::schedule::report_section(&mut o, run);
     plots(&mut o, run, files);
     let _ = writeln!(
         o,
@@ -228,6 +229,22 @@ fn header(o: &mut String, run: &Run) {
                 i.region.source
             );
             let _ = writeln!(o, "| carbon dataset | {} |", i.dataset);
+            if let Some(h) = &i.hourly {
+                let _ = writeln!(
+                    o,
+                    "| hourly intensity | {}: CO2e uses profile {} ({}, {}), each UTC hour of the run matched to the same calendar hour of {}; {}; licence {} |",
+                    match i.intensity {
+                        crate::impact::Intensity::Hourly => "on",
+                        crate::impact::Intensity::Annual => "off",
+                    },
+                    h.id,
+                    h.name,
+                    h.year,
+                    h.year,
+                    h.source,
+                    h.licence
+                );
+            }
             let _ = writeln!(o, "| PUE | {} |", i.pue);
             let _ = writeln!(
                 o,

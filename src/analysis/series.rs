@@ -98,6 +98,8 @@ pub fn impact_by_region(run: &Run) -> Vec<(String, f64, f64)> {
         .map(|region| {
             let s = ImpactSettings {
                 region,
+                intensity: crate::impact::Intensity::Annual,
+                hourly: None,
                 dataset: crate::impact::TABLE_NAME.into(),
                 pue,
                 wue_onsite_l_per_kwh: wue,

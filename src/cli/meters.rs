@@ -31,5 +31,37 @@ pub fn regions() -> Result<i32> {
             r.source
         );
     }
+    println!(
+        "\nHourly profiles (give the id as the region; CO2e then uses each hour's intensity, `intensity = \"annual\"` turns it off):"
+    );
+    println!(
+        "{:<12} {:>5} {:>7} {:>7} {:>7}  name; annual row; file",
+        "id", "year", "min", "mean", "max"
+    );
+    let mut families = Vec::new();
+    for b in joulebench::impact::hourly::BUNDLED {
+        let p = b.load()?;
+        let (min, max) = p
+            .values
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(a, c), v| (a.min(*v), c.max(*v)));
+        let mean = p.values.iter().sum::<f64>() / p.values.len() as f64;
+        println!(
+            "{:<12} {:>5} {:>7.1} {:>7.1} {:>7.1}  {}; {}; {}",
+            b.id, b.year, min, mean, max, b.name, b.annual, b.file
+        );
+        if !families.contains(&b.family) {
+            families.push(b.family);
+        }
+    }
+    println!("\nHourly data sources, licences and required attributions:");
+    for f in families {
+        println!(
+            "- {}\n  licence: {}\n  attribution: {}",
+            f.source(),
+            f.licence(),
+            f.attribution()
+        );
+    }
     Ok(0)
 }

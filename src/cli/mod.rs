@@ -8,6 +8,7 @@ mod meters;
 mod report;
 mod reproduce;
 mod run;
+mod schedule;
 mod slurm;
 mod status;
 mod validate;
@@ -33,6 +34,8 @@ pub struct Cli {
 pub enum Command {
     /// Run (or resume) a suite and write its records under the results folder.
     Run(run::RunArgs),
+    /// What-if: the run's CO2e had it started at every hour of a year, per grid region.
+    Schedule(schedule::ScheduleArgs),
     /// Write an sbatch array script that runs a suite in shards (and submit it with --submit).
     Slurm(slurm::SlurmArgs),
     /// Progress of a run folder: per shard done/planned, failed, state and nodes.
@@ -61,7 +64,7 @@ pub enum Command {
         #[arg(long, default_value_t = 3.0, value_parser = calibrate_seconds)]
         calibrate_seconds: f64,
     },
-    /// List the grid regions of the bundled carbon-intensity table.
+    /// List the grid regions of the bundled carbon-intensity table and the hourly profiles, with licences.
     Regions,
 }
 
@@ -76,6 +79,7 @@ pub fn main(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run(a) => run::run(a),
         Command::Slurm(a) => slurm::run(a),
+        Command::Schedule(a) => schedule::run(a),
         Command::Status { run } => status::run(&run),
         Command::Report(a) => report::report(a),
         Command::Plot(a) => report::plot(a),

@@ -28,6 +28,10 @@ pub struct RunArgs {
     /// Grid region for CO2e: country code or name, or cloud region (see `joulebench regions`).
     #[arg(long)]
     region: Option<String>,
+    /// Grid intensity: hourly (each hour's, where the region has a bundled
+    /// profile; the default there) or annual (the yearly average).
+    #[arg(long, value_parser = ["hourly", "annual"])]
+    intensity: Option<String>,
     /// Power usage effectiveness (facility / IT energy).
     #[arg(long)]
     pue: Option<f64>,
@@ -117,6 +121,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         resume: a.resume,
         shared: shared.clone(),
         region: a.region,
+        intensity: a.intensity,
         pue: a.pue,
         wue_onsite: a.wue,
         water_offsite: a.water_offsite,

@@ -68,7 +68,7 @@ pub fn table(records: &[TrialRecord]) -> String {
                 .map_or("-".into(), |i| format!("{:.2}", i.joules_per_1k)),
             r.impact
                 .as_ref()
-                .map_or("-".into(), |i| format!("{:.2}", i.gross.co2e_g * 1000.0)),
+                .map_or("-".into(), |i| format!("{:.2}", i.co2e_g() * 1000.0)),
             total.provenance_label(),
         ]);
     }

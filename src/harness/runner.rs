@@ -56,6 +56,8 @@ pub struct RunOptions {
     pub pue: Option<f64>,
     pub wue_onsite: Option<f64>,
     pub water_offsite: Option<f64>,
+    /// `hourly` or `annual` grid intensity.
+    pub intensity: Option<String>,
     /// The CPU's model name and package threads, for the estimate in a VM.
     pub cpu_model: Option<String>,
     pub cpu_threads: Option<u32>,
@@ -84,6 +86,7 @@ impl Default for RunOptions {
             pue: None,
             wue_onsite: None,
             water_offsite: None,
+            intensity: None,
             cpu_model: None,
             cpu_threads: None,
             gpus: None,
@@ -185,7 +188,8 @@ fn resolve(
             opts.pue.or(i.pue),
             opts.wue_onsite.or(i.wue_onsite),
             opts.water_offsite.or(i.water_offsite),
-        )?,
+        )?
+        .with_intensity(opts.intensity.as_deref().or(i.intensity.as_deref()))?,
     })
 }
 
@@ -425,10 +429,24 @@ fn fill(
     for c in record.gpu_self_check.iter().filter(|c| c.warning) {
         tracing::warn!("{}: {}", record.key, c.describe());
     }
+    let spans = |net: bool| -> Option<Vec<crate::impact::hourly::Span>> {
+        record
+            .windows()
+            .map(|w| {
+                Some(crate::impact::hourly::Span {
+                    start_unix: w.started_unix?,
+                    seconds: w.seconds.0,
+                    joules: if net { w.net_joules?.0 } else { w.joules.0 },
+                })
+            })
+            .collect()
+    };
+    let hourly = spans(false).and_then(|g| impact.hourly_impact(&g, spans(true).as_deref()));
     record.impact = Some(TrialImpact {
         settings: impact.clone(),
         gross: impact.impact(total.joules),
         net: total.net_joules.map(|j| impact.impact(j)),
+        hourly,
     });
 }
 

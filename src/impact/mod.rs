@@ -43,6 +43,12 @@ pub enum ImpactError {
         value: f64,
         allowed: &'static str,
     },
+    #[error("{field} = {value:?} is not allowed: {allowed}")]
+    InvalidText {
+        field: &'static str,
+        value: String,
+        allowed: String,
+    },
     #[error("bundled carbon table is malformed at line {line}: {message}")]
     Table { line: usize, message: String },
 }
@@ -150,10 +156,43 @@ pub fn lookup(region: &str) -> Result<Region, ImpactError> {
     })
 }
 
+/// How grid intensity is applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Intensity {
+    /// One yearly average for the region (the bundled annual table).
+    #[default]
+    Annual,
+    /// The intensity of each UTC hour the energy was drawn in (bundled
+    /// hourly profile of the region, same calendar hour of its data year).
+    Hourly,
+}
+
+/// CO2e from hourly intensity, beside the annual figure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HourlyImpact {
+    /// Profile id and its data year.
+    pub profile: String,
+    pub year: i32,
+    pub gross_co2e_g: f64,
+    pub net_co2e_g: Option<f64>,
+    /// Effective intensity over the gross energy, gCO2e/kWh.
+    pub g_co2e_per_kwh: f64,
+    /// How wall-clock hours were matched to the data year.
+    pub mapping: String,
+}
+
 /// The constants an impact figure is computed with (all recorded).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImpactSettings {
+    /// The annual-table region (for an hourly grid, its country's row).
     pub region: Region,
+    /// `annual` or `hourly` (older records: annual).
+    #[serde(default)]
+    pub intensity: Intensity,
+    /// The hourly profile used when `intensity` is hourly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly: Option<hourly::ProfileRef>,
     pub dataset: String,
     pub pue: f64,
     /// On-site water usage effectiveness, litres per kWh of IT energy.
@@ -188,8 +227,23 @@ impl ImpactSettings {
                 })
             }
         };
+        let requested = region.unwrap_or(DEFAULT_REGION);
+        let (annual, profile) = match hourly::find(requested) {
+            Some(b) => (lookup(b.annual)?, Some(b)),
+            None => {
+                let r = lookup(requested)?;
+                let p = hourly::for_annual(&r.code);
+                (r, p)
+            }
+        };
         Ok(Self {
-            region: lookup(region.unwrap_or(DEFAULT_REGION))?,
+            region: annual,
+            intensity: if profile.is_some() {
+                Intensity::Hourly
+            } else {
+                Intensity::Annual
+            },
+            hourly: profile.map(|b| b.reference()),
             dataset: TABLE_NAME.into(),
             pue,
             wue_onsite_l_per_kwh: check("wue_onsite", wue.unwrap_or(DEFAULT_WUE_ONSITE))?,
@@ -197,6 +251,69 @@ impl ImpactSettings {
                 "water_offsite",
                 offsite.unwrap_or(DEFAULT_WATER_OFFSITE),
             )?,
+        })
+    }
+
+    /// Sets the intensity mode (`hourly` or `annual`; None keeps the
+    /// default: hourly where the region has a bundled profile).
+    pub fn with_intensity(mut self, mode: Option<&str>) -> Result<Self, ImpactError> {
+        match mode {
+            None => {}
+            Some("annual") => {
+                self.intensity = Intensity::Annual;
+                self.hourly = None;
+            }
+            Some("hourly") if self.hourly.is_some() => self.intensity = Intensity::Hourly,
+            Some("hourly") => {
+                return Err(ImpactError::InvalidText {
+                    field: "intensity",
+                    value: "hourly".into(),
+                    allowed: format!(
+                        "region {} has no bundled hourly profile; regions with one: {}",
+                        self.region.code,
+                        hourly::BUNDLED
+                            .iter()
+                            .map(|b| b.id)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+            Some(other) => {
+                return Err(ImpactError::InvalidText {
+                    field: "intensity",
+                    value: crate::util::clip(other),
+                    allowed: "hourly | annual".into(),
+                });
+            }
+        }
+        Ok(self)
+    }
+
+    /// CO2e of windows from the hourly profile, when the mode is hourly and
+    /// every window has its wall-clock start.
+    pub fn hourly_impact(
+        &self,
+        gross: &[hourly::Span],
+        net: Option<&[hourly::Span]>,
+    ) -> Option<HourlyImpact> {
+        if self.intensity != Intensity::Hourly {
+            return None;
+        }
+        let b = hourly::find(&self.hourly.as_ref()?.id)?;
+        let p = b.load().ok()?;
+        let g = p.grams(gross, self.pue);
+        let kwh: f64 = gross.iter().map(|s| s.joules).sum::<f64>() / 3.6e6 * self.pue;
+        Some(HourlyImpact {
+            profile: b.id.into(),
+            year: b.year,
+            gross_co2e_g: g,
+            net_co2e_g: net.map(|n| p.grams(n, self.pue)),
+            g_co2e_per_kwh: if kwh > 0.0 { g / kwh } else { 0.0 },
+            mapping: format!(
+                "each UTC hour mapped to the same month, day and hour of {} (29 Feb -> 28 Feb)",
+                b.year
+            ),
         })
     }
 
@@ -264,6 +381,35 @@ mod tests {
             "{e}"
         );
         assert!(regions().unwrap().len() > 250);
+    }
+
+    #[test]
+    fn regions_with_a_profile_default_to_hourly() {
+        let s = ImpactSettings::new(Some("GB"), None, None, None).unwrap();
+        assert_eq!(
+            (s.region.code.as_str(), s.intensity),
+            ("GBR", Intensity::Hourly)
+        );
+        assert_eq!(s.hourly.as_ref().unwrap().year, 2023);
+        let s = ImpactSettings::new(Some("deu"), None, None, None).unwrap();
+        assert_eq!(s.hourly.as_ref().unwrap().id, "DE");
+        let s = ImpactSettings::new(Some("US-CAL-CISO"), None, None, None).unwrap();
+        assert_eq!(s.region.code, "USA");
+        let a = s.clone().with_intensity(Some("annual")).unwrap();
+        assert_eq!((a.intensity, a.hourly.is_none()), (Intensity::Annual, true));
+        let w = ImpactSettings::new(None, None, None, None).unwrap();
+        assert_eq!(w.intensity, Intensity::Annual);
+        let e = w
+            .clone()
+            .with_intensity(Some("hourly"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("WORLD has no bundled hourly profile") && e.contains("GB, DE"),
+            "{e}"
+        );
+        let e = w.with_intensity(Some("daily")).unwrap_err().to_string();
+        assert!(e.contains("hourly | annual"), "{e}");
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub struct MeterInfo {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub at: Instant,
+    /// The same instant on the wall clock (UTC), for hourly carbon intensity.
+    pub wall: std::time::SystemTime,
     pub energy: Vec<Joules>,
     /// Instant power per domain where the source has it (used to approximate
     /// windows shorter than the counter's update period).
@@ -102,6 +104,7 @@ impl Snapshot {
     ) -> Self {
         Snapshot {
             at,
+            wall: std::time::SystemTime::now() - at.elapsed(),
             energy,
             power,
             band: Vec::new(),

@@ -84,6 +84,10 @@ pub struct DomainEnergy {
 pub struct EnergyReading {
     /// Window name, e.g. `train/epoch-1`, `test`, `inference`, `idle`.
     pub window: String,
+    /// Wall-clock start, UTC seconds since 1970 (the end is `seconds` later);
+    /// absent in sums of windows and in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix: Option<f64>,
     pub seconds: Seconds,
     /// Gross energy, summed over domains.
     pub joules: Joules,
@@ -127,6 +131,7 @@ impl EnergyReading {
     pub fn sum<'a>(window: &str, rs: impl IntoIterator<Item = &'a EnergyReading>) -> EnergyReading {
         let mut out = EnergyReading {
             window: window.to_string(),
+            started_unix: None,
             seconds: Seconds::ZERO,
             joules: Joules::ZERO,
             avg_watts: Watts::ZERO,
@@ -145,6 +150,12 @@ impl EnergyReading {
             }
         };
         for r in rs {
+            // The earliest part's start: the sum spans from there for its
+            // total seconds (exact when the parts are back to back).
+            out.started_unix = match (out.started_unix, r.started_unix) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             out.seconds += r.seconds;
             out.joules += r.joules;
             add(&mut out.idle_joules, r.idle_joules);
@@ -550,6 +561,11 @@ pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> Ener
     let joules = domains.iter().map(|d| d.joules).sum();
     let mut r = EnergyReading {
         window: name.to_string(),
+        started_unix: a
+            .wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs_f64()),
         seconds,
         joules,
         avg_watts: avg(joules, seconds),

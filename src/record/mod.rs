@@ -253,6 +253,19 @@ pub struct TrialImpact {
     pub gross: crate::impact::Impact,
     /// From net energy (what the work added over idle), when a baseline exists.
     pub net: Option<crate::impact::Impact>,
+    /// From the intensity of the hours the energy was drawn in, when the
+    /// region has an hourly profile (`gross`/`net` stay the annual figures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly: Option<crate::impact::HourlyImpact>,
+}
+
+impl TrialImpact {
+    /// Gross grams CO2e as the settings ask: hourly where computed, else annual.
+    pub fn co2e_g(&self) -> f64 {
+        self.hourly
+            .as_ref()
+            .map_or(self.gross.co2e_g, |h| h.gross_co2e_g)
+    }
 }
 
 impl TrialRecord {

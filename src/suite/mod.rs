@@ -460,12 +460,18 @@ fn measurement(
         impact.wue_onsite,
         impact.water_offsite,
     )
+    .and_then(|s| s.with_intensity(impact.intensity.as_deref()))
     .map_err(|e| match e {
         crate::impact::ImpactError::Invalid {
             field,
             value,
             allowed,
         } => cx.invalid(&format!("impact.{field}"), value, allowed),
+        crate::impact::ImpactError::InvalidText {
+            field,
+            value,
+            allowed,
+        } => cx.invalid(&format!("impact.{field}"), format!("{value:?}"), &allowed),
         other => cx.parse_error(format!("field `impact.region`: {other}")),
     })?;
     Ok(choice)

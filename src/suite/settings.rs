@@ -299,6 +299,8 @@ pub struct ImpactSection {
     pub wue_onsite: Option<f64>,
     /// Off-site water intensity of electricity generation, L/kWh.
     pub water_offsite: Option<f64>,
+    /// `hourly` (default where the region has a bundled profile) or `annual`.
+    pub intensity: Option<String>,
 }
 
 /// The `[meter]` settings that are not numeric ranges, with what they allow.
@@ -323,7 +325,7 @@ pub const METER_OTHER: [(&str, &str); 5] = [
 ];
 
 /// The `[impact]` settings with what they allow (checked by `impact`).
-pub const IMPACT_SETTINGS: [(&str, &str); 4] = [
+pub const IMPACT_SETTINGS: [(&str, &str); 5] = [
     (
         "region",
         "grid region for CO2e: country code or name, or cloud region (`joulebench regions`)",
@@ -339,6 +341,10 @@ pub const IMPACT_SETTINGS: [(&str, &str); 4] = [
     (
         "water_offsite",
         "off-site water intensity of generation, L/kWh, >= 0",
+    ),
+    (
+        "intensity",
+        "hourly | annual: CO2e from the intensity of each hour the energy was drawn in (default where the region has a bundled hourly profile: GB, DE, FR, ES, NO, US-CAL-CISO, ...) or the yearly average",
     ),
 ];
 

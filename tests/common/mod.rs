@@ -46,6 +46,7 @@ pub fn window(
     let idle = idle_w.map(|w| Joules(w * seconds));
     EnergyReading {
         window: name.into(),
+        started_unix: None,
         seconds: Seconds(seconds),
         joules: Joules(joules),
         avg_watts: Watts(joules / seconds),

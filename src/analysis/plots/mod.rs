@@ -16,6 +16,7 @@ mod energy_bars;
 mod eta_curves;
 mod impact_regions;
 mod power_timeline;
+mod schedule_charts;
 
 use super::claims::Outcome;
 use super::{AnalysisError, Run};
@@ -136,5 +137,33 @@ pub fn claims_plot(outcomes: &[&Outcome], dir: &Path) -> Result<Vec<PathBuf>, An
     render!(files, dir.join("measured-vs-published"), (1000, 600), |a| {
         claims_chart::claims_chart(a, outcomes)
     });
+    Ok(files)
+}
+
+/// Writes the scheduling charts into `dir`: `co2e-by-start-hour` for all
+/// regions, and `month-hour-<region>` per region.
+pub fn schedule_plots(
+    whatifs: &[crate::impact::schedule::WhatIf],
+    dir: &Path,
+    modelled: bool,
+) -> Result<Vec<PathBuf>, AnalysisError> {
+    if !png_font_available() {
+        return Err(AnalysisError::Plot {
+            plot: "co2e-by-start-hour".into(),
+            message: "no TrueType font found; install fonts-dejavu-core".into(),
+        });
+    }
+    let mut files = Vec::new();
+    render!(files, dir.join("co2e-by-start-hour"), (1000, 560), |a| {
+        schedule_charts::by_start_hour(a, whatifs, modelled)
+    });
+    for w in whatifs {
+        render!(
+            files,
+            dir.join(format!("month-hour-{}", w.region)),
+            (1000, 480),
+            |a| { schedule_charts::month_hour_heatmap(a, w, modelled) }
+        );
+    }
     Ok(files)
 }
