@@ -157,9 +157,10 @@ fn pue(run: &Run) -> f64 {
 
 /// Load and what-ifs for the options.
 pub fn compute(run: &Run, o: &ScheduleOptions) -> Result<(Load, Vec<WhatIf>), AnalysisError> {
+    let chosen = profiles(run, o)?;
     let load = Load::from_spans(&spans(run, o.trial.as_deref())?, pue(run));
     let mut out = Vec::new();
-    for b in profiles(run, o)? {
+    for b in chosen {
         let p = b.load().map_err(|e| AnalysisError::File {
             path: PathBuf::from(b.file),
             message: e.to_string(),
