@@ -217,36 +217,30 @@ name = "b64"
 batch_size = 64
 "#;
 
-struct Env {
-    dir: tempfile::TempDir,
-    data: PathBuf,
+/// The suite folder of `common::SuiteEnv`, with the run command these tests use.
+struct Env(common::SuiteEnv);
+
+impl std::ops::Deref for Env {
+    type Target = common::SuiteEnv;
+    fn deref(&self) -> &common::SuiteEnv {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Env {
+    fn deref_mut(&mut self) -> &mut common::SuiteEnv {
+        &mut self.0
+    }
 }
 
 impl Env {
     fn new(suite: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let data = common::fixture_dataset(dir.path());
-        std::fs::write(dir.path().join("s.toml"), suite).unwrap();
-        Env { dir, data }
+        Env(common::SuiteEnv::new(suite))
     }
 
     /// `joulebench run s.toml --out out --meter fake --idle-seconds 0 --data-dir <fixture>`.
     fn command(&self) -> Command {
-        let mut c = bin();
-        c.current_dir(self.dir.path())
-            .args([
-                "run",
-                "s.toml",
-                "--out",
-                "out",
-                "--meter",
-                "fake",
-                "--idle-seconds",
-                "0",
-                "--data-dir",
-            ])
-            .arg(&self.data);
-        c
+        self.run_cmd("0")
     }
 
     fn run(&self, extra: &[&str]) -> Output {
@@ -268,13 +262,7 @@ impl Env {
     }
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::text;
 
 #[test]
 fn a_filtered_run_resumes_with_its_filters_and_refuses_others() {

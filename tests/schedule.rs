@@ -26,43 +26,22 @@ name = "b64"
 batch_size = 64
 "#;
 
-struct Env {
-    dir: tempfile::TempDir,
-    data: PathBuf,
-}
+use common::{SuiteEnv, text};
+
+struct Env(SuiteEnv);
 
 impl Env {
     fn new(suite: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let data = common::fixture_dataset(dir.path());
-        std::fs::write(dir.path().join("s.toml"), suite).unwrap();
-        Env { dir, data }
+        Env(SuiteEnv::new(suite))
     }
     fn bin(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_joulebench"));
-        c.current_dir(self.dir.path()).env("JOULEBENCH_LOG", "warn");
-        c
+        self.0.bin()
     }
     fn run(&self, extra: &[&str]) -> Output {
-        self.bin()
-            .args([
-                "run",
-                "s.toml",
-                "--out",
-                "out",
-                "--meter",
-                "fake",
-                "--idle-seconds",
-                "0.2",
-                "--data-dir",
-            ])
-            .arg(&self.data)
-            .args(extra)
-            .output()
-            .unwrap()
+        self.0.run_cmd("0.2").args(extra).output().unwrap()
     }
     fn run_dir(&self) -> PathBuf {
-        let d = self.dir.path().join("out/carbon");
+        let d = self.0.path("out/carbon");
         std::fs::read_dir(&d)
             .unwrap()
             .next()
@@ -70,14 +49,6 @@ impl Env {
             .unwrap()
             .path()
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

@@ -10,8 +10,8 @@ mod common;
 use joulebench::analysis::Run;
 use joulebench::harness::sharded;
 use joulebench::suite::Suite;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SUITE: &str = r#"
@@ -31,69 +31,19 @@ name = "b128"
 batch_size = 128
 "#;
 
-struct Env {
-    dir: tempfile::TempDir,
-    data: PathBuf,
+use common::{SuiteEnv as Env, text};
+
+trait RunArgs {
+    fn run(&self, args: &[&str]) -> Command;
 }
 
-impl Env {
-    fn new(suite: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let data = common::fixture_dataset(dir.path());
-        std::fs::write(dir.path().join("s.toml"), suite).unwrap();
-        Env { dir, data }
-    }
-
-    fn bin(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_joulebench"));
-        c.current_dir(self.dir.path()).env("JOULEBENCH_LOG", "warn");
-        for v in [
-            "SLURM_ARRAY_TASK_ID",
-            "SLURM_ARRAY_TASK_COUNT",
-            "SLURM_ARRAY_TASK_MIN",
-            "SLURM_ARRAY_TASK_STEP",
-            "SLURM_ARRAY_JOB_ID",
-            "SLURM_JOB_ID",
-            "SLURM_RESTART_COUNT",
-            "JOB_COMPLETION_INDEX",
-            "JOULEBENCH_SHARDS",
-            "JOULEBENCH_RUN_DIR",
-        ] {
-            c.env_remove(v);
-        }
-        c
-    }
-
+impl RunArgs for Env {
     /// `joulebench run s.toml --meter fake --idle-seconds 0 --data-dir <fixture> ARGS`.
     fn run(&self, args: &[&str]) -> Command {
-        let mut c = self.bin();
-        c.args([
-            "run",
-            "s.toml",
-            "--out",
-            "out",
-            "--meter",
-            "fake",
-            "--idle-seconds",
-            "0",
-            "--data-dir",
-        ])
-        .arg(&self.data)
-        .args(args);
+        let mut c = self.run_cmd("0");
+        c.args(args);
         c
     }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn ok(c: &mut Command) -> String {

@@ -244,3 +244,74 @@ pub fn max_abs(t: &candle_core::Tensor) -> f32 {
 pub fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
     max_abs(&(a - b).unwrap())
 }
+
+/// A temporary folder holding a suite (`s.toml`) and the fixture dataset,
+/// and the joulebench binary run in it, with no scheduler variables leaking
+/// in from the environment the tests run in.
+pub struct SuiteEnv {
+    pub dir: tempfile::TempDir,
+    pub data: PathBuf,
+}
+
+impl SuiteEnv {
+    pub fn new(suite: &str) -> SuiteEnv {
+        let dir = tempfile::tempdir().unwrap();
+        let data = fixture_dataset(dir.path());
+        std::fs::write(dir.path().join("s.toml"), suite).unwrap();
+        SuiteEnv { dir, data }
+    }
+
+    /// The binary, in the folder, logging warnings only.
+    pub fn bin(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_joulebench"));
+        c.current_dir(self.dir.path())
+            .env("JOULEBENCH_LOG", "warn")
+            .env_remove("JOULEBENCH_FASHION_MNIST");
+        for v in [
+            "SLURM_ARRAY_TASK_ID",
+            "SLURM_ARRAY_TASK_COUNT",
+            "SLURM_ARRAY_TASK_MIN",
+            "SLURM_ARRAY_TASK_STEP",
+            "SLURM_ARRAY_JOB_ID",
+            "SLURM_JOB_ID",
+            "SLURM_RESTART_COUNT",
+            "JOB_COMPLETION_INDEX",
+            "JOULEBENCH_SHARDS",
+            "JOULEBENCH_RUN_DIR",
+        ] {
+            c.env_remove(v);
+        }
+        c
+    }
+
+    /// `joulebench run s.toml --out out --meter fake --idle-seconds IDLE --data-dir <fixture>`.
+    pub fn run_cmd(&self, idle: &str) -> std::process::Command {
+        let mut c = self.bin();
+        c.args([
+            "run",
+            "s.toml",
+            "--out",
+            "out",
+            "--meter",
+            "fake",
+            "--idle-seconds",
+            idle,
+            "--data-dir",
+        ])
+        .arg(&self.data);
+        c
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+}
+
+/// A command's stdout and stderr together.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -114,7 +114,7 @@ pub fn month_hour_heatmap<DB: DrawingBackend>(
         .x_labels(48)
         .x_label_formatter(&|x| {
             let h = x.round();
-            if (x - h).abs() < 1e-6 && h as u32 % 2 == 0 {
+            if (x - h).abs() < 1e-6 && (h as u32).is_multiple_of(2) {
                 format!("{:02}", h as u32)
             } else {
                 String::new()
