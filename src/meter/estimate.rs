@@ -231,17 +231,23 @@ mod tests {
         let outer0 = process_cpu_time().unwrap();
         let a = m.snapshot().unwrap();
         let inner0 = process_cpu_time().unwrap();
+        let wall0 = Instant::now();
         let mut x = 0u64;
         while process_cpu_time().unwrap().0 - inner0.0 < 0.1 {
             x = x.wrapping_add(std::hint::black_box(x) ^ 0x9e37);
         }
         std::hint::black_box(x);
+        let wall1 = Instant::now();
         let inner1 = process_cpu_time().unwrap();
         let b = m.snapshot().unwrap();
         let outer1 = process_cpu_time().unwrap();
         let j = (b.energy[0] - a.energy[0]).0;
-        assert!(j >= 20.0 * (inner1.0 - inner0.0) - 1e-6, "{j}");
-        assert!(j >= 20.0 * 0.1 - 1e-6, "{j}");
+        // Utilisation is capped at 100% of the usable CPUs, so when other
+        // tests' threads fill the rest of the machine the meter may count
+        // less than the process clock: at least all CPUs for the wall time.
+        let cap = m.profile.vcpus as f64 * (wall1 - wall0).as_secs_f64();
+        let lower = 20.0 * (inner1.0 - inner0.0).min(cap);
+        assert!(j >= 0.98 * lower - 1e-6, "{j} < 0.98 x {lower}");
         assert!(j <= 20.0 * (outer1.0 - outer0.0) + 1e-6, "{j}");
         assert_eq!(m.info().domains[0].provenance, Provenance::Estimated);
     }
