@@ -132,6 +132,21 @@ pub fn run_all(
             continue;
         };
         tracing::info!("claim {}: {}", claim.id, cs.path.display());
+        // A claim about GPU settings runs only where they may change.
+        let changes_gpu = cs
+            .suite
+            .plan()
+            .is_ok_and(|p| p.trials.iter().any(|t| t.config.changes_gpu_settings()));
+        if changes_gpu && (!opts.allow_gpu_settings || opts.device == crate::util::device::DeviceSpec::Cpu) {
+            let mut outcome = claims::verdict(claim, &[]);
+            outcome.verdict = claims::Verdict::NotApplicable;
+            outcome.reason = "changes the GPU power limit: needs a GPU and --allow-gpu-settings (not run)".into();
+            out.push(Reproduced {
+                outcome,
+                run_dir: PathBuf::new(),
+            });
+            continue;
+        }
         let summary = runner::run_suite(&cs.suite, opts, progress)?;
         if let Some(sig) = summary.interrupted {
             return Err(RunError::Interrupted {

@@ -111,7 +111,7 @@ fn every_claim_suite_validates_full_and_quick() {
     let mut ids = Vec::new();
     for quick in [false, true] {
         let suites = joulebench::reproduce::discover(&dir, &[], quick).unwrap();
-        assert_eq!(suites.len(), 10);
+        assert_eq!(suites.len(), 11);
         for s in &suites {
             assert!(!s.suite.plan().unwrap().trials.is_empty());
             ids.push(s.suite.claim.as_ref().unwrap().id.clone());
@@ -191,6 +191,7 @@ fn reproduce_quick_runs_every_claim_end_to_end_on_fixtures() {
         "tdp-overcount",
         "nvml-averaging",
         "generation-vs-classification",
+        "power-capping",
     ] {
         assert!(md.contains(id), "{id} missing");
     }

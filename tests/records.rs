@@ -115,6 +115,7 @@ fn record(s: &Suite, i: usize) -> TrialRecord {
         distillation: None,
         weights_file: None,
         gpu_self_check: vec![],
+        gpu_settings: None,
         placement: None,
     }
 }

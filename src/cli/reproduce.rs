@@ -22,6 +22,9 @@ pub struct ReproduceArgs {
     data: DataArgs,
     #[command(flatten)]
     meter: MeterArgs,
+    /// Let claim suites that change GPU power limits run (see `run --allow-gpu-settings`).
+    #[arg(long)]
+    allow_gpu_settings: bool,
     /// Judge the claims of runs already made (e.g. a sharded run on a
     /// cluster) instead of running the claim suites; repeatable.
     #[arg(long = "run", value_name = "RUN_DIR", conflicts_with = "ids")]
@@ -36,6 +39,7 @@ pub fn run(a: ReproduceArgs) -> Result<i32> {
     let suites = reproduce::discover(&a.claims_dir, &a.ids, a.quick)?;
     let opts = RunOptions {
         results_root: a.out.clone(),
+        allow_gpu_settings: a.allow_gpu_settings,
         ..run_options(&a.meter, a.data.clone())?
     };
     joulebench::util::interrupt::install();

@@ -47,6 +47,11 @@ pub struct RunArgs {
     /// Run only these variants (repeatable).
     #[arg(long = "variant")]
     variants: Vec<String>,
+    /// Let trials set GPU power limits and locked clocks (gpu_power_limit_w,
+    /// gpu_sm_clock_mhz) through NVML; the originals are saved in the run
+    /// folder and restored after every trial and on every exit path.
+    #[arg(long)]
+    allow_gpu_settings: bool,
     /// Do not write report.md, trials.csv and plots at the end.
     #[arg(long)]
     no_report: bool,
@@ -120,6 +125,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         results_root: a.out,
         resume: a.resume,
         shared: shared.clone(),
+        allow_gpu_settings: a.allow_gpu_settings,
         region: a.region,
         intensity: a.intensity,
         pue: a.pue,

@@ -136,9 +136,20 @@ pub struct TrialConfig {
     /// Knowledge distillation from a teacher, if any.
     pub distill: Option<DistillConfig>,
     pub save_weights: bool,
+    /// GPU power limit (W) the harness sets for this trial (then restores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_power_limit_w: Option<u32>,
+    /// Locked GPU SM clock (MHz) for this trial (then reset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_sm_clock_mhz: Option<u32>,
 }
 
 impl TrialConfig {
+    /// Whether the trial changes GPU settings (power limit or clocks).
+    pub fn changes_gpu_settings(&self) -> bool {
+        self.gpu_power_limit_w.is_some() || self.gpu_sm_clock_mhz.is_some()
+    }
+
     /// Optimizer steps of one epoch over `train_samples` samples (before the
     /// `max_train_samples` cap, which this applies).
     pub fn steps_per_epoch(&self, train_samples: u64) -> u64 {

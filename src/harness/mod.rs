@@ -3,6 +3,7 @@
 //! the benches share.
 
 pub mod datasets;
+pub mod gpu_settings;
 pub mod manifest;
 pub mod meters_report;
 pub mod perf;

@@ -31,6 +31,8 @@ pub enum RunError {
     Suite(#[from] crate::suite::SuiteError),
     #[error(transparent)]
     Impact(#[from] crate::impact::ImpactError),
+    #[error(transparent)]
+    GpuSettings(#[from] crate::harness::gpu_settings::GpuSettingsError),
     /// A command-line option out of range.
     #[error("{0}")]
     Option(String),
@@ -68,6 +70,8 @@ pub struct RunOptions {
     pub device_reason: Option<String>,
     /// Run one shard of the plan into a shared run folder.
     pub shared: Option<crate::harness::shard::SharedRun>,
+    /// Let trials change GPU power limits and clocks (restored after each).
+    pub allow_gpu_settings: bool,
 }
 
 impl Default for RunOptions {
@@ -93,6 +97,7 @@ impl Default for RunOptions {
             nvml_lib: None,
             device_reason: None,
             shared: None,
+            allow_gpu_settings: false,
         }
     }
 }
@@ -471,6 +476,18 @@ pub fn run_suite(
         tracing::info!("meter {} unavailable: {}", u.meter, u.reason);
     }
     let mut measurer = Measurer::new(built.meter, device.clone());
+    // GPU settings: refused without the flag, checked against NVML's
+    // constraints and the permission to write them, before any folder exists.
+    let mut gpu_control = if crate::harness::gpu_settings::check_allowed(
+        plan.trials.iter(),
+        opts.allow_gpu_settings,
+    )? {
+        let c = crate::harness::gpu_settings::open(&measurement.meter, opts.device)?;
+        c.check(plan.trials.iter())?;
+        Some(c)
+    } else {
+        None
+    };
 
     let shard = opts.shared.as_ref().map(|s| s.shard);
     let placement = crate::harness::shard::placement(
@@ -511,6 +528,11 @@ pub fn run_suite(
             0,
         ),
     };
+    if let Some(c) = &mut gpu_control
+        && let Some(note) = c.attach(&run.path)?
+    {
+        tracing::warn!("{note}");
+    }
     if discarded_bytes > 0 {
         tracing::warn!(
             "discarded a half-written last record ({discarded_bytes} bytes) in {}",
@@ -568,6 +590,10 @@ pub fn run_suite(
             &spec.key.to_string(),
             crate::config::plan::Plan::steps(spec, n_train),
         );
+        let applied = match &mut gpu_control {
+            Some(c) => c.apply(spec)?,
+            None => None,
+        };
         let mut record = run_trial(
             suite,
             &run.path,
@@ -577,6 +603,10 @@ pub fn run_suite(
             &measurement,
             progress,
         );
+        if let Some(c) = &mut gpu_control {
+            c.restore()?;
+        }
+        record.gpu_settings = applied;
         record.placement = Some(placement.clone());
         // A trial cut short by a signal is discarded: its partial windows
         // would read as a finished trial. Resume runs it again.

@@ -43,7 +43,29 @@ pub trait GpuApi: Send + Sync {
     fn library(&self) -> Option<String> {
         None
     }
+    /// The power limit NVML accepts, (min, max) milliwatts.
+    fn power_limit_constraints_mw(&self, _index: u32) -> Result<(u32, u32), String> {
+        Err(NOT_SUPPORTED.into())
+    }
+    /// The power management limit in force, milliwatts.
+    fn power_limit_mw(&self, _index: u32) -> Result<u32, String> {
+        Err(NOT_SUPPORTED.into())
+    }
+    /// Sets the power management limit (root or CAP_SYS_ADMIN).
+    fn set_power_limit_mw(&self, _index: u32, _mw: u32) -> Result<(), String> {
+        Err(NOT_SUPPORTED.into())
+    }
+    /// Locks the SM clock to [min, max] MHz (root or CAP_SYS_ADMIN).
+    fn set_locked_clocks_mhz(&self, _index: u32, _min: u32, _max: u32) -> Result<(), String> {
+        Err(NOT_SUPPORTED.into())
+    }
+    /// Releases locked clocks (back to the driver's default behaviour).
+    fn reset_locked_clocks(&self, _index: u32) -> Result<(), String> {
+        Err(NOT_SUPPORTED.into())
+    }
 }
+
+const NOT_SUPPORTED: &str = "not supported by this GPU API";
 
 /// The real NVML, from the library it was loaded from.
 pub struct Nvml {
@@ -57,6 +79,12 @@ fn nvml_error(e: nvml_wrapper::error::NvmlError) -> String {
     match e {
         nvml_wrapper::error::NvmlError::GpuLost => {
             "the GPU is lost: it fell off the bus or is otherwise inaccessible (NVML_ERROR_GPU_IS_LOST)".into()
+        }
+        nvml_wrapper::error::NvmlError::NoPermission => {
+            "no permission to change GPU settings (NVML_ERROR_NO_PERMISSION): run as root or with CAP_SYS_ADMIN, or ask the machine's administrator".into()
+        }
+        nvml_wrapper::error::NvmlError::InvalidArg => {
+            "NVML refused the value (NVML_ERROR_INVALID_ARGUMENT): outside what this GPU supports".into()
         }
         other => other.to_string(),
     }
@@ -115,6 +143,37 @@ impl Nvml {
 }
 
 impl GpuApi for Nvml {
+    fn power_limit_constraints_mw(&self, index: u32) -> Result<(u32, u32), String> {
+        let c = self
+            .dev(index)?
+            .power_management_limit_constraints()
+            .map_err(nvml_error)?;
+        Ok((c.min_limit, c.max_limit))
+    }
+    fn power_limit_mw(&self, index: u32) -> Result<u32, String> {
+        self.dev(index)?
+            .power_management_limit()
+            .map_err(nvml_error)
+    }
+    fn set_power_limit_mw(&self, index: u32, mw: u32) -> Result<(), String> {
+        self.dev(index)?
+            .set_power_management_limit(mw)
+            .map_err(nvml_error)
+    }
+    fn set_locked_clocks_mhz(&self, index: u32, min: u32, max: u32) -> Result<(), String> {
+        use nvml_wrapper::enums::device::GpuLockedClocksSetting;
+        self.dev(index)?
+            .set_gpu_locked_clocks(GpuLockedClocksSetting::Numeric {
+                min_clock_mhz: min,
+                max_clock_mhz: max,
+            })
+            .map_err(nvml_error)
+    }
+    fn reset_locked_clocks(&self, index: u32) -> Result<(), String> {
+        self.dev(index)?
+            .reset_gpu_locked_clocks()
+            .map_err(nvml_error)
+    }
     fn device_count(&self) -> Result<u32, String> {
         self.nvml.device_count().map_err(nvml_error)
     }

@@ -9,9 +9,11 @@ use crate::config::TrialConfig;
 use crate::config::plan::{TrialKey, TrialSpec};
 use crate::meter::EnergyReading;
 
+pub mod gpu;
 pub mod placement;
 pub mod technique;
 
+pub use gpu::GpuSettingsRecord;
 pub use placement::{Placement, Shard};
 use serde::{Deserialize, Serialize};
 pub use technique::{DistillRecord, LayerSparsity, PruningRecord, StructuredRecord};
@@ -181,6 +183,9 @@ pub struct TrialRecord {
     /// trial (when at least 3 s long): the disagreement, warned above 2%.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpu_self_check: Vec<crate::meter::window::SelfCheck>,
+    /// The GPU power limit / locked clocks the trial ran with, read back from NVML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_settings: Option<GpuSettingsRecord>,
     /// Host, scheduler job and shard the trial ran under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
@@ -311,6 +316,7 @@ impl TrialRecord {
             distillation: None,
             weights_file: None,
             gpu_self_check: Vec::new(),
+            gpu_settings: None,
             placement: None,
         }
     }

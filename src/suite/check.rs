@@ -222,6 +222,31 @@ impl Ctx<'_> {
             |x| x.is_finite() && x >= 1.0,
             "a finite number >= 1 (a power of two such as 65536)",
         )?;
+        let watts = |w: i64| (1..=2000).contains(&w);
+        self.real(
+            p,
+            "gpu_power_limit_w",
+            s.gpu_power_limit_w.map(|w| w as f64),
+            |w| watts(w as i64),
+            "a GPU power limit in watts, 1..=2000",
+        )?;
+        self.real(
+            p,
+            "gpu_sm_clock_mhz",
+            s.gpu_sm_clock_mhz.map(|w| w as f64),
+            |m| (1.0..=10000.0).contains(&m),
+            "an SM clock in MHz, 1..=10000",
+        )?;
+        if let Some(ws) = &s.gpu_power_limits_w {
+            let field = format!("{p}.gpu_power_limits_w");
+            if ws.is_empty() || ws.len() > 64 {
+                let n = format!("({} limits)", ws.len());
+                return Err(self.invalid(&field, n, "a list of 1 to 64 power limits"));
+            }
+            if let Some(w) = ws.iter().find(|&&w| !watts(w)) {
+                return Err(self.invalid(&field, w, "power limits in watts, 1..=2000"));
+            }
+        }
         if let Some(bs) = &s.batch_sizes {
             if bs.is_empty() {
                 let field = format!("{p}.batch_sizes");

@@ -35,30 +35,52 @@ pub(super) fn variants(cx: &Ctx, raw: Vec<RawEntry>) -> Result<Vec<Variant>, Sui
                 "give either batch_size or batch_sizes, not both",
             ));
         }
-        let Some(sizes) = settings.batch_sizes.clone() else {
-            variants.push(Variant {
-                name: v.name,
-                settings,
-            });
-            continue;
+        if settings.gpu_power_limits_w.is_some() && settings.gpu_power_limit_w.is_some() {
+            return Err(cx.invalid(
+                &format!("variant[{}].gpu_power_limits_w", v.name),
+                "(with gpu_power_limit_w)",
+                "give either gpu_power_limit_w or gpu_power_limits_w, not both",
+            ));
+        }
+        // Batch sizes, then power limits: `<name>-b<size>-p<watts>`.
+        let sizes: Vec<Option<i64>> = match &settings.batch_sizes {
+            Some(b) => b.iter().copied().map(Some).collect(),
+            None => vec![None],
         };
-        for b in sizes {
-            let name = format!("{}-b{b}", v.name);
-            if variants.iter().any(|x| x.name == name) {
-                return Err(cx.invalid(
-                    &format!("variant[{}].batch_sizes", v.name),
-                    b,
-                    "each batch size may appear once",
-                ));
-            }
-            variants.push(Variant {
-                name,
-                settings: Settings {
-                    batch_size: Some(b),
+        let limits: Vec<Option<i64>> = match &settings.gpu_power_limits_w {
+            Some(p) => p.iter().copied().map(Some).collect(),
+            None => vec![None],
+        };
+        for b in &sizes {
+            for w in &limits {
+                let mut name = v.name.clone();
+                let mut s = Settings {
                     batch_sizes: None,
+                    gpu_power_limits_w: None,
                     ..settings.clone()
-                },
-            });
+                };
+                if let Some(b) = b {
+                    name = format!("{name}-b{b}");
+                    s.batch_size = Some(*b);
+                }
+                if let Some(w) = w {
+                    name = format!("{name}-p{w}");
+                    s.gpu_power_limit_w = Some(*w);
+                }
+                if variants.iter().any(|x| x.name == name) {
+                    let (field, value) = match (b, w) {
+                        (_, Some(w)) => ("gpu_power_limits_w", *w),
+                        (Some(b), None) => ("batch_sizes", *b),
+                        (None, None) => ("name", 0),
+                    };
+                    return Err(cx.invalid(
+                        &format!("variant[{}].{field}", v.name),
+                        value,
+                        "each value may appear once (and expanded names must not clash with other variants)",
+                    ));
+                }
+                variants.push(Variant { name, settings: s });
+            }
         }
     }
     if variants.is_empty() {

@@ -82,6 +82,8 @@ impl Suite {
             prune: prune(&l),
             distill: distill(&l, epochs),
             save_weights: l.get(|s| &s.save_weights).unwrap_or(false),
+            gpu_power_limit_w: l.get(|s| &s.gpu_power_limit_w).map(|w| w as u32),
+            gpu_sm_clock_mhz: l.get(|s| &s.gpu_sm_clock_mhz).map(|m| m as u32),
         })
     }
 

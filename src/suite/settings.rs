@@ -118,6 +118,12 @@ settings! {
     loss_scale_growth_interval: i64 => text("integer >= 1 (default 2000)"),
     /// Variants only: one variant per batch size, named `<variant>-b<size>`.
     batch_sizes: Vec<i64> => text("non-empty list of integers >= 1"),
+    /// GPU power limit in watts, set through NVML right before the trial's idle window and restored after it (needs `run --allow-gpu-settings`).
+    gpu_power_limit_w: i64 => text("watts, 1..=2000; checked against the GPU's NVML limits at run start"),
+    /// Variants only: one variant per GPU power limit, named `<variant>-p<watts>`.
+    gpu_power_limits_w: Vec<i64> => text("non-empty list of watts, 1..=2000"),
+    /// Lock the GPU's SM clock at this many MHz for the trial (reset after it; needs `run --allow-gpu-settings`).
+    gpu_sm_clock_mhz: i64 => text("MHz, 1..=10000; NVML refuses clocks the GPU does not support"),
     /// MLP hidden widths (mlp only; default [512, 256]).
     hidden: Vec<i64> => text("non-empty list of widths in 1..=65536"),
     /// CNN channel widths: [c1, c2] for cnn; stem + blocks for separable-cnn/standard-cnn.

@@ -163,6 +163,7 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
             distillation: None,
             weights_file: None,
             gpu_self_check: vec![],
+            gpu_settings: None,
             placement: None,
         };
         lines.push_str(&serde_json::to_string(&r).unwrap());

@@ -21,6 +21,7 @@ use nvml_wrapper_sys::bindings::{
     nvmlReturn_enum_NVML_ERROR_GPU_IS_LOST as GPU_IS_LOST,
     nvmlReturn_enum_NVML_ERROR_INSUFFICIENT_SIZE as INSUFFICIENT_SIZE,
     nvmlReturn_enum_NVML_ERROR_INVALID_ARGUMENT as INVALID_ARGUMENT,
+    nvmlReturn_enum_NVML_ERROR_NO_PERMISSION as NO_PERMISSION,
     nvmlReturn_enum_NVML_ERROR_NOT_FOUND as NOT_FOUND,
     nvmlReturn_enum_NVML_ERROR_NOT_SUPPORTED as NOT_SUPPORTED,
     nvmlReturn_enum_NVML_ERROR_UNINITIALIZED as UNINITIALIZED,
@@ -150,6 +151,7 @@ pub extern "C" fn nvmlErrorString(result: nvmlReturn_t) -> *const c_char {
         NOT_FOUND => c"Not Found",
         INSUFFICIENT_SIZE => c"Insufficient Size",
         GPU_IS_LOST => c"GPU is lost",
+        NO_PERMISSION => c"Insufficient Permissions",
         _ => c"Unknown Error",
     };
     s.as_ptr()
@@ -334,9 +336,7 @@ pub unsafe extern "C" fn nvmlDeviceGetClockInfo(
     clock: *mut c_uint,
 ) -> nvmlReturn_t {
     // SAFETY: forwarded caller pointer.
-    with_gpu(device, |s, i| unsafe {
-        put(clock, s.gpus[i].spec.sm_clock_mhz)
-    })
+    with_gpu(device, |s, i| unsafe { put(clock, s.sm_clock(i)) })
 }
 
 #[unsafe(no_mangle)]
@@ -410,5 +410,65 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
             SUCCESS => unsafe { put(pending, m) },
             e => e,
         }
+    })
+}
+
+/// Checks the caller may change settings, then changes them and saves the
+/// driver state.
+fn change(device: nvmlDevice_t, f: impl FnOnce(&mut sim::Sim, usize) -> nvmlReturn_t) -> nvmlReturn_t {
+    with_gpu(device, |s, i| {
+        if !s.scenario.settings_permission {
+            return NO_PERMISSION;
+        }
+        match f(s, i) {
+            SUCCESS => match s.save_state() {
+                Ok(()) => SUCCESS,
+                Err(e) => {
+                    eprintln!("nvml stand-in: {e}");
+                    UNKNOWN
+                }
+            },
+            e => e,
+        }
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn nvmlDeviceSetPowerManagementLimit(
+    device: nvmlDevice_t,
+    limit: c_uint,
+) -> nvmlReturn_t {
+    change(device, |s, i| {
+        let g = &mut s.gpus[i].spec;
+        let w = limit as f64 / 1000.0;
+        if w < g.power_limit_min_w || w > g.power_limit_max_w {
+            return INVALID_ARGUMENT;
+        }
+        g.power_limit_w = w;
+        SUCCESS
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn nvmlDeviceSetGpuLockedClocks(
+    device: nvmlDevice_t,
+    min_mhz: c_uint,
+    max_mhz: c_uint,
+) -> nvmlReturn_t {
+    change(device, |s, i| {
+        let g = &s.gpus[i].spec;
+        if min_mhz > max_mhz || min_mhz < g.sm_clock_min_mhz || max_mhz > g.sm_clock_max_mhz {
+            return INVALID_ARGUMENT;
+        }
+        s.gpus[i].locked = Some((min_mhz, max_mhz));
+        SUCCESS
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn nvmlDeviceResetGpuLockedClocks(device: nvmlDevice_t) -> nvmlReturn_t {
+    change(device, |s, i| {
+        s.gpus[i].locked = None;
+        SUCCESS
     })
 }

@@ -56,6 +56,9 @@ pub struct Gpu {
     pub power_limit_max_w: f64,
     pub temperature_c: u32,
     pub sm_clock_mhz: u32,
+    /// The SM clock range `nvmlDeviceSetGpuLockedClocks` accepts.
+    pub sm_clock_min_mhz: u32,
+    pub sm_clock_max_mhz: u32,
 }
 
 impl Default for Gpu {
@@ -81,6 +84,8 @@ impl Default for Gpu {
             power_limit_max_w: 700.0,
             temperature_c: 35,
             sm_clock_mhz: 1980,
+            sm_clock_min_mhz: 210,
+            sm_clock_max_mhz: 1980,
         }
     }
 }
@@ -94,6 +99,13 @@ pub struct Scenario {
     pub ledger: Option<PathBuf>,
     /// Seed of the noise.
     pub seed: u64,
+    /// Where the "driver" keeps settings made through NVML (power limits,
+    /// locked clocks), so they outlive the process that made them, as on a
+    /// real GPU; None: they last as long as the process.
+    pub state_file: Option<PathBuf>,
+    /// Whether the caller may change settings; false answers
+    /// NVML_ERROR_NO_PERMISSION, as for a user without root or CAP_SYS_ADMIN.
+    pub settings_permission: bool,
     pub gpus: Vec<Gpu>,
 }
 
@@ -103,6 +115,8 @@ impl Default for Scenario {
             driver_version: "580.65.06".into(),
             ledger: None,
             seed: 1,
+            state_file: None,
+            settings_permission: true,
             gpus: vec![Gpu::default()],
         }
     }

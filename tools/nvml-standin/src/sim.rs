@@ -24,6 +24,21 @@ pub struct GpuSim {
     history: VecDeque<(f64, f64)>,
     /// Smoothed CPU utilisation of the process, for load-following power.
     load: f64,
+    /// Locked SM clocks (min, max), set through NVML.
+    pub locked: Option<(u32, u32)>,
+}
+
+/// Settings made through NVML, as the driver keeps them (the scenario's
+/// `state_file`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct DriverState {
+    pub gpus: Vec<GpuState>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct GpuState {
+    pub power_limit_w: f64,
+    pub locked_clocks: Option<(u32, u32)>,
 }
 
 pub struct Sim {
@@ -64,8 +79,20 @@ pub fn sim() -> Result<&'static Mutex<Sim>, String> {
                 next_update: 0.0,
                 history: VecDeque::new(),
                 load: 0.0,
+                locked: None,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut gpus = gpus;
+        if let Some(p) = &scenario.state_file
+            && let Ok(text) = std::fs::read_to_string(p)
+        {
+            let st: DriverState = serde_json::from_str(&text)
+                .map_err(|e| format!("driver state {}: {e}", p.display()))?;
+            for (g, s) in gpus.iter_mut().zip(st.gpus) {
+                g.spec.power_limit_w = s.power_limit_w;
+                g.locked = s.locked_clocks;
+            }
+        }
         let sim = Mutex::new(Sim {
             rng: scenario.seed.max(1),
             scenario,
@@ -109,6 +136,36 @@ fn cpus() -> f64 {
 }
 
 impl Sim {
+    /// Writes the settings to the scenario's state file, if it has one.
+    pub fn save_state(&self) -> Result<(), String> {
+        let Some(p) = &self.scenario.state_file else {
+            return Ok(());
+        };
+        let st = DriverState {
+            gpus: self
+                .gpus
+                .iter()
+                .map(|g| GpuState {
+                    power_limit_w: g.spec.power_limit_w,
+                    locked_clocks: g.locked,
+                })
+                .collect(),
+        };
+        let tmp = p.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&st).map_err(|e| e.to_string())?)
+            .and_then(|_| std::fs::rename(&tmp, p))
+            .map_err(|e| format!("cannot write {}: {e}", p.display()))
+    }
+
+    /// The SM clock now: the spec's, within locked clocks.
+    pub fn sm_clock(&self, i: usize) -> u32 {
+        let g = &self.gpus[i];
+        match g.locked {
+            Some((lo, hi)) => g.spec.sm_clock_mhz.clamp(lo, hi),
+            None => g.spec.sm_clock_mhz,
+        }
+    }
+
     /// Advances every GPU to now.
     pub fn tick(&mut self) {
         let t = self.start.elapsed().as_secs_f64();
@@ -126,7 +183,8 @@ impl Sim {
                 let a = (dt / smooth_s.max(1e-3)).min(1.0);
                 g.load += a * (util - g.load);
             }
-            g.watts = power_at(&g.spec.power, t, g.load);
+            // The power limit caps the draw (the board throttles to it).
+            g.watts = power_at(&g.spec.power, t, g.load).min(g.spec.power_limit_w);
             if t >= g.next_update {
                 g.counter_mj = (g.joules * g.spec.counter_scale * 1000.0) as u64;
                 let p = g.spec.counter_update_ms.max(0.001) / 1000.0;
