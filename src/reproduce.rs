@@ -137,10 +137,14 @@ pub fn run_all(
             .suite
             .plan()
             .is_ok_and(|p| p.trials.iter().any(|t| t.config.changes_gpu_settings()));
-        if changes_gpu && (!opts.allow_gpu_settings || opts.device == crate::util::device::DeviceSpec::Cpu) {
+        if changes_gpu
+            && (!opts.allow_gpu_settings || opts.device == crate::util::device::DeviceSpec::Cpu)
+        {
             let mut outcome = claims::verdict(claim, &[]);
             outcome.verdict = claims::Verdict::NotApplicable;
-            outcome.reason = "changes the GPU power limit: needs a GPU and --allow-gpu-settings (not run)".into();
+            outcome.reason =
+                "changes the GPU power limit: needs a GPU and --allow-gpu-settings (not run)"
+                    .into();
             out.push(Reproduced {
                 outcome,
                 run_dir: PathBuf::new(),

@@ -201,7 +201,21 @@ fn reproduce_quick_runs_every_claim_end_to_end_on_fixtures() {
     );
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(rep.join("claims.json")).unwrap()).unwrap();
-    assert_eq!(json.as_array().unwrap().len(), 10);
+    assert_eq!(json.as_array().unwrap().len(), 11);
+    // The power-capping claim changes GPU settings: not run on a CPU, said why.
+    let cap = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["claim"]["id"] == "power-capping")
+        .unwrap();
+    assert_eq!(cap["verdict"], "not-applicable");
+    assert!(
+        cap["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-gpu-settings")
+    );
     // The MAC count does not depend on the data: the separable twin's ratio is reproduced.
     let macs = json
         .as_array()

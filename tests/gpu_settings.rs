@@ -41,10 +41,14 @@ struct Rig {
 
 impl Rig {
     fn new(suite: &str, permission: bool) -> Rig {
-        Rig::with_power(suite, permission, json!({"kind": "load-following", "idle_w": 84.0, "busy_w": 684.0}))
+        Rig::with_gpu(
+            suite,
+            permission,
+            json!({"power": {"kind": "load-following", "idle_w": 84.0, "busy_w": 684.0}}),
+        )
     }
 
-    fn with_power(suite: &str, permission: bool, power: Value) -> Rig {
+    fn with_gpu(suite: &str, permission: bool, gpu_spec: Value) -> Rig {
         let env = SuiteEnv::new(suite);
         let gpu = env.path("gpu");
         std::fs::create_dir_all(&gpu).unwrap();
@@ -52,7 +56,7 @@ impl Rig {
         let scenario = json!({
             "state_file": gpu.join("driver-state.json"),
             "settings_permission": permission,
-            "gpus": [{"power": power}]
+            "gpus": [gpu_spec]
         });
         std::fs::write(gpu.join("standin.json"), scenario.to_string()).unwrap();
         Rig { env }
@@ -60,11 +64,25 @@ impl Rig {
 
     fn cmd(&self, extra: &[&str]) -> Command {
         let mut c = self.env.bin();
-        c.args(["run", "s.toml", "--out", "out", "--meter", "nvml", "--gpus", "all", "--device", "cpu", "--idle-seconds", "0.2", "--data-dir"])
-            .arg(&self.env.data)
-            .arg("--nvml-lib")
-            .arg(self.env.path("gpu/libnvidia-ml.so.1"))
-            .args(extra);
+        c.args([
+            "run",
+            "s.toml",
+            "--out",
+            "out",
+            "--meter",
+            "nvml",
+            "--gpus",
+            "all",
+            "--device",
+            "cpu",
+            "--idle-seconds",
+            "0.2",
+            "--data-dir",
+        ])
+        .arg(&self.env.data)
+        .arg("--nvml-lib")
+        .arg(self.env.path("gpu/libnvidia-ml.so.1"))
+        .args(extra);
         c
     }
 
@@ -80,7 +98,12 @@ impl Rig {
 
     fn run_dir(&self) -> PathBuf {
         let d = self.env.path("out/pl");
-        std::fs::read_dir(&d).unwrap().next().unwrap().unwrap().path()
+        std::fs::read_dir(&d)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
     }
 
     fn originals_state(&self) -> String {
@@ -108,7 +131,12 @@ gpu_power_limits_w = [300, 500]
 #[test]
 fn limits_are_applied_read_back_recorded_followed_and_restored() {
     // A board that would draw 684 W flat: the cap is what it draws.
-    let rig = Rig::with_power(SUITE, true, json!({"kind": "constant", "watts": 684.0}));
+    // (A continuous counter, so short windows are exact.)
+    let rig = Rig::with_gpu(
+        SUITE,
+        true,
+        json!({"power": {"kind": "constant", "watts": 684.0}, "counter_update_ms": 0.0}),
+    );
     let o = rig.cmd(&["--allow-gpu-settings"]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(rig.limit_w(), 700.0, "restored after the run");
@@ -126,12 +154,24 @@ fn limits_are_applied_read_back_recorded_followed_and_restored() {
         let gpu = t.domains.iter().find(|d| d.domain == "gpu:0").unwrap();
         let avg = gpu.joules.0 / t.seconds.0;
         // Within the counter's 100 ms steps over a training window of a second or more.
-        assert!((avg - w).abs() <= 0.1 * w, "{} drew {avg} W under a {w} W cap", r.key);
+        assert!(
+            (avg - w).abs() <= 0.1 * w,
+            "{} drew {avg} W under a {w} W cap",
+            r.key
+        );
         watts.push(avg);
     }
     assert!(watts[0] < watts[1], "{watts:?}");
+    let md = std::fs::read_to_string(rig.run_dir().join("report.md")).unwrap();
+    assert!(
+        md.contains("## Power limit x batch size") && md.contains("- eta = 1: mlp is cheapest"),
+        "{md}"
+    );
     // A run without power settings changes nothing and records none.
-    let plain = Rig::new(&SUITE.replace("gpu_power_limits_w = [300, 500]\n", ""), true);
+    let plain = Rig::new(
+        &SUITE.replace("gpu_power_limits_w = [300, 500]\n", ""),
+        true,
+    );
     let o = plain.cmd(&[]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(!plain.run_dir().join("gpu-settings-original.json").exists());
@@ -142,23 +182,37 @@ fn requests_are_refused_without_the_flag_out_of_range_or_without_permission() {
     let rig = Rig::new(SUITE, true);
     let o = rig.cmd(&[]).output().unwrap();
     assert!(
-        !o.status.success() && text(&o).contains("pass --allow-gpu-settings") && text(&o).contains("mlp/cap-p300"),
+        !o.status.success()
+            && text(&o).contains("pass --allow-gpu-settings")
+            && text(&o).contains("mlp/cap-p300"),
         "{}",
         text(&o)
     );
     assert!(!rig.env.path("out").exists(), "nothing written");
     let low = Rig::new(&SUITE.replace("[300, 500]", "[100]"), true);
     let o = low.cmd(&["--allow-gpu-settings"]).output().unwrap();
-    assert!(text(&o).contains("gpu_power_limit_w = 100 is outside") && text(&o).contains("200..=700 W"), "{}", text(&o));
+    assert!(
+        text(&o).contains("gpu_power_limit_w = 100 is outside") && text(&o).contains("200..=700 W"),
+        "{}",
+        text(&o)
+    );
     assert!(!low.env.path("out").exists());
     let denied = Rig::new(SUITE, false);
     let o = denied.cmd(&["--allow-gpu-settings"]).output().unwrap();
-    assert!(text(&o).contains("NVML_ERROR_NO_PERMISSION") && text(&o).contains("CAP_SYS_ADMIN"), "{}", text(&o));
+    assert!(
+        text(&o).contains("NVML_ERROR_NO_PERMISSION") && text(&o).contains("CAP_SYS_ADMIN"),
+        "{}",
+        text(&o)
+    );
     assert_eq!(denied.limit_w(), 700.0);
     // The suite checks its own ranges.
     let bad = SuiteEnv::new(&SUITE.replace("[300, 500]", "[300, 0]"));
     let o = bad.bin().args(["validate", "s.toml"]).output().unwrap();
-    assert!(text(&o).contains("variant[cap].gpu_power_limits_w") && text(&o).contains("1..=2000"), "{}", text(&o));
+    assert!(
+        text(&o).contains("variant[cap].gpu_power_limits_w") && text(&o).contains("1..=2000"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -170,7 +224,12 @@ fn a_failed_trial_still_restores() {
     );
     let rig = Rig::new(&suite, true);
     let o = rig.cmd(&["--allow-gpu-settings"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(2), "failed trials exit 2: {}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "failed trials exit 2: {}",
+        text(&o)
+    );
     let run = joulebench::analysis::Run::load(&rig.run_dir()).unwrap();
     let failed: Vec<_> = run
         .records
@@ -179,7 +238,10 @@ fn a_failed_trial_still_restores() {
         .collect();
     assert_eq!(failed.len(), 2);
     assert!(failed.iter().all(|r| r.gpu_settings.is_some()));
-    assert_eq!((rig.limit_w(), rig.originals_state().as_str()), (700.0, "restored"));
+    assert_eq!(
+        (rig.limit_w(), rig.originals_state().as_str()),
+        (700.0, "restored")
+    );
 }
 
 const LONG: &str = r#"
@@ -228,7 +290,10 @@ fn sigterm_restores_before_exiting() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(143), "{}", text(&o));
-    assert_eq!((rig.limit_w(), rig.originals_state().as_str()), (700.0, "restored"));
+    assert_eq!(
+        (rig.limit_w(), rig.originals_state().as_str()),
+        (700.0, "restored")
+    );
 }
 
 #[test]
@@ -243,7 +308,11 @@ fn sigkill_leaves_the_limit_changed_and_resume_restores_it_first() {
     wait_mid_trial(&rig, 1);
     child.kill().unwrap(); // SIGKILL: nothing of joulebench runs
     child.wait().unwrap();
-    assert_eq!(rig.limit_w(), 250.0, "the driver keeps the limit a killed process set");
+    assert_eq!(
+        rig.limit_w(),
+        250.0,
+        "the driver keeps the limit a killed process set"
+    );
     assert_eq!(rig.originals_state(), "changed");
     let run = rig.run_dir();
     let o = rig
@@ -252,9 +321,20 @@ fn sigkill_leaves_the_limit_changed_and_resume_restores_it_first() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("restored the GPU settings a killed run left changed"), "{}", text(&o));
-    assert_eq!((rig.limit_w(), rig.originals_state().as_str()), (700.0, "restored"));
+    assert!(
+        text(&o).contains("restored the GPU settings a killed run left changed"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        (rig.limit_w(), rig.originals_state().as_str()),
+        (700.0, "restored")
+    );
     let r = joulebench::analysis::Run::load(&run).unwrap();
     assert_eq!(r.records.len(), 3);
-    assert!(r.records.iter().all(|x| x.gpu_settings.as_ref().unwrap().original_power_limit_w == [700.0]));
+    assert!(
+        r.records
+            .iter()
+            .all(|x| x.gpu_settings.as_ref().unwrap().original_power_limit_w == [700.0])
+    );
 }

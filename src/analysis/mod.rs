@@ -7,6 +7,7 @@ pub mod compare;
 pub mod csv_export;
 pub mod peaks;
 pub mod plots;
+pub mod power_limit;
 pub mod report;
 pub mod schedule;
 pub mod series;

@@ -85,6 +85,7 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
     against_baseline(&mut o, run);
     estimate_band(&mut o, run);
     energy_to_accuracy(&mut o, run, target);
+    super::power_limit::report_section(&mut o, run, target);
     super::schedule::report_section(&mut o, run);
     plots(&mut o, run, files);
     let _ = writeln!(

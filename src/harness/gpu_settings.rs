@@ -130,7 +130,10 @@ impl GpuControl {
     /// Takes the GPUs (NVML index, UUID) of `api`, reads their limits and
     /// constraints, and checks that settings may be written (by writing the
     /// current limit back).
-    pub fn new(api: Box<dyn GpuApi>, gpus: Vec<(u32, String)>) -> Result<GpuControl, GpuSettingsError> {
+    pub fn new(
+        api: Box<dyn GpuApi>,
+        gpus: Vec<(u32, String)>,
+    ) -> Result<GpuControl, GpuSettingsError> {
         let mut originals = Vec::new();
         let mut constraints = Vec::new();
         for (i, uuid) in &gpus {
@@ -141,8 +144,10 @@ impl GpuControl {
                 api.power_limit_constraints_mw(*i)
                     .map_err(nvml_err(uuid, "read the power limit constraints"))?,
             );
-            api.set_power_limit_mw(*i, mw)
-                .map_err(nvml_err(uuid, "write the power limit (unchanged, as a permission check)"))?;
+            api.set_power_limit_mw(*i, mw).map_err(nvml_err(
+                uuid,
+                "write the power limit (unchanged, as a permission check)",
+            ))?;
             originals.push(Original {
                 index: *i,
                 uuid: uuid.clone(),
@@ -161,7 +166,10 @@ impl GpuControl {
     }
 
     /// Refuses power limits outside any GPU's constraints.
-    pub fn check<'a>(&self, trials: impl IntoIterator<Item = &'a TrialSpec>) -> Result<(), GpuSettingsError> {
+    pub fn check<'a>(
+        &self,
+        trials: impl IntoIterator<Item = &'a TrialSpec>,
+    ) -> Result<(), GpuSettingsError> {
         for t in trials {
             let Some(w) = t.config.gpu_power_limit_w else {
                 continue;
@@ -187,11 +195,12 @@ impl GpuControl {
         let file = run_dir.join(ORIGINALS_FILE);
         let mut note = None;
         if let Ok(bytes) = std::fs::read(&file) {
-            let saved: Originals = serde_json::from_slice(&bytes).map_err(|e| GpuSettingsError::File {
-                action: "read",
-                path: file.clone(),
-                message: e.to_string(),
-            })?;
+            let saved: Originals =
+                serde_json::from_slice(&bytes).map_err(|e| GpuSettingsError::File {
+                    action: "read",
+                    path: file.clone(),
+                    message: e.to_string(),
+                })?;
             if saved.state == "changed" {
                 // A run killed mid-trial left these: they are the true originals.
                 self.originals = saved.gpus;
@@ -232,7 +241,10 @@ impl GpuControl {
 
     /// Sets the trial's power limit and clocks (the originals saved first)
     /// and reads them back. None when the trial changes nothing.
-    pub fn apply(&mut self, spec: &TrialSpec) -> Result<Option<GpuSettingsRecord>, GpuSettingsError> {
+    pub fn apply(
+        &mut self,
+        spec: &TrialSpec,
+    ) -> Result<Option<GpuSettingsRecord>, GpuSettingsError> {
         let (limit, clock) = (spec.config.gpu_power_limit_w, spec.config.gpu_sm_clock_mhz);
         if limit.is_none() && clock.is_none() {
             return Ok(None);
@@ -246,7 +258,11 @@ impl GpuControl {
             enforced_power_limit_w: Vec::new(),
             requested_sm_clock_mhz: clock,
             sm_clock_mhz: Vec::new(),
-            original_power_limit_w: self.originals.iter().map(|o| o.power_limit_mw as f64 / 1000.0).collect(),
+            original_power_limit_w: self
+                .originals
+                .iter()
+                .map(|o| o.power_limit_mw as f64 / 1000.0)
+                .collect(),
         };
         for (i, uuid) in &self.gpus {
             if let Some(w) = limit {
@@ -318,8 +334,9 @@ pub fn open(
         _ => Vec::new(),
     };
     let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
-    let gpus = crate::meter::gpu::resolve_selection(&api, &meter.gpus, visible.as_deref(), &ordinals)
-        .map_err(|reason| GpuSettingsError::NoNvml { what, reason })?;
+    let gpus =
+        crate::meter::gpu::resolve_selection(&api, &meter.gpus, visible.as_deref(), &ordinals)
+            .map_err(|reason| GpuSettingsError::NoNvml { what, reason })?;
     let gpus = gpus
         .into_iter()
         .map(|(i, _)| (i, api.uuid(i).unwrap_or_else(|_| format!("index {i}"))))

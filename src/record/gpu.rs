@@ -14,4 +14,3 @@ pub struct GpuSettingsRecord {
     /// Per GPU, the limit before joulebench changed it (restored after).
     pub original_power_limit_w: Vec<f64>,
 }
-

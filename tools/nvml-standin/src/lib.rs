@@ -415,7 +415,10 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
 
 /// Checks the caller may change settings, then changes them and saves the
 /// driver state.
-fn change(device: nvmlDevice_t, f: impl FnOnce(&mut sim::Sim, usize) -> nvmlReturn_t) -> nvmlReturn_t {
+fn change(
+    device: nvmlDevice_t,
+    f: impl FnOnce(&mut sim::Sim, usize) -> nvmlReturn_t,
+) -> nvmlReturn_t {
     with_gpu(device, |s, i| {
         if !s.scenario.settings_permission {
             return NO_PERMISSION;
