@@ -338,3 +338,37 @@ fn sigkill_leaves_the_limit_changed_and_resume_restores_it_first() {
             .all(|x| x.gpu_settings.as_ref().unwrap().original_power_limit_w == [700.0])
     );
 }
+
+#[test]
+fn locked_clocks_are_read_back_and_reset() {
+    let rig = Rig::new(
+        &SUITE.replace("gpu_power_limits_w = [300, 500]", "gpu_sm_clock_mhz = 1410"),
+        true,
+    );
+    let o = rig.cmd(&["--allow-gpu-settings"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let run = joulebench::analysis::Run::load(&rig.run_dir()).unwrap();
+    let g = run.records[0].gpu_settings.as_ref().unwrap();
+    assert_eq!(
+        (g.requested_sm_clock_mhz, g.sm_clock_mhz.as_slice()),
+        (Some(1410), &[Some(1410)][..])
+    );
+    assert_eq!(g.enforced_power_limit_w, [700.0], "the limit untouched");
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(rig.env.path("gpu/driver-state.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(state["gpus"][0]["locked_clocks"].is_null(), "{state}");
+    // A clock the GPU does not support: NVML's refusal, named.
+    let bad = Rig::new(
+        &SUITE.replace("gpu_power_limits_w = [300, 500]", "gpu_sm_clock_mhz = 5000"),
+        true,
+    );
+    let o = bad.cmd(&["--allow-gpu-settings"]).output().unwrap();
+    assert!(
+        text(&o).contains("lock the SM clock at 5000 MHz") && text(&o).contains("INVALID_ARGUMENT"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(bad.limit_w(), 700.0);
+}
