@@ -160,28 +160,7 @@ fn header(o: &mut String, run: &Run) {
                 g.temperature_c.map_or("?".into(), |t| t.to_string())
             );
         }
-        if !run.shards.is_empty() {
-            let mut nodes: Vec<&str> = run
-                .records
-                .iter()
-                .filter_map(|r| r.placement.as_ref().map(|p| p.hostname.as_str()))
-                .collect();
-            nodes.sort_unstable();
-            nodes.dedup();
-            let restarted = run
-                .records
-                .iter()
-                .filter(|r| r.placement.as_ref().is_some_and(|p| p.restart_count > 0))
-                .count();
-            let _ = writeln!(
-                o,
-                "| shards | a sharded run: {} shard folder(s) merged (the host above is shard {}'s); nodes {}; {} trial(s) recorded after a requeue |",
-                run.shards.len(),
-                run.shards[0],
-                nodes.join(", "),
-                restarted
-            );
-        }
+        shards_row(o, run);
         if !m.filters.is_empty() {
             let _ = writeln!(
                 o,
@@ -220,40 +199,72 @@ fn header(o: &mut String, run: &Run) {
             m.idle_seconds, m.cooldown_seconds
         );
         if let Some(i) = &m.impact {
-            let _ = writeln!(
-                o,
-                "| carbon intensity | {} ({}): {} gCO2e/kWh, {} — {} |",
-                i.region.code,
-                i.region.name,
-                i.region.g_co2e_per_kwh,
-                i.region.year.map_or("no year".into(), |y| y.to_string()),
-                i.region.source
-            );
-            let _ = writeln!(o, "| carbon dataset | {} |", i.dataset);
-            if let Some(h) = &i.hourly {
-                let _ = writeln!(
-                    o,
-                    "| hourly intensity | {}: CO2e uses profile {} ({}, {}), each UTC hour of the run matched to the same calendar hour of {}; {}; licence {} |",
-                    match i.intensity {
-                        crate::impact::Intensity::Hourly => "on",
-                        crate::impact::Intensity::Annual => "off",
-                    },
-                    h.id,
-                    h.name,
-                    h.year,
-                    h.year,
-                    h.source,
-                    h.licence
-                );
-            }
-            let _ = writeln!(o, "| PUE | {} |", i.pue);
-            let _ = writeln!(
-                o,
-                "| water | on-site WUE {} L/kWh, off-site {} L/kWh |",
-                i.wue_onsite_l_per_kwh, i.water_offsite_l_per_kwh
-            );
+            impact_rows(o, i);
         }
     }
+}
+
+/// The provenance table's row for a sharded run: shard folders, nodes, requeues.
+fn shards_row(o: &mut String, run: &Run) {
+    if !run.shards.is_empty() {
+        let mut nodes: Vec<&str> = run
+            .records
+            .iter()
+            .filter_map(|r| r.placement.as_ref().map(|p| p.hostname.as_str()))
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        let restarted = run
+            .records
+            .iter()
+            .filter(|r| r.placement.as_ref().is_some_and(|p| p.restart_count > 0))
+            .count();
+        let _ = writeln!(
+            o,
+            "| shards | a sharded run: {} shard folder(s) merged (the host above is shard {}'s); nodes {}; {} trial(s) recorded after a requeue |",
+            run.shards.len(),
+            run.shards[0],
+            nodes.join(", "),
+            restarted
+        );
+    }
+}
+
+/// The provenance table's rows for CO2e and water: intensity (annual and
+/// hourly), dataset, PUE, WUE.
+fn impact_rows(o: &mut String, i: &crate::impact::ImpactSettings) {
+    let _ = writeln!(
+        o,
+        "| carbon intensity | {} ({}): {} gCO2e/kWh, {} — {} |",
+        i.region.code,
+        i.region.name,
+        i.region.g_co2e_per_kwh,
+        i.region.year.map_or("no year".into(), |y| y.to_string()),
+        i.region.source
+    );
+    let _ = writeln!(o, "| carbon dataset | {} |", i.dataset);
+    if let Some(h) = &i.hourly {
+        let _ = writeln!(
+            o,
+            "| hourly intensity | {}: CO2e uses profile {} ({}, {}), each UTC hour of the run matched to the same calendar hour of {}; {}; licence {} |",
+            match i.intensity {
+                crate::impact::Intensity::Hourly => "on",
+                crate::impact::Intensity::Annual => "off",
+            },
+            h.id,
+            h.name,
+            h.year,
+            h.year,
+            h.source,
+            h.licence
+        );
+    }
+    let _ = writeln!(o, "| PUE | {} |", i.pue);
+    let _ = writeln!(
+        o,
+        "| water | on-site WUE {} L/kWh, off-site {} L/kWh |",
+        i.wue_onsite_l_per_kwh, i.water_offsite_l_per_kwh
+    );
 }
 
 /// The variants table; returns the rows of the peak-efficiency table.

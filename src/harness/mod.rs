@@ -6,6 +6,7 @@ pub mod datasets;
 pub mod gpu_settings;
 pub mod manifest;
 pub mod meters_report;
+pub mod options;
 pub mod perf;
 pub mod runner;
 pub mod shard;

@@ -4,16 +4,18 @@
 use crate::config::plan::TrialSpec;
 use crate::harness::datasets::{DataSets, DeviceData};
 use crate::harness::manifest::Manifest;
+pub use crate::harness::options::{
+    DEFAULT_IDLE_SECONDS, Measurement, OptionsError, RunOptions, measurement,
+};
 use crate::harness::store::{RunDir, StoreError};
 use crate::impact::ImpactSettings;
-use crate::meter::{self, Measurer, MeterError, MeterOptions};
+use crate::meter::{self, Measurer, MeterError};
 use crate::record::{DataRecord, TrialImpact, TrialRecord, TrialStatus};
 use crate::suite::Suite;
 use crate::technique::error::TrialError;
 use crate::train::init::SeededVars;
 use crate::train::{self, Progress};
-use crate::util::device::{DeviceError, DeviceSpec};
-use crate::util::units::Watts;
+use crate::util::device::DeviceError;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -33,86 +35,13 @@ pub enum RunError {
     Impact(#[from] crate::impact::ImpactError),
     #[error(transparent)]
     GpuSettings(#[from] crate::harness::gpu_settings::GpuSettingsError),
+    #[error(transparent)]
+    Options(#[from] OptionsError),
     /// A command-line option out of range.
     #[error("{0}")]
     Option(String),
     #[error("interrupted by {signal}; the finished trials are in {} (resume the claim suite with --resume)", run.display())]
     Interrupted { signal: String, run: PathBuf },
-}
-
-/// Command-line settings; each overrides the suite's.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    pub results_root: PathBuf,
-    pub device: DeviceSpec,
-    /// Dataset folder from the command line (highest precedence).
-    pub data_dir: Option<PathBuf>,
-    /// Text corpus folder from the command line (highest precedence).
-    pub corpus_dir: Option<PathBuf>,
-    pub resume: Option<PathBuf>,
-    pub meter: Option<crate::config::MeterChoice>,
-    pub cpu_watts_per_core: Option<f64>,
-    pub idle_seconds: Option<f64>,
-    pub rapl_root: Option<PathBuf>,
-    pub region: Option<String>,
-    pub pue: Option<f64>,
-    pub wue_onsite: Option<f64>,
-    pub water_offsite: Option<f64>,
-    /// `hourly` or `annual` grid intensity.
-    pub intensity: Option<String>,
-    /// The CPU's model name and package threads, for the estimate in a VM.
-    pub cpu_model: Option<String>,
-    pub cpu_threads: Option<u32>,
-    /// Which GPUs NVML measures, and the NVML library to load.
-    pub gpus: Option<crate::config::GpuSelection>,
-    pub nvml_lib: Option<PathBuf>,
-    /// How `--device auto` chose the device, when it did.
-    pub device_reason: Option<String>,
-    /// Run one shard of the plan into a shared run folder.
-    pub shared: Option<crate::harness::shard::SharedRun>,
-    /// Let trials change GPU power limits and clocks (restored after each).
-    pub allow_gpu_settings: bool,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        Self {
-            results_root: "results".into(),
-            device: DeviceSpec::Cpu,
-            data_dir: None,
-            corpus_dir: None,
-            resume: None,
-            meter: None,
-            cpu_watts_per_core: None,
-            idle_seconds: None,
-            rapl_root: None,
-            region: None,
-            pue: None,
-            wue_onsite: None,
-            water_offsite: None,
-            intensity: None,
-            cpu_model: None,
-            cpu_threads: None,
-            gpus: None,
-            nvml_lib: None,
-            device_reason: None,
-            shared: None,
-            allow_gpu_settings: false,
-        }
-    }
-}
-
-/// Default idle window before each trial, seconds.
-pub const DEFAULT_IDLE_SECONDS: f64 = 2.0;
-
-/// Measurement settings in force: command line > suite > defaults.
-#[derive(Debug, Clone)]
-pub struct Measurement {
-    pub meter: MeterOptions,
-    pub idle_seconds: f64,
-    pub cooldown_seconds: f64,
-    pub cooldown_temperature_c: Option<f64>,
-    pub impact: ImpactSettings,
 }
 
 pub struct RunSummary {
@@ -127,75 +56,6 @@ pub struct RunSummary {
     pub ran: usize,
     pub skipped: usize,
     pub discarded_bytes: usize,
-}
-
-impl Measurement {
-    /// Settings from the command line and built-in defaults only (no suite).
-    pub fn defaults(opts: &RunOptions) -> Result<Measurement, RunError> {
-        resolve(
-            opts,
-            None,
-            &crate::suite::MeterSection::default(),
-            &crate::suite::ImpactSection::default(),
-        )
-    }
-}
-
-/// Resolves the measurement settings: command line > suite > defaults.
-pub fn measurement(suite: &Suite, opts: &RunOptions) -> Result<Measurement, RunError> {
-    resolve(opts, suite.meter, &suite.meter_section, &suite.impact)
-}
-
-fn resolve(
-    opts: &RunOptions,
-    suite_meter: Option<crate::config::MeterChoice>,
-    m: &crate::suite::MeterSection,
-    i: &crate::suite::ImpactSection,
-) -> Result<Measurement, RunError> {
-    let d = MeterOptions::default();
-    let idle_seconds = opts
-        .idle_seconds
-        .or(m.idle_seconds)
-        .unwrap_or(DEFAULT_IDLE_SECONDS);
-    // The same range as the suite's `[meter] idle_seconds`.
-    let range = &crate::suite::METER_RANGES[2];
-    debug_assert_eq!(range.key, "idle_seconds");
-    if !range.contains(idle_seconds) {
-        return Err(RunError::Option(format!(
-            "--idle-seconds {idle_seconds}: {}",
-            range.allowed
-        )));
-    }
-    Ok(Measurement {
-        meter: MeterOptions {
-            choice: opts.meter.or(suite_meter).unwrap_or(d.choice),
-            cpu_watts_per_core: opts.cpu_watts_per_core.or(m.cpu_watts_per_core).map(Watts),
-            dram_watts_per_gb: m.dram_watts_per_gb,
-            cpu_model: opts.cpu_model.clone().or_else(|| m.cpu_model.clone()),
-            cpu_threads: opts.cpu_threads.or(m.cpu_threads.map(|t| t as u32)),
-            gpus: opts
-                .gpus
-                .clone()
-                .or_else(|| m.gpus.clone())
-                .unwrap_or_default(),
-            nvml_lib: opts.nvml_lib.clone().or_else(|| m.nvml_lib.clone()),
-            rapl_root: opts.rapl_root.clone().unwrap_or(d.rapl_root),
-            poll_interval: m
-                .poll_interval_ms
-                .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
-                .unwrap_or(d.poll_interval),
-        },
-        idle_seconds,
-        cooldown_seconds: m.cooldown_seconds.unwrap_or(0.0),
-        cooldown_temperature_c: m.cooldown_temperature_c,
-        impact: ImpactSettings::new(
-            opts.region.as_deref().or(i.region.as_deref()),
-            opts.pue.or(i.pue),
-            opts.wue_onsite.or(i.wue_onsite),
-            opts.water_offsite.or(i.water_offsite),
-        )?
-        .with_intensity(opts.intensity.as_deref().or(i.intensity.as_deref()))?,
-    })
 }
 
 /// Waits out the cool-down: fixed seconds, then (with a GPU meter) until
@@ -455,6 +315,143 @@ fn fill(
     });
 }
 
+/// GPU settings: refused without the flag, checked against NVML's
+/// constraints and the permission to write them, before any folder exists.
+fn gpu_control(
+    plan: &crate::config::plan::Plan,
+    opts: &RunOptions,
+    measurement: &Measurement,
+) -> Result<Option<crate::harness::gpu_settings::GpuControl>, RunError> {
+    use crate::harness::gpu_settings;
+    if !gpu_settings::check_allowed(plan.trials.iter(), opts.allow_gpu_settings)? {
+        return Ok(None);
+    }
+    let c = gpu_settings::open(&measurement.meter, opts.device)?;
+    c.check(plan.trials.iter())?;
+    Ok(Some(c))
+}
+
+/// The run folder: a shard of a shared one, a resumed one, or a new one
+/// (whose manifest `manifest` builds); its records so far and the bytes of
+/// a half-written last line that were cut off.
+fn open_run(
+    suite: &Suite,
+    opts: &RunOptions,
+    manifest: impl Fn() -> Manifest,
+) -> Result<(RunDir, Vec<TrialRecord>, usize), RunError> {
+    let r = match (&opts.shared, &opts.resume) {
+        (Some(sr), _) => {
+            crate::harness::sharded::join(&sr.dir, suite, sr.shard.shard, &manifest())?
+        }
+        (None, Some(path)) => RunDir::resume(path, suite)?,
+        (None, None) => {
+            return Ok((
+                RunDir::create(&opts.results_root, suite, &manifest())?,
+                Vec::new(),
+                0,
+            ));
+        }
+    };
+    if r.discarded_bytes > 0 {
+        tracing::warn!(
+            "discarded a half-written last record ({} bytes) in {}",
+            r.discarded_bytes,
+            r.run.trials_path().display()
+        );
+    }
+    Ok((r.run, r.records, r.discarded_bytes))
+}
+
+/// The manifest's measurement fields: GPUs, driver, idle and cool-down, impact.
+fn describe(
+    m: &mut Manifest,
+    measurer: &Measurer,
+    measurement: &Measurement,
+    device_selection: Option<String>,
+) {
+    m.device_selection = device_selection;
+    m.gpus = measurer.gpu_states();
+    m.gpu_driver = measurer.driver_version();
+    m.idle_seconds = measurement.idle_seconds;
+    m.cooldown_seconds = measurement.cooldown_seconds;
+    m.impact = Some(measurement.impact.clone());
+}
+
+/// A shard's heartbeat, started (none for an unsharded run).
+fn heartbeat(
+    opts: &RunOptions,
+    placement: &crate::record::Placement,
+    done: usize,
+    planned: usize,
+) -> Option<crate::harness::sharded::HeartbeatWriter> {
+    let sr = opts.shared.as_ref()?;
+    Some(crate::harness::sharded::HeartbeatWriter::start(
+        &crate::harness::sharded::shard_dir(&sr.dir, sr.shard.shard.index),
+        crate::harness::sharded::Heartbeat {
+            hostname: placement.hostname.clone(),
+            pid: placement.pid,
+            job_id: placement.job_id.clone(),
+            restart_count: placement.restart_count,
+            done,
+            planned,
+            ..Default::default()
+        },
+    ))
+}
+
+/// What every trial of a run shares.
+struct TrialContext<'a> {
+    suite: &'a Suite,
+    measurement: &'a Measurement,
+    placement: &'a crate::record::Placement,
+    progress: &'a dyn Progress,
+    total: usize,
+}
+
+impl TrialContext<'_> {
+    /// Runs one planned trial, its GPU settings applied around it, and
+    /// returns its record (with where it ran).
+    fn run(
+        &self,
+        run_dir: &std::path::Path,
+        spec: &crate::config::plan::TrialSpec,
+        data: &mut DeviceData,
+        measurer: &mut Measurer,
+        gpu_control: &mut Option<crate::harness::gpu_settings::GpuControl>,
+    ) -> Result<TrialRecord, RunError> {
+        let available = data.sets.splits(&spec.config)?.train.len() as u64;
+        let n_train = spec
+            .config
+            .max_train_samples
+            .map_or(available, |c| c.min(available));
+        self.progress.trial_start(
+            spec.index,
+            self.total,
+            &spec.key.to_string(),
+            crate::config::plan::Plan::steps(spec, n_train),
+        );
+        let applied = match gpu_control {
+            Some(c) => c.apply(spec)?,
+            None => None,
+        };
+        let mut record = run_trial(
+            self.suite,
+            run_dir,
+            spec,
+            data,
+            measurer,
+            self.measurement,
+            self.progress,
+        );
+        if let Some(c) = gpu_control {
+            c.restore()?;
+        }
+        record.gpu_settings = applied;
+        record.placement = Some(self.placement.clone());
+        Ok(record)
+    }
+}
+
 /// Runs (or resumes) a suite.
 pub fn run_suite(
     suite: &Suite,
@@ -476,18 +473,7 @@ pub fn run_suite(
         tracing::info!("meter {} unavailable: {}", u.meter, u.reason);
     }
     let mut measurer = Measurer::new(built.meter, device.clone());
-    // GPU settings: refused without the flag, checked against NVML's
-    // constraints and the permission to write them, before any folder exists.
-    let mut gpu_control = if crate::harness::gpu_settings::check_allowed(
-        plan.trials.iter(),
-        opts.allow_gpu_settings,
-    )? {
-        let c = crate::harness::gpu_settings::open(&measurement.meter, opts.device)?;
-        c.check(plan.trials.iter())?;
-        Some(c)
-    } else {
-        None
-    };
+    let mut gpu_control = gpu_control(&plan, opts, &measurement)?;
 
     let shard = opts.shared.as_ref().map(|s| s.shard);
     let placement = crate::harness::shard::placement(
@@ -497,47 +483,22 @@ pub fn run_suite(
         measurer.info(),
     );
     let new_manifest = || {
-        let mut manifest = Manifest::new(
+        let mut m = Manifest::new(
             suite,
             &opts.device.to_string(),
             measurer.info().clone(),
             &data_dir,
         );
-        manifest.unavailable_meters = built.unavailable.clone();
-        manifest.device_selection = opts.device_reason.clone();
-        manifest.gpus = measurer.gpu_states();
-        manifest.gpu_driver = measurer.driver_version();
-        manifest.idle_seconds = measurement.idle_seconds;
-        manifest.cooldown_seconds = measurement.cooldown_seconds;
-        manifest.impact = Some(measurement.impact.clone());
-        manifest.placement = Some(placement.clone());
-        manifest
+        describe(&mut m, &measurer, &measurement, opts.device_reason.clone());
+        m.unavailable_meters = built.unavailable.clone();
+        m.placement = Some(placement.clone());
+        m
     };
-    let (mut run, mut records, discarded_bytes) = match (&opts.shared, &opts.resume) {
-        (Some(sr), _) => {
-            let r = crate::harness::sharded::join(&sr.dir, suite, sr.shard.shard, &new_manifest())?;
-            (r.run, r.records, r.discarded_bytes)
-        }
-        (None, Some(path)) => {
-            let r = RunDir::resume(path, suite)?;
-            (r.run, r.records, r.discarded_bytes)
-        }
-        (None, None) => (
-            RunDir::create(&opts.results_root, suite, &new_manifest())?,
-            Vec::new(),
-            0,
-        ),
-    };
+    let (mut run, mut records, discarded_bytes) = open_run(suite, opts, new_manifest)?;
     if let Some(c) = &mut gpu_control
         && let Some(note) = c.attach(&run.path)?
     {
         tracing::warn!("{note}");
-    }
-    if discarded_bytes > 0 {
-        tracing::warn!(
-            "discarded a half-written last record ({discarded_bytes} bytes) in {}",
-            run.trials_path().display()
-        );
     }
     let done = crate::harness::store::done_keys(&records);
     let mut data = DeviceData {
@@ -552,20 +513,7 @@ pub fn run_suite(
         .filter(|t| shard.is_none_or(|s| s.shard.owns(t.index)))
         .collect();
     let total = plan.trials.len();
-    let heartbeat = opts.shared.as_ref().map(|sr| {
-        crate::harness::sharded::HeartbeatWriter::start(
-            &crate::harness::sharded::shard_dir(&sr.dir, sr.shard.shard.index),
-            crate::harness::sharded::Heartbeat {
-                hostname: placement.hostname.clone(),
-                pid: placement.pid,
-                job_id: placement.job_id.clone(),
-                restart_count: placement.restart_count,
-                done: records.len(),
-                planned: mine.len(),
-                ..Default::default()
-            },
-        )
-    });
+    let heartbeat = heartbeat(opts, &placement, records.len(), mine.len());
     let mut ran = 0;
     let mut interrupted = None;
     for spec in mine {
@@ -576,38 +524,14 @@ pub fn run_suite(
             interrupted = Some(sig);
             break;
         }
-        let available = data.sets.splits(&spec.config)?.train.len() as u64;
-        let n_train = spec
-            .config
-            .max_train_samples
-            .map_or(available, |c| c.min(available));
-        if let Some(h) = &heartbeat {
-            h.update(|b| b.current = Some(spec.key.to_string()));
-        }
-        progress.trial_start(
-            spec.index,
-            total,
-            &spec.key.to_string(),
-            crate::config::plan::Plan::steps(spec, n_train),
-        );
-        let applied = match &mut gpu_control {
-            Some(c) => c.apply(spec)?,
-            None => None,
-        };
-        let mut record = run_trial(
+        let ctx = TrialContext {
             suite,
-            &run.path,
-            spec,
-            &mut data,
-            &mut measurer,
-            &measurement,
+            measurement: &measurement,
+            placement: &placement,
             progress,
-        );
-        if let Some(c) = &mut gpu_control {
-            c.restore()?;
-        }
-        record.gpu_settings = applied;
-        record.placement = Some(placement.clone());
+            total,
+        };
+        let record = ctx.run(&run.path, spec, &mut data, &mut measurer, &mut gpu_control)?;
         // A trial cut short by a signal is discarded: its partial windows
         // would read as a finished trial. Resume runs it again.
         if let Some(sig) = crate::util::interrupt::requested()
@@ -636,10 +560,7 @@ pub fn run_suite(
         }
     }
     if let Some(h) = heartbeat {
-        h.finish(match interrupted {
-            Some(sig) => format!("interrupted by {}", crate::util::interrupt::name(sig)),
-            None => "finished".into(),
-        });
+        h.finish(crate::harness::sharded::final_state(interrupted));
     }
     records.sort_by_key(|r| r.trial_index);
     Ok(RunSummary {

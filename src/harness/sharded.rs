@@ -255,6 +255,14 @@ fn write_heartbeat(path: &Path, hb: &Heartbeat) {
     }
 }
 
+/// A shard's last heartbeat state: `finished`, or the signal that stopped it.
+pub fn final_state(interrupted: Option<i32>) -> String {
+    match interrupted {
+        Some(sig) => format!("interrupted by {}", crate::util::interrupt::name(sig)),
+        None => "finished".into(),
+    }
+}
+
 /// Rewrites a shard's heartbeat every `HEARTBEAT_SECONDS` from a thread,
 /// and at once on every change.
 pub struct HeartbeatWriter {
