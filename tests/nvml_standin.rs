@@ -12,27 +12,10 @@ use joulebench::util::device::DeviceSpec;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Builds the stand-in once (dev profile) and returns the built library.
 fn built() -> &'static Path {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let status = Command::new(option_env!("CARGO").unwrap_or("cargo"))
-            .args(["build", "--quiet", "-p", "nvml-standin"])
-            .current_dir(root)
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building tools/nvml-standin failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        let lib = target.join("debug/libnvml_standin.so");
-        assert!(lib.is_file(), "{} missing", lib.display());
-        lib
-    })
+    common::standin_lib()
 }
 
 /// A folder with its own copy of the library and `scenario` beside it.

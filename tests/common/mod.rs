@@ -316,3 +316,24 @@ pub fn text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// Builds the NVML stand-in (tools/nvml-standin, dev profile) once per test
+/// binary and returns the built library.
+pub fn standin_lib() -> &'static Path {
+    static LIB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LIB.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let status = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"))
+            .args(["build", "--quiet", "-p", "nvml-standin"])
+            .current_dir(root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building tools/nvml-standin failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        let lib = target.join("debug/libnvml_standin.so");
+        assert!(lib.is_file(), "{} missing", lib.display());
+        lib
+    })
+}
