@@ -158,7 +158,12 @@ fn pue(run: &Run) -> f64 {
 /// Load and what-ifs for the options.
 pub fn compute(run: &Run, o: &ScheduleOptions) -> Result<(Load, Vec<WhatIf>), AnalysisError> {
     let chosen = profiles(run, o)?;
-    let load = Load::from_spans(&spans(run, o.trial.as_deref())?, pue(run));
+    let load = Load::from_spans(&spans(run, o.trial.as_deref())?, pue(run)).map_err(|message| {
+        AnalysisError::File {
+            path: run.dir.clone(),
+            message,
+        }
+    })?;
     let mut out = Vec::new();
     for b in chosen {
         let p = b.load().map_err(|e| AnalysisError::File {

@@ -17,23 +17,34 @@ pub struct Load {
 }
 
 impl Load {
-    /// Lays `spans` (IT energy) out from the earliest start, × `pue`.
-    pub fn from_spans(spans: &[Span], pue: f64) -> Load {
+    /// The longest load a what-if takes: one data year.
+    pub const MAX_HOURS: usize = 8760;
+
+    /// Lays `spans` (IT energy) out from the earliest start, × `pue`;
+    /// refuses a load longer than a year (the data year could not hold it).
+    pub fn from_spans(spans: &[Span], pue: f64) -> Result<Load, String> {
         let t0 = spans
             .iter()
             .map(|s| s.start_unix)
             .fold(f64::INFINITY, f64::min);
         if !t0.is_finite() {
-            return Load {
+            return Ok(Load {
                 kwh_by_hour: Vec::new(),
                 seconds: 0.0,
-            };
+            });
         }
         let end = spans
             .iter()
             .map(|s| s.start_unix + s.seconds.max(0.0))
             .fold(t0, f64::max);
-        let hours = ((end - t0) / 3600.0).floor() as usize + 1;
+        let span_h = (end - t0) / 3600.0;
+        if span_h.is_nan() || span_h >= Self::MAX_HOURS as f64 {
+            return Err(format!(
+                "the windows span {span_h:.0} hours; a what-if takes a load of at most {} hours (one data year)",
+                Self::MAX_HOURS
+            ));
+        }
+        let hours = span_h.floor() as usize + 1;
         let mut kwh = vec![0.0; hours];
         for s in spans {
             let e = s.joules / 3.6e6 * pue;
@@ -50,10 +61,10 @@ impl Load {
                 t = next;
             }
         }
-        Load {
+        Ok(Load {
             kwh_by_hour: kwh,
             seconds: end - t0,
-        }
+        })
     }
 
     pub fn kwh(&self) -> f64 {
@@ -257,13 +268,24 @@ mod tests {
                 joules: 3.6e6,
             },
         ];
-        let l = Load::from_spans(&spans, 2.0);
+        let l = Load::from_spans(&spans, 2.0).unwrap();
         assert_eq!(l.kwh_by_hour.len(), 4);
         let want = [2.0 * 2.0 / 3.0, 2.0 / 3.0, 0.0, 2.0];
         for (a, b) in l.kwh_by_hour.iter().zip(want) {
             assert!((a - b).abs() < 1e-12, "{:?}", l.kwh_by_hour);
         }
         assert!((l.kwh() - 4.0).abs() < 1e-12);
+        // A load longer than the data year is refused, not allocated.
+        let long = [Span {
+            start_unix: t0,
+            seconds: 1e12,
+            joules: 1.0,
+        }];
+        assert!(
+            Load::from_spans(&long, 1.0)
+                .unwrap_err()
+                .contains("at most 8760 hours")
+        );
     }
 
     #[test]
