@@ -91,7 +91,9 @@ impl Run {
             _ => None,
         };
         let suite = Suite::load(&dir.join(store::SUITE_FILE)).ok();
-        let missing = sharded::planned(dir)
+        let missing = suite
+            .clone()
+            .and_then(|s| sharded::plan_of(dir, s).ok())
             .map(|plan| sharded::missing(&plan, &records))
             .unwrap_or_default();
         Ok(Run {

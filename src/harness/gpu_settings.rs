@@ -227,15 +227,13 @@ impl GpuControl {
             gpus: self.originals.clone(),
             clocks_locked: self.clocks_locked,
         };
-        let tmp = file.with_extension("json.tmp");
         serde_json::to_vec_pretty(&o)
-            .map_err(|e| e.to_string())
-            .and_then(|b| std::fs::write(&tmp, b).map_err(|e| e.to_string()))
-            .and_then(|_| std::fs::rename(&tmp, file).map_err(|e| e.to_string()))
-            .map_err(|message| GpuSettingsError::File {
+            .map_err(crate::harness::store::StoreError::from)
+            .and_then(|b| crate::harness::store::replace_file(file, &b))
+            .map_err(|e| GpuSettingsError::File {
                 action: "write",
                 path: file.clone(),
-                message,
+                message: e.to_string(),
             })
     }
 

@@ -19,8 +19,8 @@
 use crate::config::plan::{Plan, TrialKey};
 use crate::harness::manifest::Manifest;
 use crate::harness::store::{
-    MANIFEST_FILE, Resumed, RunDir, SUITE_FILE, StoreError, TRIALS_FILE, check_suite, read_records,
-    write_synced,
+    MANIFEST_FILE, Resumed, RunDir, SUITE_FILE, StoreError, TRIALS_FILE, check_suite, io,
+    read_records, replace_file, write_synced,
 };
 use crate::record::{Shard, TrialRecord, TrialStatus};
 use crate::suite::{Filters, Suite};
@@ -40,14 +40,6 @@ pub const ASSIGNMENT: &str = "trial index mod count";
 /// Seconds between heartbeats; a running shard silent for 6 periods is stale.
 pub const HEARTBEAT_SECONDS: u64 = 10;
 pub const STALE_SECONDS: u64 = 6 * HEARTBEAT_SECONDS;
-
-fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 /// `<run>/sharding.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -245,13 +237,11 @@ fn read_heartbeat(dir: &Path) -> Option<Heartbeat> {
 }
 
 fn write_heartbeat(path: &Path, hb: &Heartbeat) {
-    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-    let ok = serde_json::to_vec_pretty(hb)
-        .ok()
-        .and_then(|b| std::fs::write(&tmp, b).ok())
-        .and_then(|_| std::fs::rename(&tmp, path).ok());
-    if ok.is_none() {
-        tracing::debug!("could not write {}", path.display());
+    let written = serde_json::to_vec_pretty(hb)
+        .map_err(StoreError::from)
+        .and_then(|b| replace_file(path, &b));
+    if let Err(e) = written {
+        tracing::debug!("heartbeat not written: {e}");
     }
 }
 
@@ -431,10 +421,16 @@ fn results(r: &TrialRecord) -> serde_json::Value {
 /// The plan a run folder was started with: its suite copy narrowed by the
 /// filters it recorded (in `sharding.json`, or the manifest).
 pub fn planned(run: &Path) -> Result<Plan, StoreError> {
-    let mut suite = Suite::load(&run.join(SUITE_FILE)).map_err(|source| StoreError::SuiteCopy {
+    let suite = Suite::load(&run.join(SUITE_FILE)).map_err(|source| StoreError::SuiteCopy {
         run: run.to_path_buf(),
         source: Box::new(source),
     })?;
+    plan_of(run, suite)
+}
+
+/// The plan of `suite` (the run's copy, already read) narrowed by the
+/// filters the run at `run` recorded.
+pub fn plan_of(run: &Path, mut suite: Suite) -> Result<Plan, StoreError> {
     let filters = if run.join(SHARDING_FILE).is_file() {
         read_sharding(run)?.filters
     } else {
