@@ -39,6 +39,7 @@ fn unstructured_sparsity_equals_the_target_and_survives_optimizer_steps() {
             val_loss: None,
             val_accuracy: None,
             phases: None,
+            batch: None,
         };
         p.after_epoch(&rec);
         let layers = prune::measure(&vars).unwrap();
@@ -136,25 +137,48 @@ fn q8_0_is_about_3_8x_smaller_and_agrees_with_f32() {
             assert_eq!(best, *pred, "confident prediction changed");
         }
     }
-    // Models without quantization support say so.
-    let t = ModelKind::CharTransformer
-        .build(
-            vars.builder(DType::F32, &Device::Cpu),
-            5,
-            &ModelSize::Transformer {
-                d_model: 8,
-                layers: 1,
-                heads: 2,
-                context: 4,
-                tied: true,
-            },
-        )
-        .unwrap();
-    assert!(
-        t.quantized(candle_core::quantized::GgmlDType::Q8_0)
+}
+
+#[test]
+fn transformer_quantizes_projections_mlp_and_head_within_quantization_error() {
+    let x = Tensor::new(&[[1u32, 5, 9, 2, 7, 3, 3, 60, 11, 0, 4, 8]], &Device::Cpu).unwrap();
+    for tied in [true, false] {
+        let vars = SeededVars::new(8);
+        // d = 64 and a vocabulary of 64: every row is whole q8_0 blocks.
+        let m = ModelKind::CharTransformer
+            .build(
+                vars.builder(DType::F32, &Device::Cpu),
+                64,
+                &ModelSize::Transformer {
+                    d_model: 64,
+                    layers: 2,
+                    heads: 4,
+                    context: 16,
+                    tied,
+                    attention: joulebench::config::Attention::Full,
+                },
+            )
+            .unwrap();
+        let q = m
+            .quantized(candle_core::quantized::GgmlDType::Q8_0)
             .unwrap()
-            .is_none()
-    );
+            .expect("the transformer supports quantization");
+        // Per layer: qkv 3d^2, proj d^2, fc1 4d^2, fc2 4d^2; plus the head d V.
+        let weights = 2 * 12 * 64 * 64 + 64 * 64;
+        assert_eq!(q.bytes.f32, weights as u64 * 4);
+        let ratio = q.bytes.f32 as f64 / q.bytes.quantized as f64;
+        assert!((ratio - 4.0 * 32.0 / 34.0).abs() < 1e-9, "{ratio}");
+        let a = m.forward(&x).unwrap();
+        let b = q.model.forward(&x).unwrap();
+        assert_eq!(a.dims(), b.dims());
+        let err = common::max_abs_diff(&a, &b);
+        let mag = common::max_abs(&a);
+        assert!(
+            err < 0.03 * mag.max(1e-3),
+            "tied={tied}: q8_0 logits differ by {err} (magnitude {mag})"
+        );
+        assert_eq!(q.model.generative(), Some(16));
+    }
 }
 
 #[test]

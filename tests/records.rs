@@ -99,6 +99,7 @@ fn record(s: &Suite, i: usize) -> TrialRecord {
             val_loss: Some(0.6),
             val_accuracy: Some(0.8),
             phases: None,
+            batch: None,
         }],
         training: Some(reading("training", 12.5, 1.25)),
         train_samples_per_second: Some(1024.0),

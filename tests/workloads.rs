@@ -74,6 +74,7 @@ fn flop_counts_equal_hand_counts_for_tiny_configurations() {
         heads: 2,
         context: 4,
         tied: true,
+        attention: joulebench::config::Attention::Full,
     };
     assert_eq!(cfg.macs_per_token(), 12 * 64 + 2 * 4 * 8 + 8 * 5);
     let (m, _) = build(
@@ -84,6 +85,7 @@ fn flop_counts_equal_hand_counts_for_tiny_configurations() {
             heads: 2,
             context: 4,
             tied: true,
+            attention: joulebench::config::Attention::Full,
         },
         5,
     );
@@ -157,6 +159,7 @@ fn causal_mask_holds(dev: &Device) {
         heads: 4,
         context: 8,
         tied: false,
+        attention: joulebench::config::Attention::Full,
     };
     let m = CharTransformer::new(vars.builder(DType::F32, dev), cfg).unwrap();
     let a = Tensor::new(&[[1u32, 2, 3, 4, 5, 6, 7, 8]], dev).unwrap();

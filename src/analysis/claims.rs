@@ -55,6 +55,11 @@ pub fn metric(claim: &Claim, r: &TrialRecord) -> Option<f64> {
     let steps: u64 = r.epochs.iter().map(|e| e.steps).sum();
     let v = match claim.metric {
         Metric::TrainJoulesPerStep => train.map(|t| t.joules.0 / steps.max(1) as f64),
+        Metric::TrainJoulesPerToken => {
+            let tokens = super::context_sweep::train_tokens(r)
+                .unwrap_or_else(|| r.epochs.iter().map(|e| e.samples).sum());
+            train.and_then(|t| (tokens > 0).then(|| t.joules.0 / tokens as f64))
+        }
         Metric::TotalJoules => Some(total.joules.0),
         Metric::EnergyToAccuracy => {
             energy_to_accuracy(r, claim.target_accuracy.unwrap_or(0.8)).map(|x| x.0)

@@ -2,8 +2,10 @@
 //! comparisons. Everything here reads result files only; nothing trains.
 
 pub mod aggregate;
+pub mod batch_schedules;
 pub mod claims;
 pub mod compare;
+pub mod context_sweep;
 pub mod csv_export;
 pub mod peaks;
 pub mod plots;

@@ -85,8 +85,10 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
     against_baseline(&mut o, run);
     estimate_band(&mut o, run);
     energy_to_accuracy(&mut o, run, target);
+    super::batch_schedules::report_section(&mut o, run);
     super::power_limit::report_section(&mut o, run, target);
     super::schedule::report_section(&mut o, run);
+    super::context_sweep::report_section(&mut o, run);
     plots(&mut o, run, files);
     let _ = writeln!(
         o,

@@ -49,7 +49,12 @@ pub enum Command {
     /// Run claim suites and write reproduction.md with a verdict per claim.
     Reproduce(reproduce::ReproduceArgs),
     /// Check a suite file and print its expanded plan.
-    Validate { suite: PathBuf },
+    Validate {
+        suite: PathBuf,
+        /// Apply the suite's [quick] table over its defaults.
+        #[arg(long)]
+        quick: bool,
+    },
     /// List the known workloads, every suite setting with its allowed values, and the meters.
     List,
     /// Show which energy meters work here, why not, and a short idle reading.
@@ -85,7 +90,7 @@ pub fn main(cli: Cli) -> Result<i32> {
         Command::Plot(a) => report::plot(a),
         Command::Compare(a) => compare::run(a),
         Command::Reproduce(a) => reproduce::run(a),
-        Command::Validate { suite } => validate::run(&suite),
+        Command::Validate { suite, quick } => validate::run(&suite, quick),
         Command::List => list::run(),
         Command::Meters {
             meter,

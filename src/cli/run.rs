@@ -15,6 +15,9 @@ use std::path::PathBuf;
 pub struct RunArgs {
     /// Suite file (TOML), e.g. experiments/quick.toml.
     suite: PathBuf,
+    /// Apply the suite's [quick] table (fewer seeds and samples) over its defaults.
+    #[arg(long)]
+    quick: bool,
     /// Results root; the run lands in <out>/<suite name>/<UTC stamp>/.
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -102,7 +105,7 @@ fn resume_command(run_dir: &std::path::Path) -> String {
 }
 
 pub fn run(a: RunArgs) -> Result<i32> {
-    let mut s = Suite::load(&a.suite)?;
+    let mut s = Suite::load_with(&a.suite, a.quick)?;
     s.select(&a.workloads, &a.variants)?;
     let env = shard::process_env;
     let choice = shard::resolve(a.shard.as_deref(), &env)?;

@@ -5,8 +5,8 @@ use joulebench::config::{Plan, TrialSpec};
 use joulebench::suite::Suite;
 use std::path::Path;
 
-pub fn run(path: &Path) -> Result<i32> {
-    let s = Suite::load(path)?;
+pub fn run(path: &Path, quick: bool) -> Result<i32> {
+    let s = Suite::load_with(path, quick)?;
     let plan = s.plan()?;
     println!(
         "suite {} ({}): {} workload(s) x {} variant(s) x {} seed(s) x {} repeat(s) = {} trials; baseline variant: {}",

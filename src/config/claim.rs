@@ -8,6 +8,8 @@ crate::named_enum! {
     pub enum Metric: "claim metric" {
         /// Gross training joules per optimizer step.
         TrainJoulesPerStep = "train-joules-per-step",
+        /// Gross training joules per training token (language models: sequences x context; classifiers: per sample).
+        TrainJoulesPerToken = "train-joules-per-token",
         /// Gross joules over all windows of the trial.
         TotalJoules = "total-joules",
         /// Training joules (gross) until validation accuracy reaches `target_accuracy`.

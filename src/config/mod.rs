@@ -3,6 +3,7 @@
 //! depends on nothing but `util`. `suite` parses TOML into it; every
 //! layer above reads it.
 
+pub mod batch;
 pub mod claim;
 pub mod measure;
 pub mod model;
@@ -11,8 +12,9 @@ pub mod plan;
 pub mod technique;
 pub mod trial;
 
+pub use batch::{BatchRule, BatchSchedule, BatchScheduleSpec, NoiseScale};
 pub use measure::{GpuSelection, MeterChoice};
-pub use model::{ModelKind, ModelSize};
+pub use model::{Attention, AttentionKind, ModelKind, ModelSize};
 pub use plan::{Plan, TrialKey, TrialSpec};
 pub use technique::{DistillConfig, PruneConfig, QuantType, Schedule, Scope, Structure};
 pub use trial::{

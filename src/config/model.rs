@@ -39,7 +39,58 @@ pub enum ModelSize {
         heads: usize,
         context: usize,
         tied: bool,
+        /// Full attention unless set (left out of records then, so the ids
+        /// of trials written before attention variants existed stay the same).
+        #[serde(default, skip_serializing_if = "Attention::is_full")]
+        attention: Attention,
     },
+}
+
+crate::named_enum! {
+    /// Which causal self-attention the char-transformer uses.
+    pub enum AttentionKind: "attention" {
+        /// Softmax over every earlier token: O(T^2) time and memory per layer.
+        Full = "full",
+        /// Softmax over the last `attention_window` tokens (sliding window): O(T w).
+        Local = "local",
+        /// Kernelised attention with the elu+1 feature map (Katharopoulos et al. 2020), causal: O(T).
+        Linear = "linear",
+    }
+}
+
+/// A resolved attention variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Attention {
+    #[default]
+    Full,
+    /// Each token attends to itself and the `window - 1` tokens before it.
+    Local {
+        window: usize,
+    },
+    Linear,
+}
+
+impl Attention {
+    pub fn is_full(&self) -> bool {
+        *self == Attention::Full
+    }
+
+    pub fn kind(&self) -> AttentionKind {
+        match self {
+            Attention::Full => AttentionKind::Full,
+            Attention::Local { .. } => AttentionKind::Local,
+            Attention::Linear => AttentionKind::Linear,
+        }
+    }
+
+    /// `full`, `local(w=64)` or `linear`, for tables and legends.
+    pub fn label(&self) -> String {
+        match self {
+            Attention::Local { window } => format!("local(w={window})"),
+            a => a.kind().name().to_string(),
+        }
+    }
 }
 
 impl ModelKind {
@@ -56,7 +107,7 @@ impl ModelKind {
                 "standard-conv twin of separable-cnn (Fashion-MNIST); knob: channels = [32, 64, 128, 128]"
             }
             ModelKind::CharTransformer => {
-                "char-level causal transformer (fortunes corpus); knobs: d_model = 128, layers = 2, heads = 4, context = 64, tied = true"
+                "char-level causal transformer (fortunes corpus); knobs: d_model = 128, layers = 2, heads = 4, context = 64, tied = true, attention = full"
             }
         }
     }
@@ -84,6 +135,7 @@ impl ModelKind {
                 heads: 4,
                 context: 64,
                 tied: true,
+                attention: Attention::Full,
             },
         }
     }

@@ -109,7 +109,11 @@ pub struct TrialConfig {
     pub model: ModelKind,
     pub variant: String,
     pub epochs: u32,
+    /// The batch size (with a schedule: its first epoch's).
     pub batch_size: u32,
+    /// A batch size that changes over epochs (ramp or adaptive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_schedule: Option<super::BatchSchedule>,
     pub optimizer: OptimizerConfig,
     pub max_train_samples: Option<u64>,
     pub max_eval_samples: Option<u64>,

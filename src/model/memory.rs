@@ -73,6 +73,7 @@ fn sizes(size: &ModelSize, classes: u64) -> (u64, u64) {
             layers,
             heads,
             context,
+            attention,
             ..
         } => {
             let (d, l, h, t) = (
@@ -88,10 +89,34 @@ fn sizes(size: &ModelSize, classes: u64) -> (u64, u64) {
             ]);
             let acts = sat(&[
                 l.saturating_mul(t.saturating_mul(d).saturating_mul(16)),
-                l.saturating_mul(h.saturating_mul(t).saturating_mul(t).saturating_mul(3)),
+                l.saturating_mul(h.saturating_mul(scores_per_head(*attention, t, d / h.max(1)))),
                 t.saturating_mul(classes).saturating_mul(2),
             ]);
             (params, acts)
+        }
+    }
+}
+
+/// Attention floats one head keeps per sequence (scores, their softmax and
+/// mask; linear attention's chunk states): T^2 only for full attention.
+fn scores_per_head(attention: crate::config::Attention, t: u64, hd: u64) -> u64 {
+    use crate::config::Attention;
+    match attention {
+        Attention::Local { window } if (window as u64) < t => {
+            let w = (window as u64).max(1);
+            t.div_ceil(w)
+                .saturating_mul(w)
+                .saturating_mul(2 * w)
+                .saturating_mul(3)
+        }
+        Attention::Full | Attention::Local { .. } => t.saturating_mul(t).saturating_mul(3),
+        Attention::Linear => {
+            let c = (crate::model::attention::LINEAR_CHUNK as u64).min(t).max(1);
+            let n = t.div_ceil(c);
+            (n * c)
+                .saturating_mul(c)
+                .saturating_mul(3)
+                .saturating_add(n.saturating_mul(hd.saturating_mul(hd)).saturating_mul(2))
         }
     }
 }

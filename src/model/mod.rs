@@ -1,6 +1,7 @@
 //! Reference models as candle structs (`new(vb)` + `forward`), sized by
 //! suite knobs (widths, depth, context).
 
+pub mod attention;
 pub mod cnn;
 pub mod memory;
 pub mod mlp;
@@ -77,6 +78,7 @@ impl ModelKind {
                     heads,
                     context,
                     tied,
+                    attention,
                 },
             ) => Box::new(transformer::CharTransformer::new(
                 vb,
@@ -87,6 +89,7 @@ impl ModelKind {
                     heads: *heads,
                     context: *context,
                     tied: *tied,
+                    attention: *attention,
                 },
             )?),
             (k, s) => candle_core::bail!("model {} cannot take size {s:?}", k.name()),

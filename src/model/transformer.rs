@@ -3,15 +3,22 @@
 //! 4x MLP (GELU), a final layer norm, and a head tied to the embeddings or
 //! its own.
 //!
+//! The attention is full, local (sliding window) or linear (`attention`).
+//!
 //! Multiply-accumulates per token of a forward pass over a full context of
 //! T tokens, d = d_model, V = vocabulary, per layer:
-//! QKV `3 d^2` + attention scores `T d` + weighted values `T d` + output
-//! projection `d^2` + MLP `8 d^2`; plus the head `d V`. (The causal mask
-//! zeroes half the scores, but the dense kernels compute all T x T, so the
-//! count is what the hardware does.) Per sample: T times that.
+//! QKV `3 d^2` + the attention core (full: scores `T d` + weighted values
+//! `T d`; local and linear: see `attention`) + output projection `d^2` +
+//! MLP `8 d^2`; plus the head `d V`. (The causal mask zeroes half the
+//! scores, but the dense kernels compute all T x T, so the count is what the
+//! hardware does.) Per sample: T times that.
 
 use super::Model;
-use crate::ops::{Activation, linear::forward as dense};
+use super::attention;
+use super::quantize::{Bytes, Dense};
+use crate::config::Attention;
+use crate::ops::Activation;
+use candle_core::quantized::GgmlDType;
 use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, linear, linear_no_bias};
 use serde::{Deserialize, Serialize};
@@ -24,13 +31,21 @@ pub struct TransformerConfig {
     pub heads: usize,
     pub context: usize,
     pub tied: bool,
+    pub attention: Attention,
 }
 
 impl TransformerConfig {
+    /// Forward multiply-accumulates of one sequence at full context.
+    pub fn macs_per_sequence(&self) -> u64 {
+        let (d, t, v) = (self.d_model as u64, self.context as u64, self.vocab as u64);
+        let hd = d / self.heads.max(1) as u64;
+        let core = attention::macs_per_sequence(self.attention, t, d, hd);
+        self.layers as u64 * (12 * d * d * t + core) + d * v * t
+    }
+
     /// Forward multiply-accumulates for one token at full context.
     pub fn macs_per_token(&self) -> u64 {
-        let (d, t, v) = (self.d_model as u64, self.context as u64, self.vocab as u64);
-        self.layers as u64 * (12 * d * d + 2 * t * d) + d * v
+        self.macs_per_sequence() / self.context.max(1) as u64
     }
 }
 
@@ -38,6 +53,7 @@ impl TransformerConfig {
 /// `ops::softmax_last_dim`) take a fused kernel with *no backward pass* on
 /// contiguous inputs, so gradients silently stop there and a pre-norm
 /// transformer learns only unigram statistics. This one trains.
+#[derive(Clone)]
 struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
@@ -66,22 +82,37 @@ impl Module for LayerNorm {
     }
 }
 
+#[derive(Clone)]
 struct Block {
     ln1: LayerNorm,
-    qkv: Linear,
-    proj: Linear,
+    qkv: Dense,
+    proj: Dense,
     ln2: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Dense,
+    fc2: Dense,
 }
 
+impl Block {
+    fn layers(&self) -> [&Dense; 4] {
+        [&self.qkv, &self.proj, &self.fc1, &self.fc2]
+    }
+}
+
+/// The transformer; its linear layers (attention projections, MLP, head)
+/// may be quantized for inference (`Model::quantized`).
+#[derive(Clone)]
 pub struct CharTransformer {
     cfg: TransformerConfig,
     tok: Embedding,
     pos: Tensor,
     blocks: Vec<Block>,
     ln_f: LayerNorm,
-    head: Option<Linear>,
+    /// None: tied to the token embedding (f32 models only).
+    head: Option<Dense>,
+}
+
+fn dense(layer: &Dense, x: &Tensor, act: Activation) -> Result<Tensor> {
+    layer.forward_act(x, act)
 }
 
 impl CharTransformer {
@@ -116,11 +147,11 @@ impl CharTransformer {
                 let b = vb.pp(format!("block{i}"));
                 Ok(Block {
                     ln1: layer_norm(d, 1e-5, b.pp("ln1"))?,
-                    qkv: linear(d, 3 * d, b.pp("qkv"))?,
-                    proj: linear(d, d, b.pp("proj"))?,
+                    qkv: Dense::F32(linear(d, 3 * d, b.pp("qkv"))?),
+                    proj: Dense::F32(linear(d, d, b.pp("proj"))?),
                     ln2: layer_norm(d, 1e-5, b.pp("ln2"))?,
-                    fc1: linear(d, 4 * d, b.pp("fc1"))?,
-                    fc2: linear(4 * d, d, b.pp("fc2"))?,
+                    fc1: Dense::F32(linear(d, 4 * d, b.pp("fc1"))?),
+                    fc2: Dense::F32(linear(4 * d, d, b.pp("fc2"))?),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -128,7 +159,7 @@ impl CharTransformer {
         let head = if cfg.tied {
             None
         } else {
-            Some(linear_no_bias(d, cfg.vocab, vb.pp("head"))?)
+            Some(Dense::F32(linear_no_bias(d, cfg.vocab, vb.pp("head"))?))
         };
         Ok(Self {
             cfg,
@@ -140,7 +171,7 @@ impl CharTransformer {
         })
     }
 
-    fn attention(&self, blk: &Block, h: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    fn attention(&self, blk: &Block, h: &Tensor) -> Result<Tensor> {
         let (b, t, d) = h.dims3()?;
         let nh = self.cfg.heads;
         let hd = d / nh;
@@ -160,21 +191,11 @@ impl CharTransformer {
             .squeeze(2)?
             .transpose(1, 2)?
             .contiguous()?;
-        let att = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
-        let att = att.broadcast_add(mask)?;
-        // Not `softmax_last_dim`: it has no backward pass.
-        let att = candle_nn::ops::softmax(&att, D::Minus1)?;
-        let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
+        let y = attention::attend(self.cfg.attention, &q, &k, &v)?
+            .transpose(1, 2)?
+            .reshape((b, t, d))?;
         dense(&blk.proj, &y, Activation::Identity)
     }
-}
-
-/// (t, t) additive causal mask: 0 on and below the diagonal, -inf above.
-pub fn causal_mask(t: usize, dtype: DType, dev: &candle_core::Device) -> Result<Tensor> {
-    let v: Vec<f32> = (0..t)
-        .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(v, (t, t), dev)?.to_dtype(dtype)
 }
 
 impl Model for CharTransformer {
@@ -191,9 +212,8 @@ impl Model for CharTransformer {
             .tok
             .forward(xs)?
             .broadcast_add(&self.pos.narrow(0, 0, t)?)?;
-        let mask = causal_mask(t, h.dtype(), h.device())?;
         for blk in &self.blocks {
-            h = (&h + self.attention(blk, &blk.ln1.forward(&h)?, &mask)?)?;
+            h = (&h + self.attention(blk, &blk.ln1.forward(&h)?)?)?;
             let up = dense(&blk.fc1, &blk.ln2.forward(&h)?, Activation::Identity)?;
             let m = dense(&blk.fc2, &up.gelu()?, Activation::Identity)?;
             h = (h + m)?;
@@ -206,7 +226,7 @@ impl Model for CharTransformer {
     }
 
     fn macs_per_sample(&self) -> u64 {
-        self.cfg.macs_per_token() * self.cfg.context as u64
+        self.cfg.macs_per_sequence()
     }
 
     fn macs_per_inference_unit(&self) -> u64 {
@@ -215,6 +235,45 @@ impl Model for CharTransformer {
 
     fn generative(&self) -> Option<usize> {
         Some(self.cfg.context)
+    }
+
+    /// Attention projections, MLP and head quantized (a tied head becomes
+    /// a quantized copy of the embedding); embeddings, positions and layer
+    /// norms stay f32.
+    fn quantized(&self, dtype: GgmlDType) -> Result<Option<super::Quantized>> {
+        let mut total = Bytes::default();
+        let mut q = |l: &Dense| -> Result<Dense> {
+            let (d, b) = l.quantize(dtype)?;
+            total.f32 += b.f32;
+            total.quantized += b.quantized;
+            Ok(d)
+        };
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        for blk in &self.blocks {
+            let [qkv, proj, fc1, fc2] = blk.layers();
+            blocks.push(Block {
+                qkv: q(qkv)?,
+                proj: q(proj)?,
+                fc1: q(fc1)?,
+                fc2: q(fc2)?,
+                ..blk.clone()
+            });
+        }
+        let head = match &self.head {
+            Some(h) => q(h)?,
+            None => q(&Dense::F32(Linear::new(
+                self.tok.embeddings().clone(),
+                None,
+            )))?,
+        };
+        Ok(Some(super::Quantized {
+            model: Box::new(CharTransformer {
+                blocks,
+                head: Some(head),
+                ..self.clone()
+            }),
+            bytes: total,
+        }))
     }
 }
 

@@ -53,6 +53,29 @@ pub struct EpochRecord {
     /// phase edge on GPUs).
     #[serde(default)]
     pub phases: Option<PhaseTimes>,
+    /// Trials with a batch schedule: the batch this epoch trained with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<EpochBatch>,
+}
+
+/// The batch size and learning rate an epoch of a scheduled trial used, and
+/// for the adaptive rule the gradient noise scale measured during it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EpochBatch {
+    /// Samples per optimizer step (before gradient accumulation).
+    pub size: u32,
+    pub learning_rate: f64,
+    /// B_simple (McCandlish et al. 2018) from this epoch's steps; null when
+    /// not measured, or when |G|^2 came out non-positive (noise-dominated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_scale: Option<f64>,
+    /// Optimizer steps the noise scale was measured over.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub noise_steps: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Seconds per phase of an epoch's training steps.

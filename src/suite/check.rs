@@ -247,6 +247,34 @@ impl Ctx<'_> {
                 return Err(self.invalid(&field, w, "power limits in watts, 1..=2000"));
             }
         }
+        if !p.starts_with("variant[") {
+            for (key, set) in [
+                ("batch_sizes", s.batch_sizes.is_some()),
+                ("gpu_power_limits_w", s.gpu_power_limits_w.is_some()),
+                ("contexts", s.contexts.is_some()),
+            ] {
+                if set {
+                    return Err(self.invalid(
+                        &format!("{p}.{key}"),
+                        "(set)",
+                        &format!(
+                            "`{key}` expands one [[variant]] into several; set it on a variant"
+                        ),
+                    ));
+                }
+            }
+        }
+        self.check_batch_schedule(p, s)?;
+        if let Some(ts) = &s.contexts {
+            let field = format!("{p}.contexts");
+            if ts.is_empty() || ts.len() > 64 {
+                let n = format!("({} contexts)", ts.len());
+                return Err(self.invalid(&field, n, "a list of 1 to 64 context lengths"));
+            }
+            if let Some(t) = ts.iter().find(|&&t| !(1..=65_536).contains(&t)) {
+                return Err(self.invalid(&field, t, "context lengths in 1..=65536"));
+            }
+        }
         if let Some(bs) = &s.batch_sizes {
             if bs.is_empty() {
                 let field = format!("{p}.batch_sizes");
@@ -263,6 +291,58 @@ impl Ctx<'_> {
             }
         }
         Ok(())
+    }
+
+    fn check_batch_schedule(&self, p: &str, s: &Settings) -> Result<(), SuiteError> {
+        use crate::config::BatchRule;
+        let Some(b) = &s.batch_schedule else {
+            return Ok(());
+        };
+        let field = |k: &str| format!("{p}.batch_schedule.{k}");
+        for (k, set) in [
+            ("batch_size", s.batch_size.is_some()),
+            ("batch_sizes", s.batch_sizes.is_some()),
+        ] {
+            if set {
+                return Err(self.invalid(
+                    &format!("{p}.{k}"),
+                    "(with batch_schedule)",
+                    "give either a fixed batch size or batch_schedule, not both",
+                ));
+            }
+        }
+        let min = if b.rule == BatchRule::Adaptive { 2 } else { 1 };
+        if !(min..=u32::MAX as i64).contains(&b.start) {
+            let allowed = if min == 2 {
+                "an integer >= 2 (the adaptive rule splits each batch in two to measure gradient noise)"
+            } else {
+                "an integer >= 1"
+            };
+            return Err(self.invalid(&field("start"), b.start, allowed));
+        }
+        if b.end < b.start || b.end > u32::MAX as i64 {
+            let allowed = format!(
+                "an integer >= start ({}): schedules grow the batch",
+                b.start
+            );
+            return Err(self.invalid(&field("end"), b.end, &allowed));
+        }
+        match (b.rule, b.over_epochs) {
+            (BatchRule::Ramp, None) => Err(self.invalid(
+                &field("over_epochs"),
+                "(unset)",
+                "a ramp needs over_epochs, the epochs it takes from start to end (>= 1)",
+            )),
+            (BatchRule::Ramp, Some(e)) if !(1..=100_000).contains(&e) => {
+                Err(self.invalid(&field("over_epochs"), e, "an integer in 1..=100000"))
+            }
+            (BatchRule::Adaptive, Some(e)) => Err(self.invalid(
+                &field("over_epochs"),
+                e,
+                "over_epochs belongs to rule = \"ramp\"; the adaptive rule grows when the measured noise scale says so",
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn check_techniques(&self, p: &str, s: &Settings) -> Result<(), SuiteError> {
@@ -300,6 +380,7 @@ impl Ctx<'_> {
             ("layers", s.layers, 1_024),
             ("heads", s.heads, 1_024),
             ("context", s.context, 65_536),
+            ("attention_window", s.attention_window, 65_536),
             ("generate_tokens", s.generate_tokens, 65_536),
         ] {
             self.pos_int(p, field, v, "an integer >= 1")?;

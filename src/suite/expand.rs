@@ -1,4 +1,5 @@
-//! Expansion: `batch_sizes` variants into one variant per size, the suite
+//! Expansion: `batch_sizes`, `gpu_power_limits_w` and `contexts` variants
+//! into one variant per value (`<name>-b<size>-p<watts>-t<T>`), the suite
 //! into its ordered plan, and the command line's workload/variant filters.
 
 use super::check::Ctx;
@@ -42,44 +43,60 @@ pub(super) fn variants(cx: &Ctx, raw: Vec<RawEntry>) -> Result<Vec<Variant>, Sui
                 "give either gpu_power_limit_w or gpu_power_limits_w, not both",
             ));
         }
-        // Batch sizes, then power limits: `<name>-b<size>-p<watts>`.
-        let sizes: Vec<Option<i64>> = match &settings.batch_sizes {
-            Some(b) => b.iter().copied().map(Some).collect(),
+        if settings.contexts.is_some() && settings.context.is_some() {
+            return Err(cx.invalid(
+                &format!("variant[{}].contexts", v.name),
+                "(with context)",
+                "give either context or contexts, not both",
+            ));
+        }
+        // Batch sizes, then power limits, then contexts: `<name>-b<size>-p<watts>-t<T>`.
+        let axis = |v: &Option<Vec<i64>>| match v {
+            Some(v) => v.iter().copied().map(Some).collect(),
             None => vec![None],
         };
-        let limits: Vec<Option<i64>> = match &settings.gpu_power_limits_w {
-            Some(p) => p.iter().copied().map(Some).collect(),
-            None => vec![None],
-        };
+        let (sizes, limits, contexts) = (
+            axis(&settings.batch_sizes),
+            axis(&settings.gpu_power_limits_w),
+            axis(&settings.contexts),
+        );
         for b in &sizes {
             for w in &limits {
-                let mut name = v.name.clone();
-                let mut s = Settings {
-                    batch_sizes: None,
-                    gpu_power_limits_w: None,
-                    ..settings.clone()
-                };
-                if let Some(b) = b {
-                    name = format!("{name}-b{b}");
-                    s.batch_size = Some(*b);
-                }
-                if let Some(w) = w {
-                    name = format!("{name}-p{w}");
-                    s.gpu_power_limit_w = Some(*w);
-                }
-                if variants.iter().any(|x| x.name == name) {
-                    let (field, value) = match (b, w) {
-                        (_, Some(w)) => ("gpu_power_limits_w", *w),
-                        (Some(b), None) => ("batch_sizes", *b),
-                        (None, None) => ("name", 0),
+                for t in &contexts {
+                    let mut name = v.name.clone();
+                    let mut s = Settings {
+                        batch_sizes: None,
+                        gpu_power_limits_w: None,
+                        contexts: None,
+                        ..settings.clone()
                     };
-                    return Err(cx.invalid(
-                        &format!("variant[{}].{field}", v.name),
-                        value,
-                        "each value may appear once (and expanded names must not clash with other variants)",
-                    ));
+                    if let Some(b) = b {
+                        name = format!("{name}-b{b}");
+                        s.batch_size = Some(*b);
+                    }
+                    if let Some(w) = w {
+                        name = format!("{name}-p{w}");
+                        s.gpu_power_limit_w = Some(*w);
+                    }
+                    if let Some(t) = t {
+                        name = format!("{name}-t{t}");
+                        s.context = Some(*t);
+                    }
+                    if variants.iter().any(|x| x.name == name) {
+                        let (field, value) = match (b, w, t) {
+                            (_, _, Some(t)) => ("contexts", *t),
+                            (_, Some(w), None) => ("gpu_power_limits_w", *w),
+                            (Some(b), None, None) => ("batch_sizes", *b),
+                            (None, None, None) => ("name", 0),
+                        };
+                        return Err(cx.invalid(
+                            &format!("variant[{}].{field}", v.name),
+                            value,
+                            "each value may appear once (and expanded names must not clash with other variants)",
+                        ));
+                    }
+                    variants.push(Variant { name, settings: s });
                 }
-                variants.push(Variant { name, settings: s });
             }
         }
     }

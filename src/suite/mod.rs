@@ -171,8 +171,11 @@ impl Suite {
                 ));
             }
         }
+        let mut source = text.to_string();
         if quick && let Some(q) = raw.quick.take() {
             apply_quick(&cx, raw.defaults.get_or_insert_with(Defaults::default), q)?;
+            // The run folder's copy must read back as the suite that ran.
+            source = quick_applied(text).map_err(|e| cx.parse_error(e))?;
         }
         if !valid_name(&raw.name) {
             return Err(cx.invalid(
@@ -223,7 +226,7 @@ impl Suite {
             impact: raw.impact,
             workloads,
             variants,
-            source: text.to_string(),
+            source,
             claim: raw.claim,
             quick,
             filters: Filters::default(),
@@ -324,6 +327,25 @@ impl Suite {
 }
 
 /// `[quick]` keys override `[defaults]` (seeds and repeats included).
+/// The suite text with `[quick]` merged into `[defaults]` and removed (comments
+/// are lost: the copy is written by the program, not read by people).
+fn quick_applied(text: &str) -> Result<String, String> {
+    let mut t: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    let Some(toml::Value::Table(q)) = t.remove("quick") else {
+        return Ok(text.to_string());
+    };
+    let d = t
+        .entry("defaults")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(d) = d {
+        d.extend(q);
+    }
+    let body = toml::to_string(&t).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "# This suite with its [quick] table applied (joulebench --quick).\n{body}"
+    ))
+}
+
 fn apply_quick(cx: &Ctx, d: &mut Defaults, quick: toml::Table) -> Result<(), SuiteError> {
     use serde::Deserialize;
     for (k, v) in quick {

@@ -6,8 +6,9 @@ use super::check::Ctx;
 use super::settings::Settings;
 use super::{Suite, SuiteError, Variant, Workload};
 use crate::config::{
-    DistillConfig, EarlyStopping, LrScaling, ModelSize, OptimizerConfig, OptimizerKind, Precision,
-    PruneConfig, Schedule, Scope, StopMetric, Structure, TrialConfig,
+    Attention, AttentionKind, BatchRule, BatchSchedule, DistillConfig, EarlyStopping, LrScaling,
+    ModelSize, OptimizerConfig, OptimizerKind, Precision, PruneConfig, Schedule, Scope, StopMetric,
+    Structure, TrialConfig,
 };
 
 /// The three layers of one trial, lowest first.
@@ -25,7 +26,11 @@ impl Suite {
     pub fn resolve(&self, w: &Workload, v: &Variant) -> Result<TrialConfig, SuiteError> {
         let l = Layers([&self.defaults, &w.settings, &v.settings]);
         let cap = |v: Option<i64>| v.map(|x| x as u64);
-        let batch_size = l.get(|s| &s.batch_size).unwrap_or(128) as u32;
+        let batch_schedule = batch_schedule(&l);
+        let batch_size = match batch_schedule {
+            Some(b) => b.start(),
+            None => l.get(|s| &s.batch_size).unwrap_or(128) as u32,
+        };
         let accumulation_steps = l.get(|s| &s.accumulation_steps).unwrap_or(1) as u32;
         let lr_scaling = l.get(|s| &s.lr_scaling).unwrap_or(LrScaling::None);
         let reference_batch_size = l.get(|s| &s.reference_batch_size).unwrap_or(128) as u32;
@@ -51,6 +56,19 @@ impl Suite {
                 ),
             ));
         }
+        if let Some(b) = batch_schedule {
+            let end = b.end().saturating_mul(accumulation_steps);
+            let lr = lr_scaling.apply(base_learning_rate, end, reference_batch_size);
+            if !(lr.is_finite() && lr > 0.0 && lr <= 10.0) {
+                return Err(cx.invalid(
+                    &format!("variant[{}].batch_schedule.end", v.name),
+                    b.end(),
+                    &format!(
+                        "the learning rate at the schedule's largest batch ({base_learning_rate} scaled {lr_scaling} to {lr}) must stay in (0, 10]"
+                    ),
+                ));
+            }
+        }
         let optimizer = OptimizerConfig {
             learning_rate,
             ..base
@@ -62,6 +80,7 @@ impl Suite {
             variant: v.name.clone(),
             epochs,
             batch_size,
+            batch_schedule,
             optimizer,
             max_train_samples: cap(l.get(|s| &s.max_train_samples)),
             max_eval_samples: cap(l.get(|s| &s.max_eval_samples)),
@@ -101,6 +120,8 @@ impl Suite {
         let heads = int(|s| &s.heads);
         let context = int(|s| &s.context);
         let tied = l.get(|s| &s.tied);
+        let attention = l.get(|s| &s.attention);
+        let window = int(|s| &s.attention_window);
         let misplaced = |knob: &str, applies: &str| {
             cx.invalid(
                 &format!("workload[{}].{knob}", w.name),
@@ -116,7 +137,9 @@ impl Suite {
             || n_layers.is_some()
             || heads.is_some()
             || context.is_some()
-            || tied.is_some();
+            || tied.is_some()
+            || attention.is_some()
+            || window.is_some();
         Ok(match w.model.default_size() {
             ModelSize::Mlp { hidden: h0 } => {
                 for (k, set) in [
@@ -127,6 +150,8 @@ impl Suite {
                     ("heads", heads.is_some()),
                     ("context", context.is_some()),
                     ("tied", tied.is_some()),
+                    ("attention", attention.is_some()),
+                    ("attention_window", window.is_some()),
                 ] {
                     if set {
                         return Err(misplaced(k, "other models"));
@@ -142,7 +167,7 @@ impl Suite {
             } => {
                 if hidden.is_some() || transformer_knob {
                     return Err(misplaced(
-                        "hidden/d_model/layers/heads/context/tied",
+                        "hidden/d_model/layers/heads/context/tied/attention",
                         "mlp or char-transformer",
                     ));
                 }
@@ -162,7 +187,7 @@ impl Suite {
             ModelSize::MobileNet { channels: c0 } => {
                 if hidden.is_some() || fc_width.is_some() || transformer_knob {
                     return Err(misplaced(
-                        "hidden/fc_width/d_model/layers/heads/context/tied",
+                        "hidden/fc_width/d_model/layers/heads/context/tied/attention",
                         "other models",
                     ));
                 }
@@ -182,6 +207,7 @@ impl Suite {
                 heads: h0,
                 context: t0,
                 tied: tied0,
+                attention: a0,
             } => {
                 if hidden.is_some() || channels.is_some() || fc_width.is_some() {
                     return Err(misplaced("hidden/channels/fc_width", "mlp and the CNNs"));
@@ -201,10 +227,67 @@ impl Suite {
                     heads: h,
                     context: context.unwrap_or(t0),
                     tied: tied.unwrap_or(tied0),
+                    attention: self.resolve_attention(w, attention, window)?.unwrap_or(a0),
                 }
             }
         })
     }
+}
+
+impl Suite {
+    /// The attention variant, when the layers set one: `attention_window`
+    /// belongs to local attention and local attention needs it.
+    fn resolve_attention(
+        &self,
+        w: &Workload,
+        kind: Option<AttentionKind>,
+        window: Option<usize>,
+    ) -> Result<Option<Attention>, SuiteError> {
+        let cx = Ctx { path: &self.path };
+        Ok(match (kind, window) {
+            (Some(AttentionKind::Local), Some(window)) => Some(Attention::Local { window }),
+            (Some(AttentionKind::Local), None) => {
+                return Err(cx.invalid(
+                    &format!("workload[{}].attention_window", w.name),
+                    "(unset)",
+                    "local attention needs attention_window, the tokens each query sees (e.g. 64)",
+                ));
+            }
+            (k, Some(window)) => {
+                return Err(cx.invalid(
+                    &format!("workload[{}].attention_window", w.name),
+                    window,
+                    &format!(
+                        "attention_window applies to attention = \"local\" only; this trial's attention is {}",
+                        k.unwrap_or(AttentionKind::Full)
+                    ),
+                ));
+            }
+            (Some(AttentionKind::Full), None) => Some(Attention::Full),
+            (Some(AttentionKind::Linear), None) => Some(Attention::Linear),
+            (None, None) => None,
+        })
+    }
+}
+
+/// The batch schedule, unless a higher layer than the one that set it gives
+/// a fixed `batch_size` (the same layer may not set both: `check`).
+fn batch_schedule(l: &Layers) -> Option<BatchSchedule> {
+    let top = |f: fn(&Settings) -> bool| l.0.iter().rposition(|s| f(s));
+    let sched = top(|s| s.batch_schedule.is_some())?;
+    if top(|s| s.batch_size.is_some()).is_some_and(|b| b > sched) {
+        return None;
+    }
+    let spec = l.0[sched].batch_schedule.as_ref()?;
+    let (start, end) = (spec.start as u32, spec.end as u32);
+    Some(match spec.rule {
+        BatchRule::Ramp => BatchSchedule::Ramp {
+            start,
+            end,
+            over_epochs: spec.over_epochs.unwrap_or(1) as u32,
+        },
+        BatchRule::Adaptive => BatchSchedule::Adaptive { start, end },
+    })
 }
 
 /// The optimizer with its learning rate before any batch-size scaling.

@@ -3,8 +3,8 @@
 //! hold. `joulebench list` prints the same table, so it cannot fall behind.
 
 use crate::config::{
-    LrScaling, ModelKind, OptimizerKind, Precision, QuantType, Schedule, Scope, StopMetric,
-    Structure,
+    AttentionKind, BatchScheduleSpec, LrScaling, ModelKind, OptimizerKind, Precision, QuantType,
+    Schedule, Scope, StopMetric, Structure,
 };
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -116,6 +116,8 @@ settings! {
     loss_scale_init: f64 => text("finite number >= 1 (default 65536)"),
     /// Clean steps before the f16 loss scale doubles.
     loss_scale_growth_interval: i64 => text("integer >= 1 (default 2000)"),
+    /// Batch size over epochs instead of a fixed one; the learning rate follows `lr_scaling` at each epoch's batch.
+    batch_schedule: BatchScheduleSpec => text("{ rule = \"ramp\", start = 32, end = 512, over_epochs = 3 } | { rule = \"adaptive\", start = 32, end = 1024 }"),
     /// Variants only: one variant per batch size, named `<variant>-b<size>`.
     batch_sizes: Vec<i64> => text("non-empty list of integers >= 1"),
     /// GPU power limit in watts, set through NVML right before the trial's idle window and restored after it (needs `run --allow-gpu-settings`).
@@ -140,6 +142,12 @@ settings! {
     context: i64 => text("integer >= 1"),
     /// Tie the output layer to the embedding (char-transformer only; default true).
     tied: bool => text("true | false"),
+    /// Causal self-attention of the char-transformer (default full): local is a sliding window, linear the elu+1 kernel form.
+    attention: AttentionKind => named(AttentionKind::WHAT, AttentionKind::names),
+    /// Tokens a local-attention query sees, itself included (attention = "local" only; a window >= context is full attention).
+    attention_window: i64 => text("integer in 1..=65536"),
+    /// Variants only: one variant per context length, named `<variant>-t<T>` (char-transformer only).
+    contexts: Vec<i64> => text("non-empty list of context lengths in 1..=65536"),
     /// Language models: tokens generated per prompt in the inference window.
     generate_tokens: i64 => text("integer >= 1 (default 64)"),
     /// Post-training quantization of linear layers for an extra inference window.

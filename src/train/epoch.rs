@@ -71,15 +71,13 @@ impl Loop<'_> {
                 loss: RunningLoss::new(&device)?,
             },
         };
-        let batches = self.data.train.shuffled_batches(
-            cfg.batch_size as usize,
-            self.spec.key.seed,
-            number,
-        )?;
+        let plan = self.begin_epoch_batch(number);
+        let batches =
+            self.data
+                .train
+                .shuffled_batches(plan.micro as usize, self.spec.key.seed, number)?;
         ep.timing.phases.data_s += ep.timing.clock.lap()?;
-        let chunks: Vec<&[(Tensor, Tensor)]> = batches
-            .chunks(cfg.accumulation_steps.max(1) as usize)
-            .collect();
+        let chunks: Vec<&[(Tensor, Tensor)]> = batches.chunks(plan.per_step).collect();
         let n_steps = chunks.len();
         let mut ending = None;
         for (ci, chunk) in chunks.into_iter().enumerate() {
@@ -103,7 +101,9 @@ impl Loop<'_> {
             }
         }
         self.close_train_window(&mut ep)?;
-        Ok((self.epoch_record(ep, n_steps as u64)?, ending))
+        let mut rec = self.epoch_record(ep, n_steps as u64)?;
+        rec.batch = self.end_epoch_batch(plan);
+        Ok((rec, ending))
     }
 
     fn close_train_window(&mut self, ep: &mut Epoch) -> Result<(), TrainError> {
@@ -181,6 +181,7 @@ impl Loop<'_> {
             val_loss: ep.last_eval.0,
             val_accuracy: ep.last_eval.1,
             phases: Some(ep.timing.phases),
+            batch: None,
         })
     }
 }

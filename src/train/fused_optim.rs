@@ -212,6 +212,13 @@ impl FusedOptimizer {
         }
     }
 
+    /// Changes the learning rate from the next step on (batch schedules).
+    pub fn set_learning_rate(&mut self, new: f64) {
+        match &mut self.rule {
+            Rule::AdamW { lr, .. } | Rule::SgdMomentum { lr, .. } => *lr = new,
+        }
+    }
+
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.t += 1;
         let c = self.coefs();

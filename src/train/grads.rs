@@ -35,6 +35,22 @@ pub fn scale(store: &mut GradStore, vars: &[Var], factor: f64) -> Result<()> {
     Ok(())
 }
 
+/// The squared L2 norm of all gradients together (f64 on the host).
+pub fn squared_norm(store: &GradStore, vars: &[Var]) -> Result<f64> {
+    let mut total = 0.0;
+    for v in vars {
+        if let Some(g) = store.get(v) {
+            let s = g
+                .to_dtype(candle_core::DType::F32)?
+                .sqr()?
+                .sum_all()?
+                .to_scalar::<f32>()?;
+            total += s as f64;
+        }
+    }
+    Ok(total)
+}
+
 /// True if any gradient holds an inf or NaN.
 pub fn any_non_finite(store: &GradStore, vars: &[Var]) -> Result<bool> {
     for v in vars {

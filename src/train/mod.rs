@@ -15,6 +15,7 @@
 //! step, `epoch` one epoch with its validation checkpoints, `eval` the
 //! windows after training, `precision` the dtypes and loss scaling.
 
+mod batch_schedule;
 pub mod early_stopping;
 mod epoch;
 pub mod eval;
@@ -108,6 +109,10 @@ struct Loop<'a> {
     all_vars: Vec<Var>,
     opt: TrainOptimizer,
     stopper: Option<EarlyStopper>,
+    /// The batch size of the epoch in progress (changes under a schedule).
+    batch: u32,
+    /// The adaptive schedule's gradient-noise measurement of this epoch.
+    noise: Option<crate::config::NoiseScale>,
     step: u64,
     samples_seen: u64,
     totals: Cumulative,
@@ -141,6 +146,8 @@ pub fn train(
         opt: TrainOptimizer::new(&cfg.optimizer, all_vars.clone())?,
         all_vars,
         stopper: cfg.early_stopping.clone().map(EarlyStopper::new),
+        batch: cfg.batch_size,
+        noise: None,
         step: 0,
         samples_seen: 0,
         totals: Cumulative::default(),

@@ -92,6 +92,15 @@ impl TrainOptimizer {
         })
     }
 
+    /// Changes the learning rate from the next step on (batch schedules).
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        match self {
+            TrainOptimizer::AdamW(o) => o.set_learning_rate(lr),
+            TrainOptimizer::Fused(o) => o.set_learning_rate(lr),
+            TrainOptimizer::Sgd(o) => o.lr = lr,
+        }
+    }
+
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         match self {
             TrainOptimizer::AdamW(o) => o.step(grads),

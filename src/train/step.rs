@@ -115,6 +115,8 @@ impl Loop<'_> {
         let model: &dyn Model = step_model.as_deref().unwrap_or(self.master.as_ref());
         let loss_scale = self.precision.loss_scale();
         let mut acc = None;
+        // Squared norms and sizes of the micro-batch gradients (adaptive batch).
+        let mut small: Vec<(f64, usize)> = Vec::new();
         for (x, y) in chunk {
             let xin = inputs(x, compute)?;
             ep.phases.data_s += ep.clock.lap()?;
@@ -129,11 +131,22 @@ impl Loop<'_> {
                 loss.backward()?
             };
             ep.phases.backward_s += ep.clock.lap()?;
+            if self.noise.is_some() {
+                small.push((
+                    grads::squared_norm(&g, &self.all_vars)? / (loss_scale * loss_scale),
+                    y.dims()[0],
+                ));
+            }
             grads::accumulate(&mut acc, g, &self.all_vars)?;
         }
         let Some(mut g) = acc else { return Ok(false) };
+        grads::scale(
+            &mut g,
+            &self.all_vars,
+            1.0 / (loss_scale * chunk.len() as f64),
+        )?;
+        self.observe_noise(&small, &g)?;
         let all_vars = &self.all_vars;
-        grads::scale(&mut g, all_vars, 1.0 / (loss_scale * chunk.len() as f64))?;
         let may_step = match &mut self.precision.scaler {
             Some(s) => s.update(grads::any_non_finite(&g, all_vars)?),
             None => true,

@@ -114,6 +114,7 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
                 val_loss: Some(0.5),
                 val_accuracy: Some(acc0 - 0.05 * (3 - e) as f64),
                 phases: None,
+                batch: None,
             })
             .collect();
         let training = EnergyReading::sum("training", epochs.iter().map(|e| &e.train));

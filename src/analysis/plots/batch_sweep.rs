@@ -1,4 +1,5 @@
-//! Batch-size sweep: energy, time and accuracy against the batch size.
+//! Batch-size sweep: energy and time against the (fixed) batch size, and,
+//! when the run has batch schedules, the batch size each epoch used.
 
 use super::style::{Res, color, energy_label, legend};
 use crate::analysis::Run;
@@ -11,7 +12,17 @@ use plotters::prelude::*;
 /// 5. Batch-size sweep: training energy and time versus batch size, per workload.
 pub fn batch_sweep<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run) -> Res {
     t!(area.fill(&WHITE));
-    let (left, right) = area.split_horizontally(area.dim_in_pixel().0 / 2);
+    let schedules = crate::analysis::batch_schedules::rows(run);
+    let (sweep, per_epoch) = if schedules.is_empty() {
+        (area.clone(), None)
+    } else {
+        let (a, b) = area.split_horizontally(area.dim_in_pixel().0 * 2 / 3);
+        (a, Some(b))
+    };
+    if let Some(panel) = per_epoch {
+        schedule_panel(&panel, &schedules)?;
+    }
+    let (left, right) = sweep.split_horizontally(sweep.dim_in_pixel().0 / 2);
     let mut workloads: Vec<String> = Vec::new();
     for r in &run.records {
         if !workloads.contains(&r.key.workload) {
@@ -22,7 +33,7 @@ pub fn batch_sweep<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run)
         let mut bs: Vec<u32> = run
             .records
             .iter()
-            .filter(|r| r.key.workload == w)
+            .filter(|r| r.key.workload == w && r.config.batch_schedule.is_none())
             .map(|r| r.config.batch_size)
             .collect();
         bs.sort_unstable();
@@ -33,6 +44,7 @@ pub fn batch_sweep<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run)
                     .records
                     .iter()
                     .filter(|r| r.key.workload == w && r.config.batch_size == b)
+                    .filter(|r| r.config.batch_schedule.is_none())
                     .filter_map(f)
                     .collect();
                 let e = Estimate::of(&xs);
@@ -106,4 +118,53 @@ pub fn batch_sweep<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run)
         legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
     Ok(())
+}
+
+/// The batch size each epoch of a scheduled variant used (mean over seeds).
+fn schedule_panel<DB: DrawingBackend>(
+    panel: &DrawingArea<DB, Shift>,
+    rows: &[crate::analysis::batch_schedules::EpochRow],
+) -> Res {
+    let mut lines: Vec<(&str, &str)> = Vec::new();
+    for r in rows {
+        if !lines.contains(&(r.workload.as_str(), r.variant.as_str())) {
+            lines.push((&r.workload, &r.variant));
+        }
+    }
+    let emax = rows.iter().map(|r| r.epoch).max().unwrap_or(1) as f64;
+    let bmax = rows.iter().map(|r| r.batch.mean).fold(2.0, f64::max);
+    let bmin = rows.iter().map(|r| r.batch.mean).fold(bmax, f64::min);
+    let mut chart = t!(ChartBuilder::on(panel)
+        .caption("batch size per epoch (schedules)", ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.5..emax + 0.5, (bmin / 1.5..bmax * 1.5).log_scale()));
+    t!(chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("batch size (log scale)")
+        .x_labels((emax as usize).clamp(2, 12))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw());
+    for (i, (w, v)) in lines.iter().enumerate() {
+        let c = color(i + 3);
+        let pts: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| r.workload == *w && r.variant == *v)
+            .map(|r| (r.epoch as f64, r.batch.mean))
+            .collect();
+        let label = if lines.iter().any(|l| l.0 != *w) {
+            format!("{w}/{v}")
+        } else {
+            v.to_string()
+        };
+        t!(chart
+            .draw_series(LineSeries::new(pts, c.stroke_width(2)).point_size(4))
+            .map(|s| s.label(label.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 12, y)], c.stroke_width(2))
+            })));
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }

@@ -11,6 +11,7 @@
 mod style;
 mod batch_sweep;
 mod claims_chart;
+mod context_sweep_chart;
 mod energy_accuracy;
 mod energy_bars;
 mod eta_curves;
@@ -118,6 +119,12 @@ pub fn draw_all(run: &Run, dir: &Path, target: f64) -> Result<Vec<PathBuf>, Anal
     render!(files, dir.join("impact-by-region"), (900, 520), |a| {
         impact_regions::impact_regions(a, run)
     });
+    let sweep = super::context_sweep::points(run);
+    if !sweep.is_empty() {
+        render!(files, dir.join("context-sweep"), (1500, 480), |a| {
+            context_sweep_chart::context_sweep(a, &sweep, run.modelled())
+        });
+    }
     Ok(files)
 }
 

@@ -1,0 +1,135 @@
+//! Context-length sweep: training J per token, inference J per 1,000
+//! generated tokens and validation bits per character against T, one line
+//! per workload × attention variant.
+
+use super::style::{Res, color, energy_label, legend};
+use crate::analysis::context_sweep::Point;
+use crate::analysis::stats::Estimate;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+type Metric = fn(&Point) -> &Estimate;
+
+/// Charts place T at log2(T), so powers of two sit evenly apart.
+fn x_of(context: usize) -> f64 {
+    (context.max(1) as f64).log2()
+}
+
+fn number(y: f64) -> String {
+    if y == 0.0 || (0.1..1000.0).contains(&y.abs()) {
+        format!("{y:.2}")
+    } else {
+        format!("{y:.1e}")
+    }
+}
+
+/// 7. Context sweep, three panels side by side.
+pub fn context_sweep<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    pts: &[Point],
+    modelled: bool,
+) -> Res {
+    t!(area.fill(&WHITE));
+    let panels = area.split_evenly((1, 3));
+    let mut lines: Vec<(String, String)> = pts
+        .iter()
+        .map(|p| (p.workload.clone(), p.attention.clone()))
+        .collect();
+    lines.dedup();
+    lines.sort();
+    lines.dedup();
+    let metrics: [(&str, Metric, bool); 3] = [
+        ("training J / token", |p| &p.train_j_per_token, true),
+        (
+            "inference J / 1k tokens",
+            |p| &p.inference_j_per_1k_tokens,
+            true,
+        ),
+        ("validation bits / char", |p| &p.bits_per_char, false),
+    ];
+    for (panel, (title, f, energy)) in panels.iter().zip(metrics) {
+        let vals: Vec<(f64, f64, f64)> = pts
+            .iter()
+            .map(|p| {
+                let e = f(p);
+                (
+                    x_of(p.context),
+                    e.mean,
+                    if e.ci95.is_finite() { e.ci95 } else { 0.0 },
+                )
+            })
+            .filter(|v| v.1.is_finite())
+            .collect();
+        let xmax = vals.iter().map(|v| v.0).fold(0.0, f64::max);
+        let xmin = vals.iter().map(|v| v.0).fold(xmax, f64::min);
+        let ticks = (xmax - xmin).round() as usize + 1;
+        let ymax = vals
+            .iter()
+            .map(|v| v.1 + v.2)
+            .fold(0.0, f64::max)
+            .max(1e-12)
+            * 1.15;
+        let mut chart = t!(ChartBuilder::on(panel)
+            .caption(
+                format!(
+                    "{title}{}",
+                    if energy { energy_label(modelled) } else { "" }
+                ),
+                ("sans-serif", 15),
+            )
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(xmin - 0.4..xmax + 0.4, 0f64..ymax));
+        t!(chart
+            .configure_mesh()
+            .x_desc("context T (tokens, log scale)")
+            .x_labels(ticks.clamp(2, 12))
+            .x_label_formatter(&|x| format!("{:.0}", x.exp2()))
+            .y_label_formatter(&|y| number(*y))
+            .draw());
+        for (i, (w, a)) in lines.iter().enumerate() {
+            let c = color(i);
+            let mut line: Vec<(f64, f64, f64)> = pts
+                .iter()
+                .filter(|p| &p.workload == w && &p.attention == a)
+                .map(|p| {
+                    let e = f(p);
+                    (
+                        x_of(p.context),
+                        e.mean,
+                        if e.ci95.is_finite() { e.ci95 } else { 0.0 },
+                    )
+                })
+                .filter(|v| v.1.is_finite())
+                .collect();
+            line.sort_by(|x, y| x.0.total_cmp(&y.0));
+            t!(
+                chart.draw_series(line.iter().map(|p| ErrorBar::new_vertical(
+                    p.0,
+                    p.1 - p.2,
+                    p.1,
+                    p.1 + p.2,
+                    c.stroke_width(1),
+                    6
+                )))
+            );
+            let label = if lines.iter().any(|l| &l.0 != w) {
+                format!("{w} {a}")
+            } else {
+                a.clone()
+            };
+            t!(chart
+                .draw_series(
+                    LineSeries::new(line.iter().map(|p| (p.0, p.1)), c.stroke_width(2))
+                        .point_size(3)
+                )
+                .map(|s| s.label(label.clone()).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 12, y)], c.stroke_width(2))
+                })));
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    }
+    Ok(())
+}
