@@ -111,7 +111,7 @@ fn every_claim_suite_validates_full_and_quick() {
     let mut ids = Vec::new();
     for quick in [false, true] {
         let suites = joulebench::reproduce::discover(&dir, &[], quick).unwrap();
-        assert_eq!(suites.len(), 12);
+        assert_eq!(suites.len(), 13);
         for s in &suites {
             assert!(!s.suite.plan().unwrap().trials.is_empty());
             ids.push(s.suite.claim.as_ref().unwrap().id.clone());
@@ -193,6 +193,7 @@ fn reproduce_quick_runs_every_claim_end_to_end_on_fixtures() {
         "generation-vs-classification",
         "power-capping",
         "local-attention",
+        "sparse-execution",
     ] {
         assert!(md.contains(id), "{id} missing");
     }
@@ -202,7 +203,7 @@ fn reproduce_quick_runs_every_claim_end_to_end_on_fixtures() {
     );
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(rep.join("claims.json")).unwrap()).unwrap();
-    assert_eq!(json.as_array().unwrap().len(), 12);
+    assert_eq!(json.as_array().unwrap().len(), 13);
     // The power-capping claim changes GPU settings: not run on a CPU, said why.
     let cap = json
         .as_array()

@@ -26,6 +26,7 @@ fn unstructured_sparsity_equals_the_target_and_survives_optimizer_steps() {
             schedule: Schedule::OneShot,
             after_epochs: 1,
             structure: prune::Structure::Unstructured,
+            block: 1,
         };
         let mut p = Pruner::new(cfg, &vars, 10);
         let rec = joulebench::record::EpochRecord {
@@ -106,7 +107,7 @@ fn q8_0_is_about_3_8x_smaller_and_agrees_with_f32() {
         )
         .unwrap();
     let q = m
-        .quantized(candle_core::quantized::GgmlDType::Q8_0)
+        .quantized(joulebench::config::QuantType::Q8_0)
         .unwrap()
         .unwrap();
     let ratio_no_pad = {
@@ -160,7 +161,7 @@ fn transformer_quantizes_projections_mlp_and_head_within_quantization_error() {
             )
             .unwrap();
         let q = m
-            .quantized(candle_core::quantized::GgmlDType::Q8_0)
+            .quantized(joulebench::config::QuantType::Q8_0)
             .unwrap()
             .expect("the transformer supports quantization");
         // Per layer: qkv 3d^2, proj d^2, fc1 4d^2, fc2 4d^2; plus the head d V.
@@ -382,4 +383,72 @@ teacher_epochs = 1
     assert!(d.student_only_joules > 0.0);
     assert!(d.teacher_test_accuracy.unwrap() > 0.3);
     assert!(recs[1].test.as_ref().unwrap().accuracy > 0.3);
+}
+
+#[test]
+fn int8_matches_f32_within_quantization_error_on_ragged_shapes() {
+    use joulebench::ops::int8::Int8Matrix;
+    let mut rng = joulebench::util::rng::Rng::new(4);
+    for (rows, cols, n) in [(10, 784, 37), (256, 128, 64), (3, 5, 1), (130, 70, 9)] {
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|_| rng.next_f64() as f32 - 0.5)
+            .collect();
+        let x: Vec<f32> = (0..n * cols)
+            .map(|_| rng.next_f64() as f32 * 2.0 - 1.0)
+            .collect();
+        let bias: Vec<f32> = (0..rows).map(|r| r as f32 * 0.1).collect();
+        let m = Int8Matrix::from_f32(&w, rows, cols, Some(bias.clone()));
+        let y = m.forward(&x, n);
+        // Integer dot products: the fast and the portable kernel agree exactly.
+        assert_eq!(y, m.forward_portable(&x, n));
+        for i in 0..n {
+            let xmax = x[i * cols..(i + 1) * cols]
+                .iter()
+                .fold(0f32, |a, v| a.max(v.abs()));
+            for o in 0..rows {
+                let wmax = w[o * cols..(o + 1) * cols]
+                    .iter()
+                    .fold(0f32, |a, v| a.max(v.abs()));
+                let exact: f32 = bias[o]
+                    + (0..cols)
+                        .map(|k| w[o * cols + k] * x[i * cols + k])
+                        .sum::<f32>();
+                // Each product's error is at most half a step of either factor.
+                let bound = cols as f32 * (xmax * wmax) * (1.0 / 127.0) * 1.01;
+                let got = y[i * rows + o];
+                assert!(
+                    (got - exact).abs() <= bound,
+                    "{rows}x{cols} [{i},{o}]: {got} vs {exact} (bound {bound})"
+                );
+            }
+        }
+        assert_eq!(m.bytes(), (rows * cols.div_ceil(64) * 64 + 4 * rows) as u64);
+    }
+    // The same model quantized as int8 and as q8_0: both near f32.
+    let vars = SeededVars::new(5);
+    let m = ModelKind::Mlp
+        .build(
+            vars.builder(DType::F32, &Device::Cpu),
+            10,
+            &ModelSize::Mlp {
+                hidden: vec![256, 128],
+            },
+        )
+        .unwrap();
+    let xs: Vec<f32> = (0..64 * 784).map(|_| rng.next_f64() as f32).collect();
+    let x = Tensor::from_vec(xs, (64, 784), &Device::Cpu).unwrap();
+    let a = m.forward(&x).unwrap();
+    let mag = common::max_abs(&a);
+    for q in [
+        joulebench::config::QuantType::Int8,
+        joulebench::config::QuantType::Q8_0,
+    ] {
+        let qm = m.quantized(q).unwrap().unwrap();
+        let err = common::max_abs_diff(&a, &qm.model.forward(&x).unwrap());
+        assert!(
+            err < 0.03 * mag.max(1e-3),
+            "{q}: logits differ by {err} (magnitude {mag})"
+        );
+    }
+    println!("int8 kernel: {}", joulebench::ops::int8::kernel());
 }

@@ -111,6 +111,7 @@ fn record(s: &Suite, i: usize) -> TrialRecord {
         precision: None,
         stop: None,
         quantization: None,
+        sparse: None,
         pruning: None,
         structured: None,
         distillation: None,

@@ -79,6 +79,13 @@ pub fn metric(claim: &Claim, r: &TrialRecord) -> Option<f64> {
             .as_ref()
             .filter(|q| q.error.is_none())
             .map(|q| q.weight_bytes_quantized as f64 / q.weight_bytes_f32.max(1) as f64),
+        Metric::SparseOverDenseInference => {
+            let s = r.sparse.as_ref().filter(|s| s.error.is_none())?;
+            let d = r.inference.as_ref()?.joules_per_1k;
+            s.inference
+                .as_ref()
+                .and_then(|i| (d > 0.0).then(|| i.joules_per_1k / d))
+        }
         Metric::TestAccuracy => r.test_accuracy(),
         // Rated GPU power (the enforced power limit) x training time over the
         // GPU energy measured in the same windows. CPUs record no rated power.
@@ -157,7 +164,11 @@ pub fn verdict(claim: &Claim, records: &[TrialRecord]) -> Outcome {
         .filter(|r| r.key.workload == tw && r.key.variant == tv)
     {
         let tm = metric(claim, t);
-        if claim.metric == Metric::QuantizedSizeRatio {
+        // Ratios within one trial: no baseline to pair with.
+        if matches!(
+            claim.metric,
+            Metric::QuantizedSizeRatio | Metric::SparseOverDenseInference
+        ) {
             ratios.extend(tm);
             continue;
         }

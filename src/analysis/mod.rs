@@ -13,6 +13,7 @@ pub mod power_limit;
 pub mod report;
 pub mod schedule;
 pub mod series;
+pub mod sparsity_sweep;
 pub mod stats;
 
 use crate::harness::manifest::Manifest;

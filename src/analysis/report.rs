@@ -89,6 +89,7 @@ pub fn markdown(run: &Run, target: f64, files: &[PathBuf]) -> String {
     super::power_limit::report_section(&mut o, run, target);
     super::schedule::report_section(&mut o, run);
     super::context_sweep::report_section(&mut o, run);
+    super::sparsity_sweep::report_section(&mut o, run);
     plots(&mut o, run, files);
     let _ = writeln!(
         o,

@@ -20,6 +20,8 @@ crate::named_enum! {
         InferenceJoulesPer1k = "inference-joules-per-1k",
         /// Inference joules per 1,000 queries (a generation query = `generate_tokens` tokens).
         InferenceJoulesPer1kQueries = "inference-joules-per-1k-queries",
+        /// Sparse / dense inference joules per 1,000 within each trial (treatment trials only).
+        SparseOverDenseInference = "sparse-over-dense-inference",
         /// Quantized / f32 bytes of the linear weights (treatment trials only).
         QuantizedSizeRatio = "quantized-size-ratio",
         /// Test accuracy.

@@ -16,7 +16,9 @@ pub use batch::{BatchRule, BatchSchedule, BatchScheduleSpec, NoiseScale};
 pub use measure::{GpuSelection, MeterChoice};
 pub use model::{Attention, AttentionKind, ModelKind, ModelSize};
 pub use plan::{Plan, TrialKey, TrialSpec};
-pub use technique::{DistillConfig, PruneConfig, QuantType, Schedule, Scope, Structure};
+pub use technique::{
+    DistillConfig, PruneConfig, QuantType, Schedule, Scope, SparseConfig, SparseFormat, Structure,
+};
 pub use trial::{
     EarlyStopping, LrScaling, OptimizerConfig, OptimizerKind, Precision, StopMetric, TrialConfig,
 };

@@ -36,6 +36,8 @@ crate::named_enum! {
         Q8_0 = "q8_0",
         Q4_0 = "q4_0",
         Q4k = "q4k",
+        /// Per-row symmetric int8 weights, inputs quantized per sample at run time, i32 accumulation (AVX-512 VNNI where the CPU has it).
+        Int8 = "int8",
     }
 }
 
@@ -50,10 +52,22 @@ pub struct PruneConfig {
     pub after_epochs: u32,
     #[serde(default = "unstructured")]
     pub structure: Structure,
+    /// Unstructured only: prune whole b x b blocks of each weight matrix by
+    /// their mean magnitude (1 = single weights; left out of records then).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub block: u32,
 }
 
 fn unstructured() -> Structure {
     Structure::Unstructured
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(b: &u32) -> bool {
+    *b == 1
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,4 +80,23 @@ pub struct DistillConfig {
     pub teacher_weights: Option<String>,
     pub temperature: f64,
     pub alpha: f64,
+}
+
+crate::named_enum! {
+    /// Storage format of a sparse layer (`sparse_inference`).
+    pub enum SparseFormat: "sparse format" {
+        /// Compressed sparse rows: one stored value and column index per non-zero.
+        Csr = "csr",
+        /// Block sparse rows: b x b blocks holding any non-zero, each stored dense.
+        Bsr = "bsr",
+    }
+}
+
+/// Sparse execution of the trained model's linear layers in an extra
+/// inference window (after pruning, pruned zeros are skipped).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SparseConfig {
+    pub format: SparseFormat,
+    /// BSR block edge (1 for CSR).
+    pub block: u32,
 }

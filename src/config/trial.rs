@@ -135,6 +135,9 @@ pub struct TrialConfig {
     pub generate_tokens: u32,
     /// Post-training quantization type for an extra inference window.
     pub quantize: Option<QuantType>,
+    /// Sparse execution of the linear layers in an extra inference window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse_inference: Option<super::SparseConfig>,
     /// Magnitude pruning, if any.
     pub prune: Option<PruneConfig>,
     /// Knowledge distillation from a teacher, if any.

@@ -285,6 +285,7 @@ fn fill(
     record.precision = Some(out.precision);
     record.stop = out.stop;
     record.quantization = out.quantization;
+    record.sparse = out.sparse;
     let total = record.total_energy();
     record.gpu_self_check = total
         .domains

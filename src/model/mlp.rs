@@ -1,9 +1,9 @@
 //! Multi-layer perceptron.
 
 use super::Model;
+use crate::config::QuantType;
 use crate::model::quantize::{Dense, quantize_all};
 use crate::ops::Activation;
-use candle_core::quantized::GgmlDType;
 use candle_core::{Result, Tensor};
 use candle_nn::{VarBuilder, linear};
 
@@ -51,7 +51,21 @@ impl Model for Mlp {
         self.dims.windows(2).map(|w| (w[0] * w[1]) as u64).sum()
     }
 
-    fn quantized(&self, dtype: GgmlDType) -> Result<Option<super::Quantized>> {
+    fn sparse(&self, cfg: crate::config::SparseConfig) -> Result<Option<super::sparse::Sparse>> {
+        let all: Vec<&Dense> = self.layers.iter().collect();
+        let (layers, stats) = super::sparse::sparsify_all(&all, cfg.format, cfg.block as usize)?;
+        Ok(Some(super::sparse::Sparse {
+            layers: layers.len(),
+            dense_layers: 0,
+            model: Box::new(Mlp {
+                layers,
+                dims: self.dims.clone(),
+            }),
+            stats,
+        }))
+    }
+
+    fn quantized(&self, dtype: QuantType) -> Result<Option<super::Quantized>> {
         let (layers, bytes) = quantize_all(&self.layers, dtype)?;
         Ok(Some(super::Quantized {
             model: Box::new(Mlp {

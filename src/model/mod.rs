@@ -7,6 +7,7 @@ pub mod memory;
 pub mod mlp;
 pub mod quantize;
 pub mod separable;
+pub mod sparse;
 pub mod transformer;
 
 pub use crate::config::model::{ModelKind, ModelSize};
@@ -32,7 +33,12 @@ pub trait Model: Send + Sync {
     }
     /// A copy with its linear layers quantized for inference, or None when
     /// this model does not support post-training quantization.
-    fn quantized(&self, _dtype: candle_core::quantized::GgmlDType) -> Result<Option<Quantized>> {
+    fn quantized(&self, _q: crate::config::QuantType) -> Result<Option<Quantized>> {
+        Ok(None)
+    }
+    /// A copy with its linear layers stored sparse (CSR or BSR) for
+    /// inference, or None when this model has no sparse path.
+    fn sparse(&self, _cfg: crate::config::SparseConfig) -> Result<Option<sparse::Sparse>> {
         Ok(None)
     }
 }

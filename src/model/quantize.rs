@@ -1,5 +1,6 @@
-//! Post-training quantization of linear layers with candle's GGML types
-//! (q8_0, q4_0, q4k) through `QMatMul`, for inference.
+//! Post-training quantization of linear layers for inference: candle's
+//! GGML types (q8_0, q4_0, q4k) through `QMatMul`, or int8 with per-row
+//! scales through `ops::int8`.
 //!
 //! GGML types quantize rows in blocks (32 values for q8_0/q4_0, 256 for
 //! q4k); a layer whose input width is not a multiple of the block is padded
@@ -13,12 +14,13 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::Linear;
 use serde::{Deserialize, Serialize};
 
-/// candle's block format of a quantization type.
-pub fn ggml(q: QuantType) -> GgmlDType {
+/// candle's block format of a quantization type (None for int8).
+pub fn ggml(q: QuantType) -> Option<GgmlDType> {
     match q {
-        QuantType::Q8_0 => GgmlDType::Q8_0,
-        QuantType::Q4_0 => GgmlDType::Q4_0,
-        QuantType::Q4k => GgmlDType::Q4K,
+        QuantType::Q8_0 => Some(GgmlDType::Q8_0),
+        QuantType::Q4_0 => Some(GgmlDType::Q4_0),
+        QuantType::Q4k => Some(GgmlDType::Q4K),
+        QuantType::Int8 => None,
     }
 }
 
@@ -31,11 +33,14 @@ pub struct QLinear {
     padded: usize,
 }
 
-/// A dense layer in full precision or quantized.
+/// A linear layer in full precision, quantized, or stored sparse (the
+/// last two for inference only; see `model::sparse`).
 #[derive(Debug, Clone)]
 pub enum Dense {
     F32(Linear),
     Quant(QLinear),
+    Sparse(std::sync::Arc<crate::ops::sparse::SparseMatrix>),
+    Int8(std::sync::Arc<crate::ops::int8::Int8Matrix>),
 }
 
 impl Dense {
@@ -43,7 +48,7 @@ impl Dense {
     pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         match self {
             Dense::F32(l) => crate::ops::linear::forward(l, x, act),
-            Dense::Quant(_) => act.tensor(Module::forward(self, x)?),
+            _ => act.tensor(Module::forward(self, x)?),
         }
     }
 }
@@ -68,6 +73,10 @@ impl Module for Dense {
                     None => Ok(y),
                 }
             }
+            Dense::Sparse(m) => super::sparse::forward(m, x),
+            Dense::Int8(m) => {
+                super::sparse::host_forward(x, m.cols, m.rows, |h, n| m.forward(h, n))
+            }
         }
     }
 }
@@ -81,12 +90,29 @@ pub struct Bytes {
 
 impl Dense {
     /// The quantized copy of this layer and its weight bytes (f32, quantized).
-    pub fn quantize(&self, dtype: GgmlDType) -> Result<(Dense, Bytes)> {
+    pub fn quantize(&self, q: QuantType) -> Result<(Dense, Bytes)> {
         let Dense::F32(l) = self else {
             candle_core::bail!("layer is already quantized")
         };
         let w = l.weight().to_dtype(candle_core::DType::F32)?;
         let (out, inp) = w.dims2()?;
+        let Some(dtype) = ggml(q) else {
+            let bias = match l.bias() {
+                Some(b) => Some(b.to_dtype(candle_core::DType::F32)?.to_vec1()?),
+                None => None,
+            };
+            let m = crate::ops::int8::Int8Matrix::from_f32(
+                &w.flatten_all()?.to_vec1()?,
+                out,
+                inp,
+                bias,
+            );
+            let bytes = Bytes {
+                f32: (out * inp * 4) as u64,
+                quantized: m.bytes(),
+            };
+            return Ok((Dense::Int8(std::sync::Arc::new(m)), bytes));
+        };
         let block = dtype.block_size();
         let padded = inp.div_ceil(block) * block;
         let wp = if padded > inp {
@@ -113,7 +139,7 @@ impl Dense {
 }
 
 /// Quantizes a list of layers, summing their bytes.
-pub fn quantize_all(layers: &[Dense], dtype: GgmlDType) -> Result<(Vec<Dense>, Bytes)> {
+pub fn quantize_all(layers: &[Dense], dtype: QuantType) -> Result<(Vec<Dense>, Bytes)> {
     let mut total = Bytes::default();
     let mut out = Vec::new();
     for l in layers {

@@ -17,8 +17,8 @@ use super::Model;
 use super::attention;
 use super::quantize::{Bytes, Dense};
 use crate::config::Attention;
+use crate::config::QuantType;
 use crate::ops::Activation;
-use candle_core::quantized::GgmlDType;
 use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, linear, linear_no_bias};
 use serde::{Deserialize, Serialize};
@@ -240,7 +240,7 @@ impl Model for CharTransformer {
     /// Attention projections, MLP and head quantized (a tied head becomes
     /// a quantized copy of the embedding); embeddings, positions and layer
     /// norms stay f32.
-    fn quantized(&self, dtype: GgmlDType) -> Result<Option<super::Quantized>> {
+    fn quantized(&self, dtype: QuantType) -> Result<Option<super::Quantized>> {
         let mut total = Bytes::default();
         let mut q = |l: &Dense| -> Result<Dense> {
             let (d, b) = l.quantize(dtype)?;

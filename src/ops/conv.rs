@@ -325,6 +325,20 @@ pub fn conv2d(
 
 /// A candle_nn `Conv2d` layer followed by `act`, through [`conv2d_fused`]
 /// when it can (dilation 1), through candle otherwise.
+/// The column matrices of a batch of (C, H, W) images for a k x k kernel:
+/// (B, C k k, Ho Wo) row-major, and (Ho, Wo). For inference kernels that
+/// run their own product over the columns (sparse convolution).
+pub fn im2col(
+    x: &[f32],
+    (c, h, w): (usize, usize, usize),
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> Result<(Vec<f32>, usize, usize)> {
+    let g = Geometry::new(c, h, w, k, stride, pad)?;
+    Ok((g.im2col(x), g.ho, g.wo))
+}
+
 pub fn forward(layer: &candle_nn::Conv2d, x: &Tensor, act: Activation) -> Result<Tensor> {
     let cfg = layer.config();
     if cfg.dilation == 1 {

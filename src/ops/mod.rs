@@ -15,8 +15,10 @@
 
 pub mod conv;
 pub mod cross_entropy;
+pub mod int8;
 pub mod linear;
 pub mod pool;
+pub mod sparse;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};

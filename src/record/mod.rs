@@ -190,6 +190,10 @@ pub struct TrialRecord {
     /// Post-training quantization: sizes, accuracy and inference cost.
     #[serde(default)]
     pub quantization: Option<QuantizationRecord>,
+    /// Sparse execution (`sparse_inference`): format, sizes, exactness and
+    /// the sparse inference window beside `inference` (the dense one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse: Option<SparseRecord>,
     /// Pruning: measured sparsity per layer and training energy by phase.
     #[serde(default)]
     pub pruning: Option<technique::PruningRecord>,
@@ -228,6 +232,35 @@ pub struct QuantizationRecord {
     pub accuracy_change_pp: Option<f64>,
     pub inference: Option<InferenceRecord>,
     /// Why quantization could not run (the trial itself still completed).
+    pub error: Option<String>,
+    /// int8: which compiled kernel ran (`avx512-vnni` or `portable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+}
+
+/// The trained model run with its linear layers stored sparse.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SparseRecord {
+    /// `csr` or `bsr`.
+    pub format: String,
+    /// BSR block edge (1 for CSR).
+    pub block: u32,
+    /// Which compiled kernel ran (`avx2+fma` or `portable`).
+    pub kernel: String,
+    /// Layers stored sparse, and layers left dense (e.g. convolutions).
+    pub sparse_layers: usize,
+    pub dense_layers: usize,
+    /// Sizes over the sparse layers.
+    pub stats: crate::ops::sparse::SparseStats,
+    /// Fraction of the sparse layers' weights that are zero.
+    pub sparsity: f64,
+    /// Largest |sparse - dense| over one test batch's outputs, relative to the
+    /// largest |dense| output (float summation order only: ~1e-7).
+    pub max_rel_diff: f64,
+    /// The sparse model's test window (accuracy equal to the dense one's but for ties).
+    pub test: Option<EvalRecord>,
+    pub inference: Option<InferenceRecord>,
+    /// Why sparse execution could not run (the trial itself still completed).
     pub error: Option<String>,
 }
 
@@ -334,6 +367,7 @@ impl TrialRecord {
             precision: None,
             stop: None,
             quantization: None,
+            sparse: None,
             pruning: None,
             structured: None,
             distillation: None,

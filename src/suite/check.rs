@@ -381,6 +381,8 @@ impl Ctx<'_> {
             ("heads", s.heads, 1_024),
             ("context", s.context, 65_536),
             ("attention_window", s.attention_window, 65_536),
+            ("sparse_block", s.sparse_block, 64),
+            ("prune_block", s.prune_block, 64),
             ("generate_tokens", s.generate_tokens, 65_536),
         ] {
             self.pos_int(p, field, v, "an integer >= 1")?;

@@ -7,8 +7,8 @@ use super::settings::Settings;
 use super::{Suite, SuiteError, Variant, Workload};
 use crate::config::{
     Attention, AttentionKind, BatchRule, BatchSchedule, DistillConfig, EarlyStopping, LrScaling,
-    ModelSize, OptimizerConfig, OptimizerKind, Precision, PruneConfig, Schedule, Scope, StopMetric,
-    Structure, TrialConfig,
+    ModelSize, OptimizerConfig, OptimizerKind, Precision, PruneConfig, Schedule, Scope,
+    SparseConfig, SparseFormat, StopMetric, Structure, TrialConfig,
 };
 
 /// The three layers of one trial, lowest first.
@@ -69,6 +69,24 @@ impl Suite {
                 ));
             }
         }
+        if let Some(b) = l.get(|s| &s.sparse_block)
+            && l.get(|s| &s.sparse_inference) != Some(SparseFormat::Bsr)
+        {
+            return Err(cx.invalid(
+                &format!("variant[{}].sparse_block", v.name),
+                b,
+                "sparse_block applies to sparse_inference = \"bsr\" only",
+            ));
+        }
+        if l.get(|s| &s.prune_block).is_some_and(|b| b > 1)
+            && l.get(|s| &s.prune_structure) == Some(Structure::Structured)
+        {
+            return Err(cx.invalid(
+                &format!("variant[{}].prune_block", v.name),
+                l.get(|s| &s.prune_block).unwrap_or(1),
+                "prune_block applies to unstructured pruning (structured pruning removes whole neurons or channels)",
+            ));
+        }
         let optimizer = OptimizerConfig {
             learning_rate,
             ..base
@@ -98,6 +116,13 @@ impl Suite {
             size: self.resolve_size(w, &l)?,
             generate_tokens: l.get(|s| &s.generate_tokens).unwrap_or(64) as u32,
             quantize: l.get(|s| &s.quantize),
+            sparse_inference: l.get(|s| &s.sparse_inference).map(|format| SparseConfig {
+                format,
+                block: match format {
+                    SparseFormat::Csr => 1,
+                    SparseFormat::Bsr => l.get(|s| &s.sparse_block).unwrap_or(4) as u32,
+                },
+            }),
             prune: prune(&l),
             distill: distill(&l, epochs),
             save_weights: l.get(|s| &s.save_weights).unwrap_or(false),
@@ -328,6 +353,7 @@ fn prune(l: &Layers) -> Option<PruneConfig> {
         structure: l
             .get(|s| &s.prune_structure)
             .unwrap_or(Structure::Unstructured),
+        block: l.get(|s| &s.prune_block).unwrap_or(1) as u32,
     })
 }
 

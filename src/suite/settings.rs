@@ -4,7 +4,7 @@
 
 use crate::config::{
     AttentionKind, BatchScheduleSpec, LrScaling, ModelKind, OptimizerKind, Precision, QuantType,
-    Schedule, Scope, StopMetric, Structure,
+    Schedule, Scope, SparseFormat, StopMetric, Structure,
 };
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -152,6 +152,12 @@ settings! {
     generate_tokens: i64 => text("integer >= 1 (default 64)"),
     /// Post-training quantization of linear layers for an extra inference window.
     quantize: QuantType => named(QuantType::WHAT, QuantType::names),
+    /// Unstructured pruning of whole b x b blocks of each weight matrix (by mean magnitude), the pattern BSR execution can skip (default 1: single weights).
+    prune_block: i64 => text("integer in 1..=64"),
+    /// Run the trained model's linear layers sparse (skipping pruned zeros) in an extra inference window beside the dense one.
+    sparse_inference: SparseFormat => named(SparseFormat::WHAT, SparseFormat::names),
+    /// BSR block edge: b x b blocks (sparse_inference = "bsr" only; default 4).
+    sparse_block: i64 => text("integer in 1..=64"),
     /// Magnitude pruning: fraction of weights (or neurons/channels, structured) removed.
     prune_sparsity: f64 => text("[0, 1) (default: no pruning)"),
     /// Where the magnitude threshold is taken (default global).

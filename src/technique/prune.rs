@@ -53,12 +53,44 @@ fn kth(mut xs: Vec<f32>, k: usize) -> f32 {
     xs[k - 1]
 }
 
-/// Masks (1 keep, 0 prune) that zero the smallest-magnitude fraction `s`.
-pub fn masks(params: &[(String, Var)], s: f64, scope: Scope) -> Result<Vec<Tensor>> {
-    let mags: Vec<Vec<f32>> = params
+/// A weight as a (rows, cols) matrix: dim 0 by the rest (a conv kernel's
+/// output channels by its inputs x taps).
+fn matrix_shape(v: &Var) -> (usize, usize) {
+    let rows = v.dims()[0].max(1);
+    (rows, v.elem_count() / rows)
+}
+
+/// Mean |w| of every b x b block of a weight (row-major over block rows;
+/// edge blocks average what they hold).
+fn block_magnitudes(m: &[f32], (rows, cols): (usize, usize), b: usize) -> Vec<f32> {
+    let (br, bc) = (rows.div_ceil(b), cols.div_ceil(b));
+    let mut out = Vec::with_capacity(br * bc);
+    for i in 0..br {
+        for j in 0..bc {
+            let (mut sum, mut n) = (0f32, 0usize);
+            for r in i * b..((i + 1) * b).min(rows) {
+                for c in j * b..((j + 1) * b).min(cols) {
+                    sum += m[r * cols + c];
+                    n += 1;
+                }
+            }
+            out.push(sum / n.max(1) as f32);
+        }
+    }
+    out
+}
+
+/// Masks (1 keep, 0 prune) that zero the smallest-magnitude fraction `s`
+/// of single weights (`block` 1) or of b x b blocks, ranked by mean |w|.
+pub fn masks(params: &[(String, Var)], s: f64, scope: Scope, block: usize) -> Result<Vec<Tensor>> {
+    let weights: Vec<Vec<f32>> = params
         .iter()
         .map(|(_, v)| magnitudes(v))
         .collect::<Result<_>>()?;
+    if block > 1 {
+        return block_masks(params, &weights, s, scope, block);
+    }
+    let mags = weights;
     let thresholds: Vec<f32> = match scope {
         Scope::Layer => mags
             .iter()
@@ -76,6 +108,50 @@ pub fn masks(params: &[(String, Var)], s: f64, scope: Scope) -> Result<Vec<Tenso
         .map(|((_, v), t)| {
             let a = v.as_tensor().abs()?.to_dtype(DType::F32)?;
             a.gt(t as f64)?.to_dtype(v.dtype())
+        })
+        .collect()
+}
+
+fn block_masks(
+    params: &[(String, Var)],
+    weights: &[Vec<f32>],
+    s: f64,
+    scope: Scope,
+    b: usize,
+) -> Result<Vec<Tensor>> {
+    let scores: Vec<Vec<f32>> = params
+        .iter()
+        .zip(weights)
+        .map(|((_, v), m)| block_magnitudes(m, matrix_shape(v), b))
+        .collect();
+    let thresholds: Vec<f32> = match scope {
+        Scope::Layer => scores
+            .iter()
+            .map(|m| kth(m.clone(), (s * m.len() as f64).round() as usize))
+            .collect(),
+        Scope::Global => {
+            let all: Vec<f32> = scores.iter().flatten().copied().collect();
+            let t = kth(all.clone(), (s * all.len() as f64).round() as usize);
+            vec![t; params.len()]
+        }
+    };
+    params
+        .iter()
+        .zip(scores.iter().zip(thresholds))
+        .map(|((_, v), (sc, t))| {
+            let (rows, cols) = matrix_shape(v);
+            let bc = cols.div_ceil(b);
+            let mask: Vec<f32> = (0..rows * cols)
+                .map(|i| {
+                    let (r, c) = (i / cols, i % cols);
+                    if sc[(r / b) * bc + c / b] > t {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            Tensor::from_vec(mask, v.dims(), v.device())?.to_dtype(v.dtype())
         })
         .collect()
 }
@@ -124,7 +200,12 @@ impl Pruner {
     }
 
     fn prune_to(&mut self, s: f64) -> Result<()> {
-        self.masks = Some(masks(&self.params, s, self.cfg.scope)?);
+        self.masks = Some(masks(
+            &self.params,
+            s,
+            self.cfg.scope,
+            self.cfg.block.max(1) as usize,
+        )?);
         self.current = s;
         self.apply()
     }

@@ -1,14 +1,15 @@
 //! Windows after training: evaluation (validation and test), the inference
 //! window (greedy generation, or forward + argmax with predictions copied to
-//! the host, as a serving system would), and the quantized model's windows.
+//! the host, as a serving system would), and the quantized and sparse
+//! models' windows.
 
 use super::step::{flat, inputs};
 use super::{TrainError, TrialData};
-use crate::config::{QuantType, TrialConfig};
+use crate::config::{QuantType, SparseConfig, TrialConfig};
 use crate::data::DeviceSplit;
 use crate::meter::Measurer;
 use crate::model::Model;
-use crate::record::{EvalRecord, InferenceRecord, QuantizationRecord};
+use crate::record::{EvalRecord, InferenceRecord, QuantizationRecord, SparseRecord};
 use candle_core::{DType, Tensor};
 
 /// Mean loss and accuracy (per label: per sample, or per token for language
@@ -143,8 +144,9 @@ pub fn quantized(
         accuracy_change_pp: None,
         inference: None,
         error: None,
+        kernel: (qtype == QuantType::Int8).then(|| crate::ops::int8::kernel().to_string()),
     };
-    let q = match model.quantized(crate::model::quantize::ggml(qtype)) {
+    let q = match model.quantized(qtype) {
         Ok(Some(q)) => q,
         Ok(None) => {
             rec.error = Some(format!(
@@ -174,5 +176,80 @@ pub fn quantized(
         "inference/quantized",
     )?;
     rec.inference = Some(inference);
+    Ok(rec)
+}
+
+/// Runs the trained model with its linear layers stored sparse: checks it
+/// against the dense model on one test batch, then measures its test and
+/// inference windows. A model or device without a sparse path is recorded
+/// with the reason; the trial still completes.
+pub fn sparse(
+    measurer: &mut Measurer,
+    model: &dyn Model,
+    data: &TrialData,
+    cfg: &TrialConfig,
+    sc: SparseConfig,
+) -> Result<SparseRecord, TrainError> {
+    let mut rec = SparseRecord {
+        format: sc.format.name().to_string(),
+        block: sc.block,
+        kernel: crate::ops::sparse::kernel().to_string(),
+        sparse_layers: 0,
+        dense_layers: 0,
+        stats: Default::default(),
+        sparsity: f64::NAN,
+        max_rel_diff: f64::NAN,
+        test: None,
+        inference: None,
+        error: None,
+    };
+    let device = data.test.x.device();
+    if !device.is_cpu() {
+        rec.error = Some(format!(
+            "the sparse kernels run on the CPU; this trial ran on {device:?}"
+        ));
+        return Ok(rec);
+    }
+    let s = match model.sparse(sc) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            rec.error = Some(format!("model {} has no sparse path", cfg.model.name()));
+            return Ok(rec);
+        }
+        Err(e) => {
+            rec.error = Some(format!("storing the layers sparse failed: {e}"));
+            return Ok(rec);
+        }
+    };
+    rec.sparse_layers = s.layers;
+    rec.dense_layers = s.dense_layers;
+    rec.stats = s.stats;
+    rec.sparsity = 1.0 - s.stats.nonzeros as f64 / s.stats.weights.max(1) as f64;
+    if let Some(b) = data.test.batches(cfg.eval_batch_size as usize).next() {
+        let (x, _) = b?;
+        let x = inputs(&x, DType::F32)?;
+        let dense = model.forward(&x)?.to_dtype(DType::F32)?;
+        let sparse = s.model.forward(&x)?.to_dtype(DType::F32)?;
+        let diff = (&dense - &sparse)?.abs()?.max_all()?.to_scalar::<f32>()? as f64;
+        let mag = dense.abs()?.max_all()?.to_scalar::<f32>()? as f64;
+        rec.max_rel_diff = diff / mag.max(f64::MIN_POSITIVE);
+    }
+    let qm = s.model.as_ref();
+    rec.test = Some(test_window(
+        measurer,
+        qm,
+        data.test,
+        cfg,
+        DType::F32,
+        "test/sparse",
+    )?);
+    rec.inference = Some(inference_window(
+        measurer,
+        qm,
+        data.test,
+        cfg,
+        DType::F32,
+        "inference/sparse",
+    )?);
     Ok(rec)
 }

@@ -92,6 +92,7 @@ pub struct TrainOutcome {
     pub precision: PrecisionRecord,
     pub stop: Option<StopRecord>,
     pub quantization: Option<QuantizationRecord>,
+    pub sparse: Option<crate::record::SparseRecord>,
 }
 
 /// A trial in training: its inputs and the state carried across epochs.
@@ -180,6 +181,7 @@ pub fn train(
         precision: l.precision.record(),
         stop,
         quantization: None,
+        sparse: None,
     };
     if out.status == TrialStatus::Completed {
         l.after_training(&mut out)?;
@@ -207,6 +209,9 @@ impl Loop<'_> {
         if let Some(q) = cfg.quantize {
             let rec = eval::quantized(self.measurer, model, self.data, cfg, q, accuracy)?;
             out.quantization = Some(rec);
+        }
+        if let Some(s) = cfg.sparse_inference {
+            out.sparse = Some(eval::sparse(self.measurer, model, self.data, cfg, s)?);
         }
         Ok(())
     }

@@ -159,6 +159,7 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
             precision: None,
             stop: None,
             quantization: None,
+            sparse: None,
             pruning: None,
             structured: None,
             distillation: None,

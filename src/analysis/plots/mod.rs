@@ -18,6 +18,7 @@ mod eta_curves;
 mod impact_regions;
 mod power_timeline;
 mod schedule_charts;
+mod sparsity_chart;
 
 use super::claims::Outcome;
 use super::{AnalysisError, Run};
@@ -119,6 +120,12 @@ pub fn draw_all(run: &Run, dir: &Path, target: f64) -> Result<Vec<PathBuf>, Anal
     render!(files, dir.join("impact-by-region"), (900, 520), |a| {
         impact_regions::impact_regions(a, run)
     });
+    let sparse = super::sparsity_sweep::points(run);
+    if !sparse.is_empty() {
+        render!(files, dir.join("sparsity-sweep"), (1000, 560), |a| {
+            sparsity_chart::sparsity_sweep(a, &sparse, run.modelled())
+        });
+    }
     let sweep = super::context_sweep::points(run);
     if !sweep.is_empty() {
         render!(files, dir.join("context-sweep"), (1500, 480), |a| {
