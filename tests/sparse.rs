@@ -88,8 +88,19 @@ fn csr_and_bsr_match_the_dense_product_on_ragged_shapes() {
 }
 
 #[test]
-fn sparse_mlp_and_cnn_equal_the_dense_masked_models() {
+fn sparse_mlp_cnn_and_transformer_equal_the_dense_masked_models() {
     for (size, layers) in [
+        (
+            ModelSize::Transformer {
+                d_model: 32,
+                layers: 2,
+                heads: 4,
+                context: 16,
+                tied: true,
+                attention: joulebench::config::Attention::Full,
+            },
+            9,
+        ),
         (
             ModelSize::Mlp {
                 hidden: vec![64, 32],
@@ -111,6 +122,7 @@ fn sparse_mlp_and_cnn_equal_the_dense_masked_models() {
 fn sparse_model_equals_dense(size: ModelSize, layers: usize) {
     let kind = match size {
         ModelSize::Mlp { .. } => ModelKind::Mlp,
+        ModelSize::Transformer { .. } => ModelKind::CharTransformer,
         _ => ModelKind::Cnn,
     };
     let vars = SeededVars::new(3);
@@ -131,7 +143,12 @@ fn sparse_model_equals_dense(size: ModelSize, layers: usize) {
             var.set(&(t * mask).unwrap()).unwrap();
         }
     }
-    let x = Tensor::from_vec(matrix(50, 784, 1.0, 9), (50, 784), &Device::Cpu).unwrap();
+    let x = if kind == ModelKind::CharTransformer {
+        let ids: Vec<u32> = (0..48).map(|i| (i * 7 % 10) as u32).collect();
+        Tensor::from_vec(ids, (3, 16), &Device::Cpu).unwrap()
+    } else {
+        Tensor::from_vec(matrix(50, 784, 1.0, 9), (50, 784), &Device::Cpu).unwrap()
+    };
     let dense = m.forward(&x).unwrap();
     for (format, block) in [(SparseFormat::Csr, 1), (SparseFormat::Bsr, 4)] {
         let s = m

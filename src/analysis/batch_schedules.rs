@@ -65,14 +65,6 @@ pub fn rows(run: &Run) -> Vec<EpochRow> {
         .collect()
 }
 
-fn cell(e: &Estimate, digits: usize) -> String {
-    match (e.mean.is_finite(), e.ci95.is_finite() && e.ci95 > 0.0) {
-        (false, _) => "-".into(),
-        (true, false) => format!("{:.*}", digits, e.mean),
-        (true, true) => format!("{:.*} ± {:.*}", digits, e.mean, digits, e.ci95),
-    }
-}
-
 /// The report's "Batch schedules" section (nothing without scheduled trials).
 pub fn report_section(o: &mut String, run: &Run) {
     let rows = rows(run);
@@ -91,9 +83,9 @@ pub fn report_section(o: &mut String, run: &Run) {
             r.variant,
             r.rule,
             r.epoch,
-            cell(&r.batch, 0),
+            r.batch.fixed(0),
             r.learning_rate.mean,
-            cell(&r.noise_scale, 0)
+            r.noise_scale.fixed(0)
         );
     }
     let _ = writeln!(o);

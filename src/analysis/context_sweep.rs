@@ -110,28 +110,6 @@ pub fn points(run: &Run) -> Vec<Point> {
         .collect()
 }
 
-fn pm(e: &Estimate, digits: usize) -> String {
-    if !e.mean.is_finite() {
-        return "-".into();
-    }
-    if e.ci95.is_finite() {
-        format!("{:.*} ± {:.*}", digits, e.mean, digits, e.ci95)
-    } else {
-        format!("{:.*}", digits, e.mean)
-    }
-}
-
-fn sci(e: &Estimate) -> String {
-    if !e.mean.is_finite() {
-        return "-".into();
-    }
-    if e.ci95.is_finite() {
-        format!("{:.3e} ± {:.1e}", e.mean, e.ci95)
-    } else {
-        format!("{:.3e}", e.mean)
-    }
-}
-
 /// The report's "Context-length sweep" section (nothing without a sweep).
 pub fn report_section(o: &mut String, run: &Run) {
     let pts = points(run);
@@ -151,10 +129,10 @@ pub fn report_section(o: &mut String, run: &Run) {
             p.attention,
             p.context,
             p.ms_per_step.n,
-            pm(&p.ms_per_step, 1),
-            sci(&p.train_j_per_token),
-            pm(&p.inference_j_per_1k_tokens, 3),
-            pm(&p.bits_per_char, 3),
+            p.ms_per_step.fixed(1),
+            p.train_j_per_token.sci(),
+            p.inference_j_per_1k_tokens.fixed(3),
+            p.bits_per_char.fixed(3),
             p.provenance
         );
     }

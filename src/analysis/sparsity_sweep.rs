@@ -122,14 +122,6 @@ pub fn series(pts: &[Point]) -> Vec<(String, String, Vec<&Point>)> {
     out
 }
 
-fn pm(e: &Estimate, digits: usize) -> String {
-    match (e.mean.is_finite(), e.ci95.is_finite()) {
-        (false, _) => "-".into(),
-        (true, false) => format!("{:.*}", digits, e.mean),
-        (true, true) => format!("{:.*} ± {:.*}", digits, e.mean, digits, e.ci95),
-    }
-}
-
 /// The report's "Sparse execution" section (nothing without sparse records).
 pub fn report_section(o: &mut String, run: &Run) {
     let pts = points(run);
@@ -153,12 +145,12 @@ pub fn report_section(o: &mut String, run: &Run) {
             p.workload,
             p.format,
             p.target,
-            pm(&p.measured, 3),
-            pm(&p.dense_j_per_1k, 4),
-            pm(&p.sparse_j_per_1k, 4),
-            pm(&p.dense_ms, 1),
-            pm(&p.sparse_ms, 1),
-            pm(&p.ratio, 3)
+            p.measured.fixed(3),
+            p.dense_j_per_1k.fixed(4),
+            p.sparse_j_per_1k.fixed(4),
+            p.dense_ms.fixed(1),
+            p.sparse_ms.fixed(1),
+            p.ratio.fixed(3)
         );
     }
     let _ = writeln!(o);

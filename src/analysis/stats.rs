@@ -37,6 +37,25 @@ pub struct Estimate {
 }
 
 impl Estimate {
+    /// `mean ± ci` with `digits` decimals (`-` without a mean, the mean
+    /// alone without an interval).
+    pub fn fixed(&self, digits: usize) -> String {
+        match (self.mean.is_finite(), self.ci95.is_finite()) {
+            (false, _) => "-".into(),
+            (true, false) => format!("{:.*}", digits, self.mean),
+            (true, true) => format!("{:.*} ± {:.*}", digits, self.mean, digits, self.ci95),
+        }
+    }
+
+    /// `mean ± ci` in scientific notation.
+    pub fn sci(&self) -> String {
+        match (self.mean.is_finite(), self.ci95.is_finite()) {
+            (false, _) => "-".into(),
+            (true, false) => format!("{:.3e}", self.mean),
+            (true, true) => format!("{:.3e} ± {:.1e}", self.mean, self.ci95),
+        }
+    }
+
     pub fn of(xs: &[f64]) -> Estimate {
         let n = xs.len();
         if n == 0 {

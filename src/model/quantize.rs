@@ -73,9 +73,9 @@ impl Module for Dense {
                     None => Ok(y),
                 }
             }
-            Dense::Sparse(m) => super::sparse::forward(m, x),
+            Dense::Sparse(m) => crate::ops::sparse::tensor_forward(m, x),
             Dense::Int8(m) => {
-                super::sparse::host_forward(x, m.cols, m.rows, |h, n| m.forward(h, n))
+                crate::ops::sparse::host_forward(x, m.cols, m.rows, |h, n| m.forward(h, n))
             }
         }
     }

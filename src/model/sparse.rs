@@ -58,38 +58,6 @@ pub fn sparsify_all(
     Ok((out, total))
 }
 
-/// `x W^T + b` through the sparse kernel, for x of any rank (last dim = in).
-pub fn forward(m: &SparseMatrix, x: &Tensor) -> Result<Tensor> {
-    host_forward(x, m.cols, m.rows, |h, n| m.forward(h, n))
-}
-
-/// Runs a host kernel `f(x, n) -> y` (row-major, `cols` in, `rows` out) on
-/// a tensor of any rank whose last dimension is `cols`.
-pub fn host_forward(
-    x: &Tensor,
-    cols: usize,
-    rows: usize,
-    f: impl Fn(&[f32], usize) -> Vec<f32>,
-) -> Result<Tensor> {
-    let dims = x.dims().to_vec();
-    let got = *dims.last().unwrap_or(&0);
-    if got != cols {
-        candle_core::bail!("layer takes {cols} inputs, got {got}")
-    }
-    let n = x.elem_count() / cols.max(1);
-    let host = x
-        .to_dtype(DType::F32)?
-        .to_device(&Device::Cpu)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
-    let y = f(&host, n);
-    let mut out = dims;
-    if let Some(last) = out.last_mut() {
-        *last = rows;
-    }
-    Tensor::from_vec(y, out, x.device())?.to_dtype(x.dtype())
-}
-
 /// A convolution whose kernel is stored sparse: im2col, then the sparse
 /// product over each image's columns (the convolution's gemm).
 #[derive(Debug, Clone)]

@@ -237,6 +237,44 @@ impl Model for CharTransformer {
         Some(self.cfg.context)
     }
 
+    /// Attention projections, MLP and head stored sparse (a tied head as a
+    /// sparse copy of the embedding).
+    fn sparse(&self, cfg: crate::config::SparseConfig) -> Result<Option<super::sparse::Sparse>> {
+        let mut layers: Vec<&Dense> = self.blocks.iter().flat_map(|b| b.layers()).collect();
+        let tied = Dense::F32(Linear::new(self.tok.embeddings().clone(), None));
+        layers.push(self.head.as_ref().unwrap_or(&tied));
+        let (mut stored, stats) =
+            super::sparse::sparsify_all(&layers, cfg.format, cfg.block as usize)?;
+        let head = stored.pop();
+        let mut it = stored.into_iter();
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        for blk in &self.blocks {
+            let (Some(qkv), Some(proj), Some(fc1), Some(fc2)) =
+                (it.next(), it.next(), it.next(), it.next())
+            else {
+                candle_core::bail!("sparse copy lost a layer")
+            };
+            blocks.push(Block {
+                qkv,
+                proj,
+                fc1,
+                fc2,
+                ..blk.clone()
+            });
+        }
+        let n = 4 * blocks.len() + 1;
+        Ok(Some(super::sparse::Sparse {
+            model: Box::new(CharTransformer {
+                blocks,
+                head,
+                ..self.clone()
+            }),
+            stats,
+            layers: n,
+            dense_layers: 0,
+        }))
+    }
+
     /// Attention projections, MLP and head quantized (a tied head becomes
     /// a quantized copy of the embedding); embeddings, positions and layer
     /// norms stay f32.

@@ -237,6 +237,12 @@ impl Ctx<'_> {
             |m| (1.0..=10000.0).contains(&m),
             "an SM clock in MHz, 1..=10000",
         )?;
+        self.check_sweeps(p, s)
+    }
+
+    /// The keys that expand one variant into several, and batch schedules.
+    fn check_sweeps(&self, p: &str, s: &Settings) -> Result<(), SuiteError> {
+        let watts = |w: i64| (1..=2000).contains(&w);
         if let Some(ws) = &s.gpu_power_limits_w {
             let field = format!("{p}.gpu_power_limits_w");
             if ws.is_empty() || ws.len() > 64 {

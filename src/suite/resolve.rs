@@ -147,37 +147,24 @@ impl Suite {
         let tied = l.get(|s| &s.tied);
         let attention = l.get(|s| &s.attention);
         let window = int(|s| &s.attention_window);
-        let misplaced = |knob: &str, applies: &str| {
-            cx.invalid(
-                &format!("workload[{}].{knob}", w.name),
-                "(set)",
-                &format!(
-                    "`{knob}` applies to {applies} only; workload `{}` is a {}",
-                    w.name,
-                    w.model.name()
-                ),
-            )
-        };
-        let transformer_knob = d_model.is_some()
-            || n_layers.is_some()
-            || heads.is_some()
-            || context.is_some()
-            || tied.is_some()
-            || attention.is_some()
-            || window.is_some();
+        let misplaced = |knob: &str, applies: &str| misplaced(&cx, w, knob, applies);
+        let transformer_knobs = [
+            ("d_model", d_model.is_some()),
+            ("layers", n_layers.is_some()),
+            ("heads", heads.is_some()),
+            ("context", context.is_some()),
+            ("tied", tied.is_some()),
+            ("attention", attention.is_some()),
+            ("attention_window", window.is_some()),
+        ];
+        let transformer_knob = transformer_knobs.iter().any(|k| k.1);
         Ok(match w.model.default_size() {
             ModelSize::Mlp { hidden: h0 } => {
-                for (k, set) in [
+                let cnn_knobs = [
                     ("channels", channels.is_some()),
                     ("fc_width", fc_width.is_some()),
-                    ("d_model", d_model.is_some()),
-                    ("layers", n_layers.is_some()),
-                    ("heads", heads.is_some()),
-                    ("context", context.is_some()),
-                    ("tied", tied.is_some()),
-                    ("attention", attention.is_some()),
-                    ("attention_window", window.is_some()),
-                ] {
+                ];
+                for (k, set) in cnn_knobs.into_iter().chain(transformer_knobs) {
                     if set {
                         return Err(misplaced(k, "other models"));
                     }
@@ -313,6 +300,19 @@ fn batch_schedule(l: &Layers) -> Option<BatchSchedule> {
         },
         BatchRule::Adaptive => BatchSchedule::Adaptive { start, end },
     })
+}
+
+/// A size knob set on a workload whose model does not have it.
+fn misplaced(cx: &Ctx, w: &Workload, knob: &str, applies: &str) -> SuiteError {
+    cx.invalid(
+        &format!("workload[{}].{knob}", w.name),
+        "(set)",
+        &format!(
+            "`{knob}` applies to {applies} only; workload `{}` is a {}",
+            w.name,
+            w.model.name()
+        ),
+    )
 }
 
 /// The optimizer with its learning rate before any batch-size scaling.

@@ -2,7 +2,7 @@
 //! generated tokens and validation bits per character against T, one line
 //! per workload × attention variant.
 
-use super::style::{Res, color, energy_label, legend};
+use super::style::{Res, at, color, energy_label, legend, line_with_bars};
 use crate::analysis::context_sweep::Point;
 use crate::analysis::stats::Estimate;
 
@@ -51,14 +51,7 @@ pub fn context_sweep<DB: DrawingBackend>(
     for (panel, (title, f, energy)) in panels.iter().zip(metrics) {
         let vals: Vec<(f64, f64, f64)> = pts
             .iter()
-            .map(|p| {
-                let e = f(p);
-                (
-                    x_of(p.context),
-                    e.mean,
-                    if e.ci95.is_finite() { e.ci95 } else { 0.0 },
-                )
-            })
+            .map(|p| at(x_of(p.context), f(p)))
             .filter(|v| v.1.is_finite())
             .collect();
         let xmax = vals.iter().map(|v| v.0).fold(0.0, f64::max);
@@ -90,44 +83,19 @@ pub fn context_sweep<DB: DrawingBackend>(
             .y_label_formatter(&|y| number(*y))
             .draw());
         for (i, (w, a)) in lines.iter().enumerate() {
-            let c = color(i);
             let mut line: Vec<(f64, f64, f64)> = pts
                 .iter()
                 .filter(|p| &p.workload == w && &p.attention == a)
-                .map(|p| {
-                    let e = f(p);
-                    (
-                        x_of(p.context),
-                        e.mean,
-                        if e.ci95.is_finite() { e.ci95 } else { 0.0 },
-                    )
-                })
+                .map(|p| at(x_of(p.context), f(p)))
                 .filter(|v| v.1.is_finite())
                 .collect();
             line.sort_by(|x, y| x.0.total_cmp(&y.0));
-            t!(
-                chart.draw_series(line.iter().map(|p| ErrorBar::new_vertical(
-                    p.0,
-                    p.1 - p.2,
-                    p.1,
-                    p.1 + p.2,
-                    c.stroke_width(1),
-                    6
-                )))
-            );
             let label = if lines.iter().any(|l| &l.0 != w) {
                 format!("{w} {a}")
             } else {
                 a.clone()
             };
-            t!(chart
-                .draw_series(
-                    LineSeries::new(line.iter().map(|p| (p.0, p.1)), c.stroke_width(2))
-                        .point_size(3)
-                )
-                .map(|s| s.label(label.clone()).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 12, y)], c.stroke_width(2))
-                })));
+            line_with_bars(&mut chart, &line, color(i), label)?;
         }
         legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     }

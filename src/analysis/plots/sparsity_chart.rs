@@ -1,7 +1,7 @@
 //! Sparse execution: inference J per 1,000 against measured sparsity, dense
 //! and sparse execution per format, with each format's break-even marked.
 
-use super::style::{Res, color, energy_label, legend};
+use super::style::{Res, at, color, energy_label, legend, line_with_bars};
 use crate::analysis::sparsity_sweep::{Point, break_even, series};
 
 use plotters::coord::Shift;
@@ -51,37 +51,16 @@ pub fn sparsity_sweep<DB: DrawingBackend>(
                     } else {
                         &p.dense_j_per_1k
                     };
-                    (
-                        p.measured.mean,
-                        e.mean,
-                        if e.ci95.is_finite() { e.ci95 } else { 0.0 },
-                    )
+                    at(p.measured.mean, e)
                 })
                 .filter(|v| v.0.is_finite() && v.1.is_finite())
                 .collect();
-            t!(
-                chart.draw_series(line.iter().map(|p| ErrorBar::new_vertical(
-                    p.0,
-                    p.1 - p.2,
-                    p.1,
-                    p.1 + p.2,
-                    c.stroke_width(1),
-                    6
-                )))
-            );
             let name = if sparse {
                 label(&format!("{what} execution"))
             } else {
                 label(&format!("dense (beside {f})"))
             };
-            t!(chart
-                .draw_series(
-                    LineSeries::new(line.iter().map(|p| (p.0, p.1)), c.stroke_width(2))
-                        .point_size(3)
-                )
-                .map(|s| s.label(name.clone()).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 12, y)], c.stroke_width(2))
-                })));
+            line_with_bars(&mut chart, &line, c, name)?;
             if sparse && let Some(x) = break_even(&s) {
                 t!(chart.draw_series(std::iter::once(PathElement::new(
                     vec![(x, 0.0), (x, ymax)],

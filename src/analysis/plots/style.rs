@@ -66,3 +66,40 @@ pub fn pad(lo: f64, hi: f64) -> (f64, f64) {
     let span = (hi - lo).abs().max(hi.abs() * 0.05).max(1e-9);
     (lo - span * 0.08, hi + span * 0.08)
 }
+
+/// (x, mean, 95% half-width) of an estimate at `x`; the half-width is 0
+/// where undefined (one trial).
+pub fn at(x: f64, e: &crate::analysis::stats::Estimate) -> (f64, f64, f64) {
+    (x, e.mean, if e.ci95.is_finite() { e.ci95 } else { 0.0 })
+}
+
+/// A line through `(x, mean, ci)` points with their 95% error bars and a
+/// legend entry.
+pub fn line_with_bars<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    pts: &[(f64, f64, f64)],
+    c: RGBColor,
+    label: String,
+) -> Res
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    t!(chart.draw_series(pts.iter().map(|p| ErrorBar::new_vertical(
+        p.0,
+        p.1 - p.2,
+        p.1,
+        p.1 + p.2,
+        c.stroke_width(1),
+        6
+    ))));
+    t!(chart
+        .draw_series(
+            LineSeries::new(pts.iter().map(|p| (p.0, p.1)), c.stroke_width(2)).point_size(3)
+        )
+        .map(|s| s.label(label).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 12, y)], c.stroke_width(2))
+        })));
+    Ok(())
+}
