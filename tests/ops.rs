@@ -217,3 +217,65 @@ fn fast_max_pool_matches_candle_output_and_has_the_true_gradient() {
         .unwrap();
     assert_eq!(gx, vec![0.0, 10.0, 0.0, 0.0, 0.0, 0.0, 100.0, 0.0]);
 }
+
+#[test]
+fn bf16_layers_on_the_cpu_match_f32_on_bf16_inputs_and_pass_gradients() {
+    use candle_core::{DType, Device, Tensor, Var};
+    use joulebench::ops::Activation;
+    let dev = Device::Cpu;
+    let x = Tensor::randn(0f32, 1.0, (4, 1, 6, 6), &dev).unwrap();
+    let w = Tensor::randn(0f32, 0.5, (3, 1, 3, 3), &dev).unwrap();
+    let b = Tensor::randn(0f32, 0.5, 3, &dev).unwrap();
+    let bf = |t: &Tensor| t.to_dtype(DType::BF16).unwrap();
+    let spec = joulebench::ops::conv::ConvSpec {
+        stride: 1,
+        pad: 1,
+        groups: 1,
+    };
+    // The converting path: bf16 values widened exactly, f32 arithmetic, one rounding at the end.
+    let want = joulebench::ops::conv::conv2d_fused(
+        &bf(&x).to_dtype(DType::F32).unwrap(),
+        &bf(&w).to_dtype(DType::F32).unwrap(),
+        Some(&bf(&b).to_dtype(DType::F32).unwrap()),
+        spec,
+        Activation::Relu,
+    )
+    .unwrap();
+    let xv = Var::from_tensor(&bf(&x)).unwrap();
+    let got = joulebench::ops::conv::conv2d_fused(
+        xv.as_tensor(),
+        &bf(&w),
+        Some(&bf(&b)),
+        spec,
+        Activation::Relu,
+    )
+    .unwrap();
+    assert_eq!(got.dtype(), DType::BF16);
+    let diff = (got.to_dtype(DType::F32).unwrap() - &want)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let mag = want
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff <= mag / 128.0, "bf16 rounding only: {diff} vs {mag}");
+    let g = got.sum_all().unwrap().backward().unwrap();
+    let gx = g.get(&xv).expect("a gradient for the bf16 input");
+    assert_eq!(gx.dtype(), DType::BF16);
+    // Linear likewise.
+    let xl = Var::from_tensor(&bf(&Tensor::randn(0f32, 1.0, (5, 8), &dev).unwrap())).unwrap();
+    let wl = bf(&Tensor::randn(0f32, 0.5, (3, 8), &dev).unwrap());
+    let y =
+        joulebench::ops::linear::linear(xl.as_tensor(), &wl, None, Activation::Identity).unwrap();
+    assert_eq!(y.dtype(), DType::BF16);
+    let g = y.sum_all().unwrap().backward().unwrap();
+    assert_eq!(g.get(&xl).unwrap().dtype(), DType::BF16);
+}

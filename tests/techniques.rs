@@ -289,27 +289,43 @@ fn tf32_on_cpu_is_refused_with_a_clear_message() {
 }
 
 #[test]
-fn a_kernel_candle_lacks_fails_the_trial_with_the_reason_and_no_backtrace() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::fixture_dataset(dir.path());
-    let s = spec("precision = \"bf16-pure\"");
-    let splits = fashion_mnist::load(&data).unwrap();
-    let d = splits.train.take(Some(32)).to_device(&Device::Cpu).unwrap();
-    let vars = SeededVars::new(1);
-    let build = |dt: DType| ModelKind::Cnn.build_default(vars.builder(dt, &Device::Cpu), 10);
-    let mut m = Measurer::new(Box::new(ConstantPowerMeter::new(vec![])), Device::Cpu);
-    let data = TrialData {
-        train: &d,
-        validation: &d,
-        test: &d,
-    };
-    let e = train::train(&s, &build, &vars, data, &mut m, &mut NoHooks, &Silent)
-        .err()
-        .unwrap()
-        .to_string();
+fn a_kernel_candle_lacks_fails_with_the_reason_and_no_backtrace() {
+    // candle's bf16 conv2d on the CPU reaches a matmul it lacks (the fused
+    // ops go around it).
+    let x = Tensor::zeros((1, 1, 6, 6), DType::BF16, &Device::Cpu).unwrap();
+    let w = Tensor::zeros((2, 1, 3, 3), DType::BF16, &Device::Cpu).unwrap();
+    let err = x.conv2d(&w, 1, 1, 1, 1).unwrap_err();
+    let e = joulebench::train::TrainError::from(err).to_string();
     assert!(e.contains("unsupported dtype BF16 for op matmul"), "{e}");
     assert!(e.contains("on a CPU use f32 or f16"), "{e}");
     assert!(!e.contains("candle_core::error::Error::bt"), "{e}");
+}
+
+#[test]
+fn bf16_runs_every_image_workload_on_the_cpu_through_the_converting_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::fixture_dataset(dir.path());
+    for model in ["cnn", "separable-cnn", "mlp"] {
+        for p in ["bf16", "bf16-pure"] {
+            let s = spec(&format!("epochs = 1\nbatch_size = 64\nprecision = \"{p}\""));
+            let s = joulebench::config::TrialSpec {
+                config: joulebench::config::TrialConfig {
+                    model: joulebench::config::ModelKind::parse(model).unwrap(),
+                    size: joulebench::config::ModelKind::parse(model)
+                        .unwrap()
+                        .default_size(),
+                    ..s.config
+                },
+                ..s
+            };
+            let (out, _) = run(&s, &data, 256, 128);
+            assert_eq!(out.status, TrialStatus::Completed, "{model} {p}");
+            assert_eq!(out.precision.activations, "bf16");
+            let path = out.precision.cpu_bf16_path.unwrap_or_default();
+            assert!(path.starts_with("converting"), "{model} {p}: {path}");
+            assert!(out.test.unwrap().loss.is_finite(), "{model} {p}");
+        }
+    }
 }
 
 #[test]

@@ -279,6 +279,17 @@ pub fn conv2d_fused(
     spec: ConvSpec,
     act: Activation,
 ) -> Result<Tensor> {
+    if super::bf16_cpu(&[x, w]) {
+        let b = bias.map(|b| b.to_dtype(DType::F32)).transpose()?;
+        let y = conv2d_fused(
+            &x.to_dtype(DType::F32)?,
+            &w.to_dtype(DType::F32)?,
+            b.as_ref(),
+            spec,
+            act,
+        )?;
+        return y.to_dtype(DType::BF16);
+    }
     let (_, c, h, wd) = x.dims4()?;
     let (o, cg, k, k2) = w.dims4()?;
     let groups = spec.groups.max(1);

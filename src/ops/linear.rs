@@ -7,7 +7,7 @@
 //! always and accumulates each of its ~6 nodes through a zeros-plus-add.
 
 use super::{Activation, Mat, f32s, fast, matmul, with_f32};
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 struct LinearOp {
     act: Activation,
@@ -92,6 +92,16 @@ impl CustomOp3 for LinearOp {
 /// `act(x·Wᵀ + b)` for x of shape (…, in) and W of shape (out, in): one
 /// fused op on f32 CPU tensors, candle's ops otherwise (or without a bias).
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Result<Tensor> {
+    if super::bf16_cpu(&[x, w]) {
+        let b = b.map(|b| b.to_dtype(DType::F32)).transpose()?;
+        let y = linear(
+            &x.to_dtype(DType::F32)?,
+            &w.to_dtype(DType::F32)?,
+            b.as_ref(),
+            act,
+        )?;
+        return y.to_dtype(DType::BF16);
+    }
     let Some(b) = b.filter(|b| fast(&[x, w, b])) else {
         let y = x.broadcast_matmul(&w.t()?)?;
         let y = match b {

@@ -84,6 +84,20 @@ fn fast(ts: &[&Tensor]) -> bool {
             .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
+/// bf16 CPU tensors (all of them): candle has no bf16 matmul on the CPU, so
+/// the fused ops run such layers on f32 copies, the converting path: bf16
+/// inputs and weights widened exactly to f32, f32 accumulation, the output
+/// rounded back to bf16 (gradients flow back through the casts).
+fn bf16_cpu(ts: &[&Tensor]) -> bool {
+    fused()
+        && ts
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::BF16)
+}
+
+/// How bf16 layers compute on the CPU (for records).
+pub const CPU_BF16_PATH: &str = "converting: bf16 inputs and weights widened to f32, f32 accumulation in the fused kernels, outputs rounded to bf16";
+
 /// The f32 values of a contiguous CPU storage.
 fn f32s<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(v) = s else {

@@ -30,6 +30,8 @@ pub struct Setup {
     pub compute: DType,
     /// f16 only: the dynamic loss scaler.
     pub scaler: Option<LossScaler>,
+    /// bf16 compute on a CPU: the matmul path it takes.
+    cpu_bf16_path: Option<&'static str>,
 }
 
 impl Setup {
@@ -53,6 +55,8 @@ impl Setup {
             compute,
             scaler: (cfg.precision == Precision::F16)
                 .then(|| LossScaler::new(cfg.loss_scale_init, cfg.loss_scale_growth_interval)),
+            cpu_bf16_path: (compute == DType::BF16 && device.is_cpu())
+                .then_some(crate::ops::CPU_BF16_PATH),
         })
     }
 
@@ -75,6 +79,7 @@ impl Setup {
             optimizer_state: dtype_name(self.master),
             final_loss_scale: self.scaler.as_ref().map(|s| s.scale),
             skipped_steps: self.scaler.as_ref().map_or(0, |s| s.skipped_steps),
+            cpu_bf16_path: self.cpu_bf16_path.map(str::to_string),
         }
     }
 }
