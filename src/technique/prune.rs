@@ -53,6 +53,22 @@ fn kth(mut xs: Vec<f32>, k: usize) -> f32 {
     xs[k - 1]
 }
 
+/// Per layer, the score at or below which the smallest fraction `s` of the
+/// scores falls: within each layer, or over all layers together.
+fn thresholds(scores: &[Vec<f32>], s: f64, scope: Scope) -> Vec<f32> {
+    match scope {
+        Scope::Layer => scores
+            .iter()
+            .map(|m| kth(m.clone(), (s * m.len() as f64).round() as usize))
+            .collect(),
+        Scope::Global => {
+            let all: Vec<f32> = scores.iter().flatten().copied().collect();
+            let t = kth(all.clone(), (s * all.len() as f64).round() as usize);
+            vec![t; scores.len()]
+        }
+    }
+}
+
 /// A weight as a (rows, cols) matrix: dim 0 by the rest (a conv kernel's
 /// output channels by its inputs x taps).
 fn matrix_shape(v: &Var) -> (usize, usize) {
@@ -90,18 +106,7 @@ pub fn masks(params: &[(String, Var)], s: f64, scope: Scope, block: usize) -> Re
     if block > 1 {
         return block_masks(params, &weights, s, scope, block);
     }
-    let mags = weights;
-    let thresholds: Vec<f32> = match scope {
-        Scope::Layer => mags
-            .iter()
-            .map(|m| kth(m.clone(), (s * m.len() as f64).round() as usize))
-            .collect(),
-        Scope::Global => {
-            let all: Vec<f32> = mags.iter().flatten().copied().collect();
-            let t = kth(all.clone(), (s * all.len() as f64).round() as usize);
-            vec![t; params.len()]
-        }
-    };
+    let thresholds = thresholds(&weights, s, scope);
     params
         .iter()
         .zip(thresholds)
@@ -124,17 +129,7 @@ fn block_masks(
         .zip(weights)
         .map(|((_, v), m)| block_magnitudes(m, matrix_shape(v), b))
         .collect();
-    let thresholds: Vec<f32> = match scope {
-        Scope::Layer => scores
-            .iter()
-            .map(|m| kth(m.clone(), (s * m.len() as f64).round() as usize))
-            .collect(),
-        Scope::Global => {
-            let all: Vec<f32> = scores.iter().flatten().copied().collect();
-            let t = kth(all.clone(), (s * all.len() as f64).round() as usize);
-            vec![t; params.len()]
-        }
-    };
+    let thresholds = thresholds(&scores, s, scope);
     params
         .iter()
         .zip(scores.iter().zip(thresholds))

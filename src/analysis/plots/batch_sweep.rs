@@ -1,7 +1,7 @@
 //! Batch-size sweep: energy and time against the (fixed) batch size, and,
 //! when the run has batch schedules, the batch size each epoch used.
 
-use super::style::{Res, color, energy_label, legend};
+use super::style::{Res, at, color, energy_label, legend, line_with_bars};
 use crate::analysis::Run;
 use crate::analysis::stats::Estimate;
 use crate::record::TrialRecord;
@@ -48,11 +48,7 @@ pub fn batch_sweep<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run)
                     .filter_map(f)
                     .collect();
                 let e = Estimate::of(&xs);
-                e.mean.is_finite().then_some((
-                    b as f64,
-                    e.mean,
-                    if e.ci95.is_finite() { e.ci95 } else { 0.0 },
-                ))
+                e.mean.is_finite().then(|| at(b as f64, &e))
             })
             .collect()
     };
@@ -93,27 +89,7 @@ pub fn batch_sweep<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run)
             .y_desc(ydesc)
             .draw());
         for (i, w) in workloads.iter().enumerate() {
-            let c = color(i);
-            let pts = points(w, f);
-            t!(chart.draw_series(pts.iter().map(|p| ErrorBar::new_vertical(
-                p.0,
-                p.1 - p.2,
-                p.1,
-                p.1 + p.2,
-                c.stroke_width(1),
-                8
-            ))));
-            t!(chart
-                .draw_series(
-                    LineSeries::new(pts.iter().map(|p| (p.0, p.1)), c.stroke_width(2))
-                        .point_size(4)
-                )
-                .map(
-                    |s| s.label(w.clone()).legend(move |(x, y)| PathElement::new(
-                        vec![(x, y), (x + 12, y)],
-                        c.stroke_width(2)
-                    ))
-                ));
+            line_with_bars(&mut chart, &points(w, f), color(i), w.clone())?;
         }
         legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
