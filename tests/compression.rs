@@ -16,6 +16,20 @@ fn mlp_vars(seed: u64) -> (Box<dyn joulebench::model::Model>, SeededVars) {
     (m, vars)
 }
 
+/// An MLP 784-256-128-10: widths divisible by 32 (no q8_0 padding but fc1's).
+fn mlp_256_128(seed: u64) -> Box<dyn joulebench::model::Model> {
+    let vars = SeededVars::new(seed);
+    ModelKind::Mlp
+        .build(
+            vars.builder(DType::F32, &Device::Cpu),
+            10,
+            &ModelSize::Mlp {
+                hidden: vec![256, 128],
+            },
+        )
+        .unwrap()
+}
+
 #[test]
 fn unstructured_sparsity_equals_the_target_and_survives_optimizer_steps() {
     for scope in [Scope::Layer, Scope::Global] {
@@ -95,17 +109,8 @@ fn gradual_schedule_is_zhu_and_gupta_cubic() {
 
 #[test]
 fn q8_0_is_about_3_8x_smaller_and_agrees_with_f32() {
-    let vars = SeededVars::new(5);
     // Widths divisible by 32: no padding, the pure q8_0 ratio (4 * 32 / 34 = 3.76).
-    let m = ModelKind::Mlp
-        .build(
-            vars.builder(DType::F32, &Device::Cpu),
-            10,
-            &ModelSize::Mlp {
-                hidden: vec![256, 128],
-            },
-        )
-        .unwrap();
+    let m = mlp_256_128(5);
     let q = m
         .quantized(joulebench::config::QuantType::Q8_0)
         .unwrap()
@@ -425,16 +430,7 @@ fn int8_matches_f32_within_quantization_error_on_ragged_shapes() {
         assert_eq!(m.bytes(), (rows * cols.div_ceil(64) * 64 + 4 * rows) as u64);
     }
     // The same model quantized as int8 and as q8_0: both near f32.
-    let vars = SeededVars::new(5);
-    let m = ModelKind::Mlp
-        .build(
-            vars.builder(DType::F32, &Device::Cpu),
-            10,
-            &ModelSize::Mlp {
-                hidden: vec![256, 128],
-            },
-        )
-        .unwrap();
+    let m = mlp_256_128(5);
     let xs: Vec<f32> = (0..64 * 784).map(|_| rng.next_f64() as f32).collect();
     let x = Tensor::from_vec(xs, (64, 784), &Device::Cpu).unwrap();
     let a = m.forward(&x).unwrap();

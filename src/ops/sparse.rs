@@ -127,48 +127,36 @@ impl SparseMatrix {
     /// `x W^T + b` for row-major `x` of (n x cols); row-major (n x rows).
     pub fn forward(&self, x: &[f32], n: usize) -> Vec<f32> {
         let mut y = vec![0f32; n * self.rows];
-        let fast = avx2_fma();
         y.par_chunks_mut(TILE * self.rows)
             .zip(x.par_chunks(TILE * self.cols))
             .for_each(|(yt, xt)| {
-                #[cfg(target_arch = "x86_64")]
-                if fast {
-                    // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                    unsafe { tile_avx2(self, xt, yt) };
-                    return;
+                let t = xt.len() / self.cols.max(1);
+                let mut lanes = self.lanes();
+                for (j, row) in xt.chunks_exact(self.cols).enumerate() {
+                    for (k, v) in row.iter().enumerate() {
+                        lanes[k][j] = *v;
+                    }
                 }
-                let _ = fast;
-                tile(self, xt, yt);
+                products(self, &lanes, yt, t);
             });
         y
     }
-}
 
-impl SparseMatrix {
     /// `W X + b` for column-major inputs: `xt` is (cols x n) row-major (one
     /// column per sample, as im2col lays out a convolution's positions);
     /// returns (rows x n) row-major.
     pub fn forward_columns(&self, xt: &[f32], n: usize) -> Vec<f32> {
-        // Tiles of 16 columns, gathered into sample-major order.
-        let tiles = n.div_ceil(TILE);
-        let per_tile: Vec<Vec<f32>> = (0..tiles)
+        let per_tile: Vec<Vec<f32>> = (0..n.div_ceil(TILE))
             .into_par_iter()
             .map(|ti| {
                 let (n0, t) = (ti * TILE, TILE.min(n - ti * TILE));
-                let mut x = vec![0f32; t * self.cols];
-                for k in 0..self.cols {
-                    for j in 0..t {
-                        x[j * self.cols + k] = xt[k * n + n0 + j];
-                    }
+                // Each input row's 16 columns are already contiguous.
+                let mut lanes = self.lanes();
+                for (k, l) in lanes.iter_mut().take(self.cols).enumerate() {
+                    l[..t].copy_from_slice(&xt[k * n + n0..k * n + n0 + t]);
                 }
                 let mut y = vec![0f32; t * self.rows];
-                #[cfg(target_arch = "x86_64")]
-                if avx2_fma() {
-                    // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                    unsafe { tile_avx2(self, &x, &mut y) };
-                    return y;
-                }
-                tile(self, &x, &mut y);
+                products(self, &lanes, &mut y, t);
                 y
             })
             .collect();
@@ -182,6 +170,12 @@ impl SparseMatrix {
             }
         }
         out
+    }
+
+    /// A zeroed tile of transposed inputs: one 16-lane row per input,
+    /// padded to whole blocks of columns.
+    fn lanes(&self) -> Vec<[f32; TILE]> {
+        vec![[0f32; TILE]; self.cols.div_ceil(self.block) * self.block]
     }
 }
 
@@ -201,31 +195,32 @@ fn avx2_fma() -> bool {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile_avx2(m: &SparseMatrix, x: &[f32], y: &mut [f32]) {
-    tile(m, x, y)
+/// One tile's products: `xt` (transposed inputs, 16 lanes) into `y`
+/// (t x rows), on the AVX2+FMA build where the CPU has it.
+fn products(m: &SparseMatrix, xt: &[[f32; TILE]], y: &mut [f32], t: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+        unsafe { products_avx2(m, xt, y, t) };
+        return;
+    }
+    products_portable(m, xt, y, t);
 }
 
-/// One tile of up to 16 samples: `x` (t x cols) into `y` (t x rows).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn products_avx2(m: &SparseMatrix, xt: &[[f32; TILE]], y: &mut [f32], t: usize) {
+    products_portable(m, xt, y, t)
+}
+
 #[inline(always)]
-fn tile(m: &SparseMatrix, x: &[f32], y: &mut [f32]) {
-    let b = m.block;
-    let t = x.len() / m.cols.max(1);
-    // Transposed inputs, padded to whole blocks of columns and 16 lanes.
-    let padded = m.cols.div_ceil(b) * b;
-    let mut xt = vec![[0f32; TILE]; padded];
-    for (j, row) in x.chunks_exact(m.cols).enumerate() {
-        for (k, v) in row.iter().enumerate() {
-            xt[k][j] = *v;
-        }
-    }
-    match b {
-        1 => blocks::<1>(m, &xt, y, t),
-        2 => blocks::<2>(m, &xt, y, t),
-        4 => blocks::<4>(m, &xt, y, t),
-        8 => blocks::<8>(m, &xt, y, t),
-        _ => any_blocks(m, &xt, y, t),
+fn products_portable(m: &SparseMatrix, xt: &[[f32; TILE]], y: &mut [f32], t: usize) {
+    match m.block {
+        1 => blocks::<1>(m, xt, y, t),
+        2 => blocks::<2>(m, xt, y, t),
+        4 => blocks::<4>(m, xt, y, t),
+        8 => blocks::<8>(m, xt, y, t),
+        _ => any_blocks(m, xt, y, t),
     }
 }
 
