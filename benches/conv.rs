@@ -35,6 +35,7 @@ fn bench(c: &mut Criterion) {
             stride: 1,
             pad: 1,
             groups,
+            max_pool2: false,
         };
         let fwd = || conv2d_fused(&x, &w, Some(&b), spec, Activation::Relu).unwrap();
         for (label, fused) in [("fused", true), ("candle", false)] {

@@ -70,6 +70,8 @@ fn fused_conv2d_matches_candle_outputs_and_gradients_on_random_shapes() {
         (2, 3, 6, 6, 3, 1, 0, 1, false),
         (20, 4, 6, 5, 3, 1, 1, 2, true),
         (3, 6, 6, 8, 3, 2, 1, 6, true),
+        (4, 3, 8, 12, 3, 1, 1, 1, true),
+        (2, 2, 4, 11, 3, 1, 1, 2, false),
     ];
     for case @ (b, c, o, s, k, stride, pad, groups, relu) in cases {
         let inputs = [
@@ -86,6 +88,7 @@ fn fused_conv2d_matches_candle_outputs_and_gradients_on_random_shapes() {
             stride,
             pad,
             groups,
+            max_pool2: false,
         };
         assert_same(
             &format!("{case:?}"),
@@ -98,6 +101,22 @@ fn fused_conv2d_matches_candle_outputs_and_gradients_on_random_shapes() {
                     .broadcast_add(&t[2].reshape((1, o, 1, 1)).unwrap())
                     .unwrap();
                 act.tensor(y).unwrap()
+            },
+        );
+        // Pooling inside the op equals the unpooled op followed by the
+        // standalone pooling (whose true gradient is tested below); odd
+        // outputs take that very route.
+        let pooled = ConvSpec {
+            max_pool2: true,
+            ..spec
+        };
+        assert_same(
+            &format!("{case:?} pooled"),
+            &inputs,
+            &|t| conv::conv2d_fused(&t[0], &t[1], Some(&t[2]), pooled, act).unwrap(),
+            &|t| {
+                let y = conv::conv2d_fused(&t[0], &t[1], Some(&t[2]), spec, act).unwrap();
+                joulebench::ops::pool::max_pool2(&y).unwrap()
             },
         );
     }
@@ -231,6 +250,7 @@ fn bf16_layers_on_the_cpu_match_f32_on_bf16_inputs_and_pass_gradients() {
         stride: 1,
         pad: 1,
         groups: 1,
+        max_pool2: true,
     };
     // The converting path: bf16 values widened exactly, f32 arithmetic, one rounding at the end.
     let want = joulebench::ops::conv::conv2d_fused(

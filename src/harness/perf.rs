@@ -13,6 +13,11 @@ use candle_core::{DType, Device, Result, Tensor};
 const VOCAB: usize = 96;
 
 pub struct StepBench {
+    kind: ModelKind,
+    classes: usize,
+    /// Mixed precision: the dtype of the copy each step computes in (the
+    /// master weights stay f32), as the trainer's `precision = "bf16"`.
+    compute: Option<DType>,
     model: Box<dyn Model>,
     opt: TrainOptimizer,
     x: Tensor,
@@ -63,12 +68,30 @@ impl StepBench {
         };
         let opt = TrainOptimizer::new(&cfg, vars.var_map().all_vars())?;
         Ok(Self {
+            kind,
+            classes,
+            compute: None,
             model,
             opt,
             x,
             y,
             _vars: vars,
         })
+    }
+
+    /// Mixed precision as the trainer runs it: f32 master weights and
+    /// optimizer, and each step a `compute`-dtype copy of the model (weights
+    /// cast, gradients flowing back through the casts) on inputs in `compute`.
+    pub fn mixed(
+        kind: ModelKind,
+        batch: usize,
+        compute: DType,
+        fused_optimizer: bool,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut b = Self::new(kind, batch, DType::F32, fused_optimizer, device)?;
+        b.compute = Some(compute);
+        Ok(b)
     }
 
     /// True when the fused optimizer is in use (it needs f32 CPU parameters).
@@ -79,7 +102,19 @@ impl StepBench {
     /// One training step; seconds per phase (`data_s` stays 0: the batch is fixed).
     pub fn step(&mut self) -> Result<PhaseTimes> {
         let mut clock = crate::train::PhaseClock::start(self.x.device());
-        let logits = self.model.forward(&self.x)?;
+        let copy = match self.compute {
+            Some(dtype) => Some((
+                self.kind
+                    .build_default(self._vars.builder(dtype, self.x.device()), self.classes)?,
+                crate::train::step::inputs(&self.x, dtype)?,
+            )),
+            None => None,
+        };
+        let (model, x) = match &copy {
+            Some((m, x)) => (m.as_ref(), x),
+            None => (self.model.as_ref(), &self.x),
+        };
+        let logits = model.forward(x)?;
         let loss = crate::train::loss_of(&logits, &self.y)?;
         let forward_s = clock.lap()?;
         let grads = loss.backward()?;

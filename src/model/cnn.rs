@@ -16,10 +16,11 @@ enum ConvLayer {
 }
 
 impl ConvLayer {
-    fn forward(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+    /// `pool2(act(conv(x)))`: the dense layer pools inside its fused op.
+    fn forward_pooled(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         match self {
-            ConvLayer::Dense(c) => conv::forward(c, x, act),
-            ConvLayer::Sparse(c) => c.forward(x, act),
+            ConvLayer::Dense(c) => conv::forward(c, x, act, true),
+            ConvLayer::Sparse(c) => max_pool2(&c.forward(x, act)?),
         }
     }
 
@@ -75,8 +76,8 @@ impl Model for Cnn {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let b = xs.dim(0)?;
         let h = xs.reshape((b, 1, 28, 28))?;
-        let h = max_pool2(&self.conv1.forward(&h, Activation::Relu)?)?;
-        let h = max_pool2(&self.conv2.forward(&h, Activation::Relu)?)?;
+        let h = self.conv1.forward_pooled(&h, Activation::Relu)?;
+        let h = self.conv2.forward_pooled(&h, Activation::Relu)?;
         let h = h.flatten_from(1)?;
         let h = self.fc1.forward_act(&h, Activation::Relu)?;
         self.fc2.forward_act(&h, Activation::Identity)

@@ -93,7 +93,7 @@ impl MobileNetCnn {
 impl Model for MobileNetCnn {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let b = xs.dim(0)?;
-        let conv = |layer, x: &Tensor| crate::ops::conv::forward(layer, x, Activation::Relu);
+        let conv = |layer, x: &Tensor| crate::ops::conv::forward(layer, x, Activation::Relu, false);
         let mut h = conv(&self.stem, &xs.reshape((b, 1, 28, 28))?)?;
         for blk in &self.blocks {
             h = match blk {

@@ -13,114 +13,62 @@
 //! Outputs and gradients match candle's conv2d to float tolerance
 //! (tests/conv.rs, random shapes, strides, padding and groups).
 
-use super::{Activation, Mat, f32s, fast, matmul, with_f32};
+use super::im2col::Geometry;
+use super::pool::{pool_plane, unpool_plane};
+use super::{Activation, Mat, f32s, fast, filled, product, with_f32};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
-#[derive(Debug, Clone, Copy)]
-struct Geometry {
-    c: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    ho: usize,
-    wo: usize,
-}
-
-impl Geometry {
-    fn new(c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize) -> Result<Self> {
-        if stride == 0 || h + 2 * pad < k || w + 2 * pad < k {
-            candle_core::bail!(
-                "conv2d: a {k}x{k} kernel with stride {stride} and padding {pad} does not fit a {h}x{w} input"
-            )
-        }
-        Ok(Self {
-            c,
-            h,
-            w,
-            k,
-            stride,
-            pad,
-            ho: (h + 2 * pad - k) / stride + 1,
-            wo: (w + 2 * pad - k) / stride + 1,
-        })
-    }
-
-    /// Output positions per channel.
-    fn l(&self) -> usize {
-        self.ho * self.wo
-    }
-
-    /// Rows of a sample's column matrix: C·k·k.
-    fn rows(&self) -> usize {
-        self.c * self.k * self.k
-    }
-
-    fn image(&self) -> usize {
-        self.c * self.h * self.w
-    }
-
-    /// Calls `f(column_index, input_index)` for every kernel tap of one sample
-    /// that lands inside the input: `column_index` into that sample's
-    /// (C·k·k, Ho·Wo) column matrix, `input_index` into its (C, H, W) image.
-    /// im2col copies along these pairs and col2im (its adjoint) adds back.
-    fn taps(&self, mut f: impl FnMut(usize, usize)) {
-        let l = self.l();
-        for ci in 0..self.c {
-            for ky in 0..self.k {
-                for kx in 0..self.k {
-                    let row = ((ci * self.k + ky) * self.k + kx) * l;
-                    for oy in 0..self.ho {
-                        let iy = (oy * self.stride + ky) as isize - self.pad as isize;
-                        if iy < 0 || iy as usize >= self.h {
-                            continue;
-                        }
-                        let base = (ci * self.h + iy as usize) * self.w;
-                        for ox in 0..self.wo {
-                            let ix = (ox * self.stride + kx) as isize - self.pad as isize;
-                            if ix >= 0 && (ix as usize) < self.w {
-                                f(row + oy * self.wo + ox, base + ix as usize);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The column matrices of a batch: (B, C·k·k, Ho·Wo).
-    fn im2col(&self, x: &[f32]) -> Vec<f32> {
-        let n = self.rows() * self.l();
-        let mut cols = vec![0f32; x.len() / self.image() * n];
-        cols.par_chunks_mut(n)
-            .zip(x.par_chunks(self.image()))
-            .for_each(|(cb, xb)| self.taps(|col, inp| cb[col] = xb[inp]));
-        cols
-    }
+/// What the forward keeps for the backward pass.
+#[derive(Default)]
+struct Saved {
+    /// The batch's (C·k·k, B·L) columns, for the weight gradient.
+    cols: Option<Vec<f32>>,
+    /// Which entry of each pooling window was the maximum.
+    arg: Option<Vec<u8>>,
 }
 
 struct Conv2dOp {
     g: Geometry,
     groups: usize,
     act: Activation,
+    pool: bool,
     input_grad: bool,
-    /// The forward's column matrices, kept for the weight gradient.
-    cols: Mutex<Option<Vec<f32>>>,
-    keep_cols: bool,
+    weight_grad: bool,
+    /// The operands hold bf16 values (a bf16 layer's f32 copies).
+    bf16: bool,
+    saved: Mutex<Saved>,
 }
 
-/// Weight-gradient partial sums are formed over at most this many fixed
-/// sample chunks (and within this memory), then added in chunk order.
-const MAX_CHUNKS: usize = 16;
+/// The weight gradient is summed over at most this many fixed spans of
+/// samples (and within this memory), then the spans are added in order.
+const MAX_SPANS: usize = 8;
 const PARTIALS_BYTES: usize = 64 << 20;
 
 impl Conv2dOp {
     /// (out per group, rows of W per group = C/groups · k · k).
     fn group_dims(&self, o: usize) -> (usize, usize) {
         (o / self.groups, self.g.rows() / self.groups)
+    }
+
+    /// `dst_g = a_g · b_g` for every group g: `a` and `b` give each group's
+    /// operand views. One group: one product on all threads; several (depthwise
+    /// and grouped convolutions): the groups in parallel.
+    fn per_group<'a>(
+        &self,
+        dst: &mut [f32],
+        a: impl Fn(usize) -> Mat<'a> + Sync,
+        b: impl Fn(usize) -> Mat<'a> + Sync,
+    ) {
+        let mm = product(self.bf16);
+        if self.groups == 1 {
+            return mm(dst, a(0), b(0), false, true);
+        }
+        let per = dst.len() / self.groups;
+        dst.par_chunks_mut(per)
+            .enumerate()
+            .for_each(|(gi, d)| mm(d, a(gi), b(gi), false, false));
     }
 }
 
@@ -145,30 +93,47 @@ impl CustomOp3 for Conv2dOp {
         );
         let (g, b, o) = (self.g, xl.dims()[0], wl.dims()[0]);
         let ((og, kg), l) = (self.group_dims(o), g.l());
-        let cols = g.im2col(x);
-        let mut y = vec![0f32; b * o * l];
-        let inner_parallel = b < candle_core::utils::get_num_threads();
-        y.par_chunks_mut(o * l)
-            .zip(cols.par_chunks(g.rows() * l))
-            .for_each(|(yb, cb)| {
-                for (row, &bv) in yb.chunks_exact_mut(l).zip(bias) {
-                    row.fill(bv);
+        let n = b * l;
+        let cols = g.im2col_batch(x);
+        // z (O, B·L): every output channel at every sample's positions.
+        let mut z = vec![0f32; o * n];
+        self.per_group(
+            &mut z,
+            |gi| Mat::new(&w[gi * og * kg..], og, kg),
+            |gi| Mat::new(&cols[gi * kg * n..], kg, n),
+        );
+        let act = self.act;
+        let (shape, y, arg) = if self.pool {
+            let (ph, pw) = (g.ho / 2, g.wo / 2);
+            let q = ph * pw;
+            let mut y = vec![0f32; b * o * q];
+            let mut arg = vec![0u8; b * o * q];
+            y.par_chunks_mut(q)
+                .zip(arg.par_chunks_mut(q))
+                .enumerate()
+                .for_each(|(p, (yp, ap))| {
+                    let (bi, oc) = (p / o, p % o);
+                    let bv = bias[oc];
+                    pool_plane(&z[oc * n + bi * l..][..l], g.wo, yp, ap, |v| {
+                        act.scalar(v + bv)
+                    });
+                });
+            (Shape::from((b, o, ph, pw)), y, Some(arg))
+        } else {
+            let mut y = vec![0f32; b * o * l];
+            y.par_chunks_mut(l).enumerate().for_each(|(p, yp)| {
+                let (bi, oc) = (p / o, p % o);
+                let bv = bias[oc];
+                for (d, &v) in yp.iter_mut().zip(&z[oc * n + bi * l..][..l]) {
+                    *d = act.scalar(v + bv);
                 }
-                for gi in 0..self.groups {
-                    matmul(
-                        &mut yb[gi * og * l..(gi + 1) * og * l],
-                        Mat::new(&w[gi * og * kg..], og, kg),
-                        Mat::new(&cb[gi * kg * l..], kg, l),
-                        true,
-                        inner_parallel,
-                    );
-                }
-                self.act.apply(yb);
             });
-        if self.keep_cols {
-            *self.cols.lock().unwrap_or_else(|p| p.into_inner()) = Some(cols);
-        }
-        Ok((CpuStorage::F32(y), Shape::from((b, o, g.ho, g.wo))))
+            (Shape::from((b, o, g.ho, g.wo)), y, None)
+        };
+        let mut saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
+        saved.cols = self.weight_grad.then_some(cols);
+        saved.arg = arg;
+        Ok((CpuStorage::F32(y), shape))
     }
 
     fn bwd(
@@ -181,41 +146,66 @@ impl CustomOp3 for Conv2dOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (g, b, o) = (self.g, x.dim(0)?, w.dim(0)?);
         let ((og, kg), l) = (self.group_dims(o), g.l());
-        let mut gz = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        with_f32(y, self.name(), |y| {
-            self.act.mask_grad(&mut gz, y);
-            Ok(())
-        })?;
-        let mut db = vec![0f32; o];
-        for plane in gz.chunks_exact(o * l) {
-            for (d, row) in db.iter_mut().zip(plane.chunks_exact(l)) {
-                *d += row.iter().sum::<f32>();
-            }
-        }
-        let cached = self.cols.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let cols = match cached {
-            Some(c) => c,
-            None => with_f32(x, self.name(), |x| Ok(g.im2col(x)))?,
-        };
-        // dW: partial sums over fixed sample chunks, added in order.
-        let per = o * kg;
-        let chunks = (PARTIALS_BYTES / (per * 4).max(1)).clamp(1, MAX_CHUNKS.min(b.max(1)));
-        let chunk = b.div_ceil(chunks).max(1);
-        let partials: Vec<Vec<f32>> = (0..b.div_ceil(chunk))
-            .into_par_iter()
-            .map(|ci| {
-                let mut acc = vec![0f32; per];
-                for bi in ci * chunk..((ci + 1) * chunk).min(b) {
-                    let (gb, cb) = (&gz[bi * o * l..], &cols[bi * g.rows() * l..]);
-                    for gi in 0..self.groups {
-                        matmul(
-                            &mut acc[gi * og * kg..(gi + 1) * og * kg],
-                            Mat::new(&gb[gi * og * l..], og, l),
-                            Mat::new(&cb[gi * kg * l..], kg, l).t(),
-                            true,
-                            false,
-                        );
+        let n = b * l;
+        let saved = std::mem::take(&mut *self.saved.lock().unwrap_or_else(|p| p.into_inner()));
+        let grad = grad.contiguous()?;
+        // gz (O, B·L): the gradient at the convolution's own output, with the
+        // pooling routed back and the activation's mask applied.
+        let gz = with_f32(y, self.name(), |y| {
+            with_f32(&grad, self.name(), |gy| {
+                let q = y.len() / (b * o).max(1);
+                Ok(filled(o * n, n, |oc, row| {
+                    for (bi, seg) in row.chunks_exact_mut(l).enumerate() {
+                        let p = (bi * o + oc) * q;
+                        let (yp, gp) = (&y[p..p + q], &gy[p..p + q]);
+                        match &saved.arg {
+                            Some(arg) => unpool_plane(gp, &arg[p..p + q], g.wo, seg, |i| {
+                                self.act.passes(yp[i])
+                            }),
+                            None => {
+                                for ((d, &gv), &yv) in seg.iter_mut().zip(gp).zip(yp) {
+                                    d.write(if self.act.passes(yv) { gv } else { 0.0 });
+                                }
+                            }
+                        }
                     }
+                }))
+            })
+        })?;
+        let db: Vec<f32> = gz.par_chunks(n).map(|row| row.iter().sum()).collect();
+        let cols = match saved.cols {
+            Some(c) => c,
+            None => with_f32(x, self.name(), |x| Ok(g.im2col_batch(x)))?,
+        };
+        // dW_g = gz_g · cols_gᵀ, a sum over every sample's positions: partial
+        // products over fixed column spans, added in span order, so the result
+        // does not depend on the thread count.
+        let per = o * kg;
+        let spans = (PARTIALS_BYTES / (per * 4).max(1)).clamp(1, MAX_SPANS.min(b.max(1)));
+        let span = b.div_ceil(spans) * l;
+        let partials: Vec<Vec<f32>> = (0..n.div_ceil(span))
+            .into_par_iter()
+            .map(|si| {
+                let (start, len) = (si * span, span.min(n - si * span));
+                let mut acc = vec![0f32; per];
+                for gi in 0..self.groups {
+                    let gzv = Mat {
+                        rows: og,
+                        cols: len,
+                        ..Mat::new(&gz[gi * og * n + start..], og, n)
+                    };
+                    let cv = Mat {
+                        rows: kg,
+                        cols: len,
+                        ..Mat::new(&cols[gi * kg * n + start..], kg, n)
+                    };
+                    product(self.bf16)(
+                        &mut acc[gi * og * kg..(gi + 1) * og * kg],
+                        gzv,
+                        cv.t(),
+                        false,
+                        false,
+                    );
                 }
                 acc
             })
@@ -228,28 +218,21 @@ impl CustomOp3 for Conv2dOp {
         }
         drop(cols);
         let dx = if self.input_grad {
-            let mut dx = vec![0f32; b * g.image()];
+            // dcols_g = W_gᵀ · gz_g, folded back by col2im.
+            let mut dcols = vec![0f32; g.rows() * n];
             with_f32(w, self.name(), |w| {
-                dx.par_chunks_mut(g.image())
-                    .zip(gz.par_chunks(o * l))
-                    .for_each_init(
-                        || vec![0f32; g.rows() * l],
-                        |dcols, (dxb, gb)| {
-                            for gi in 0..self.groups {
-                                matmul(
-                                    &mut dcols[gi * kg * l..(gi + 1) * kg * l],
-                                    Mat::new(&w[gi * og * kg..], og, kg).t(),
-                                    Mat::new(&gb[gi * og * l..], og, l),
-                                    false,
-                                    false,
-                                );
-                            }
-                            g.taps(|col, inp| dxb[inp] += dcols[col]);
-                        },
-                    );
+                self.per_group(
+                    &mut dcols,
+                    |gi| Mat::new(&w[gi * og * kg..], og, kg).t(),
+                    |gi| Mat::new(&gz[gi * og * n..], og, n),
+                );
                 Ok(())
             })?;
-            Some(Tensor::from_vec(dx, x.shape(), x.device())?)
+            Some(Tensor::from_vec(
+                g.col2im_batch(&dcols, b),
+                x.shape(),
+                x.device(),
+            )?)
         } else {
             None
         };
@@ -261,17 +244,20 @@ impl CustomOp3 for Conv2dOp {
     }
 }
 
-/// Stride, padding and groups of a square-kernel convolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Stride, padding and groups of a square-kernel convolution, and whether a
+/// 2×2/stride-2 max pooling follows the activation inside the same op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConvSpec {
     pub stride: usize,
     pub pad: usize,
     pub groups: usize,
+    pub max_pool2: bool,
 }
 
-/// `act(conv2d(x, w) + bias)` of x (B, C, H, W) with weight
-/// (O, C/groups, k, k) and optional bias (O): the fused op on f32 CPU
-/// tensors with a square kernel, candle's conv2d otherwise.
+/// `pool(act(conv2d(x, w) + bias))` of x (B, C, H, W) with weight
+/// (O, C/groups, k, k) and optional bias (O), the pooling only with
+/// `spec.max_pool2`: one fused op on f32 CPU tensors with a square kernel
+/// (bf16 CPU tensors run it on f32 copies), candle's ops otherwise.
 pub fn conv2d_fused(
     x: &Tensor,
     w: &Tensor,
@@ -281,15 +267,29 @@ pub fn conv2d_fused(
 ) -> Result<Tensor> {
     if super::bf16_cpu(&[x, w]) {
         let b = bias.map(|b| b.to_dtype(DType::F32)).transpose()?;
-        let y = conv2d_fused(
+        let y = conv_with(
             &x.to_dtype(DType::F32)?,
             &w.to_dtype(DType::F32)?,
             b.as_ref(),
             spec,
             act,
+            true,
         )?;
         return y.to_dtype(DType::BF16);
     }
+    conv_with(x, w, bias, spec, act, false)
+}
+
+/// [`conv2d_fused`] on f32 or non-CPU tensors; `bf16`: the f32 operands
+/// hold bf16 values.
+fn conv_with(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    spec: ConvSpec,
+    act: Activation,
+    bf16: bool,
+) -> Result<Tensor> {
     let (_, c, h, wd) = x.dims4()?;
     let (o, cg, k, k2) = w.dims4()?;
     let groups = spec.groups.max(1);
@@ -300,19 +300,35 @@ pub fn conv2d_fused(
             Some(bv) => y.broadcast_add(&bv.reshape((1, o, 1, 1))?)?,
             None => y,
         };
-        return act.tensor(y);
+        let y = act.tensor(y)?;
+        return if spec.max_pool2 {
+            super::pool::max_pool2(&y)
+        } else {
+            Ok(y)
+        };
+    }
+    let g = Geometry::new(c, h, wd, k, spec.stride, spec.pad)?;
+    if spec.max_pool2 && (g.ho % 2 != 0 || g.wo % 2 != 0) {
+        // Odd outputs: the pooling drops the last row or column, outside this op.
+        let unpooled = ConvSpec {
+            max_pool2: false,
+            ..spec
+        };
+        return super::pool::max_pool2(&conv_with(x, w, bias, unpooled, act, bf16)?);
     }
     let bias = match bias {
         Some(b) => b.contiguous()?,
         None => Tensor::zeros(o, DType::F32, x.device())?,
     };
     let op = Conv2dOp {
-        g: Geometry::new(c, h, wd, k, spec.stride, spec.pad)?,
+        g,
         groups,
         act,
+        pool: spec.max_pool2,
         input_grad: x.track_op(),
-        cols: Mutex::new(None),
-        keep_cols: w.track_op(),
+        weight_grad: w.track_op(),
+        bf16,
+        saved: Mutex::new(Saved::default()),
     };
     x.contiguous()?.apply_op3(&w.contiguous()?, &bias, op)
 }
@@ -330,12 +346,11 @@ pub fn conv2d(
         stride,
         pad,
         groups: 1,
+        max_pool2: false,
     };
     conv2d_fused(x, w, bias, spec, Activation::Identity)
 }
 
-/// A candle_nn `Conv2d` layer followed by `act`, through [`conv2d_fused`]
-/// when it can (dilation 1), through candle otherwise.
 /// The column matrices of a batch of (C, H, W) images for a k x k kernel:
 /// (B, C k k, Ho Wo) row-major, and (Ho, Wo). For inference kernels that
 /// run their own product over the columns (sparse convolution).
@@ -347,19 +362,33 @@ pub fn im2col(
     pad: usize,
 ) -> Result<(Vec<f32>, usize, usize)> {
     let g = Geometry::new(c, h, w, k, stride, pad)?;
-    Ok((g.im2col(x), g.ho, g.wo))
+    Ok((g.im2col_samples(x), g.ho, g.wo))
 }
 
-pub fn forward(layer: &candle_nn::Conv2d, x: &Tensor, act: Activation) -> Result<Tensor> {
+/// A candle_nn `Conv2d` layer followed by `act` and, with `max_pool2`, a
+/// 2×2 max pooling: through [`conv2d_fused`] when it can (dilation 1),
+/// through candle otherwise.
+pub fn forward(
+    layer: &candle_nn::Conv2d,
+    x: &Tensor,
+    act: Activation,
+    max_pool2: bool,
+) -> Result<Tensor> {
     let cfg = layer.config();
     if cfg.dilation == 1 {
         let spec = ConvSpec {
             stride: cfg.stride,
             pad: cfg.padding,
             groups: cfg.groups,
+            max_pool2,
         };
         conv2d_fused(x, layer.weight(), layer.bias(), spec, act)
     } else {
-        act.tensor(candle_core::Module::forward(layer, x)?)
+        let y = act.tensor(candle_core::Module::forward(layer, x)?)?;
+        if max_pool2 {
+            super::pool::max_pool2(&y)
+        } else {
+            Ok(y)
+        }
     }
 }

@@ -6,12 +6,14 @@
 //! the input batch), `dx = g·W`. candle's `Linear` + `relu` computes `dx`
 //! always and accumulates each of its ~6 nodes through a zeros-plus-add.
 
-use super::{Activation, Mat, f32s, fast, matmul, with_f32};
+use super::{Activation, Mat, f32s, fast, product, with_f32};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 struct LinearOp {
     act: Activation,
     input_grad: bool,
+    /// The operands hold bf16 values (a bf16 layer's f32 copies).
+    bf16: bool,
 }
 
 impl CustomOp3 for LinearOp {
@@ -39,7 +41,7 @@ impl CustomOp3 for LinearOp {
         for _ in 0..n {
             y.extend_from_slice(b);
         }
-        matmul(&mut y, Mat::new(x, n, i), Mat::new(w, o, i).t(), true, true);
+        product(self.bf16)(&mut y, Mat::new(x, n, i), Mat::new(w, o, i).t(), true, true);
         self.act.apply(&mut y);
         Ok((CpuStorage::F32(y), Shape::from((n, o))))
     }
@@ -62,7 +64,7 @@ impl CustomOp3 for LinearOp {
         let gm = Mat::new(&g, n, o);
         let mut dw = vec![0f32; o * i];
         with_f32(x, self.name(), |x| {
-            matmul(&mut dw, gm.t(), Mat::new(x, n, i), false, true);
+            product(self.bf16)(&mut dw, gm.t(), Mat::new(x, n, i), false, true);
             Ok(())
         })?;
         let mut db = vec![0f32; o];
@@ -74,7 +76,7 @@ impl CustomOp3 for LinearOp {
         let dx = if self.input_grad {
             let mut dx = vec![0f32; n * i];
             with_f32(w, self.name(), |w| {
-                matmul(&mut dx, gm, Mat::new(w, o, i), false, true);
+                product(self.bf16)(&mut dx, gm, Mat::new(w, o, i), false, true);
                 Ok(())
             })?;
             Some(Tensor::from_vec(dx, (n, i), x.device())?)
@@ -94,14 +96,26 @@ impl CustomOp3 for LinearOp {
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Result<Tensor> {
     if super::bf16_cpu(&[x, w]) {
         let b = b.map(|b| b.to_dtype(DType::F32)).transpose()?;
-        let y = linear(
+        let y = linear_with(
             &x.to_dtype(DType::F32)?,
             &w.to_dtype(DType::F32)?,
             b.as_ref(),
             act,
+            true,
         )?;
         return y.to_dtype(DType::BF16);
     }
+    linear_with(x, w, b, act, false)
+}
+
+/// [`linear`] on f32 or non-CPU tensors; `bf16`: the f32 operands hold bf16 values.
+fn linear_with(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    act: Activation,
+    bf16: bool,
+) -> Result<Tensor> {
     let Some(b) = b.filter(|b| fast(&[x, w, b])) else {
         let y = x.broadcast_matmul(&w.t()?)?;
         let y = match b {
@@ -113,6 +127,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Re
     let op = LinearOp {
         act,
         input_grad: x.track_op(),
+        bf16,
     };
     let (w, b) = (w.contiguous()?, b.contiguous()?);
     // Every reshape is a graph node with its own backward: skip them for 2-D input.

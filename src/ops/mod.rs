@@ -13,8 +13,10 @@
 //! device-agnostic. Every fast op is tested against candle's result and
 //! gradients (tests/ops.rs, tests/conv.rs).
 
+pub mod bf16_gemm;
 pub mod conv;
 pub mod cross_entropy;
+mod im2col;
 pub mod int8;
 pub mod linear;
 pub mod pool;
@@ -22,6 +24,8 @@ pub mod sparse;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The nonlinearity applied to a layer's output inside the fused op.
@@ -51,6 +55,19 @@ impl Activation {
                 }
             }
         }
+    }
+
+    /// The activation of one value.
+    fn scalar(self, v: f32) -> f32 {
+        match self {
+            Activation::Identity => v,
+            Activation::Relu => v.max(0.0),
+        }
+    }
+
+    /// Whether a gradient passes back through an output `y` of the activation.
+    fn passes(self, y: f32) -> bool {
+        self != Activation::Relu || y > 0.0
     }
 
     /// Applies the activation with candle's tensor ops.
@@ -85,9 +102,9 @@ fn fast(ts: &[&Tensor]) -> bool {
 }
 
 /// bf16 CPU tensors (all of them): candle has no bf16 matmul on the CPU, so
-/// the fused ops run such layers on f32 copies, the converting path: bf16
-/// inputs and weights widened exactly to f32, f32 accumulation, the output
-/// rounded back to bf16 (gradients flow back through the casts).
+/// the fused ops run such layers on f32 copies of the bf16 values (widened
+/// exactly), their products on [`bf16_gemm`] with f32 accumulation, and round
+/// the output back to bf16 (gradients flow back through the casts).
 fn bf16_cpu(ts: &[&Tensor]) -> bool {
     fused()
         && ts
@@ -95,8 +112,13 @@ fn bf16_cpu(ts: &[&Tensor]) -> bool {
             .all(|t| t.device().is_cpu() && t.dtype() == DType::BF16)
 }
 
-/// How bf16 layers compute on the CPU (for records).
-pub const CPU_BF16_PATH: &str = "converting: bf16 inputs and weights widened to f32, f32 accumulation in the fused kernels, outputs rounded to bf16";
+/// The product for an op's operands: f32, or bf16 values held in f32 (the
+/// f32 copies of a bf16 layer), which take [`bf16_gemm::matmul_bf16`].
+type Product = fn(&mut [f32], Mat, Mat, bool, bool);
+
+fn product(bf16: bool) -> Product {
+    if bf16 { bf16_gemm::matmul_bf16 } else { matmul }
+}
 
 /// The f32 values of a contiguous CPU storage.
 fn f32s<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
@@ -116,6 +138,32 @@ fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Res
         Storage::Cpu(c) => f(f32s(c, l, op)?),
         _ => candle_core::bail!("{op}: the fused kernels run on the CPU only"),
     }
+}
+
+/// A vector of `len` values written chunk by chunk, in parallel, by `fill`
+/// (chunk index, chunk of `chunk` entries): the column matrices are the
+/// largest buffers of a step (and the gradients at a layer's output
+/// next), and zeroing them first would cost as much as filling them. `fill` must write every entry of each chunk.
+pub(super) fn filled(
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    assert!(
+        len == 0 || (chunk > 0 && len.is_multiple_of(chunk)),
+        "filled: {len} entries in chunks of {chunk}"
+    );
+    let mut v = Vec::<f32>::with_capacity(len);
+    if len > 0 {
+        v.spare_capacity_mut()[..len]
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, c)| fill(i, c));
+    }
+    // SAFETY: the chunks cover the first `len` entries exactly, `fill` wrote
+    // every entry of each (its contract), and `len` <= capacity.
+    unsafe { v.set_len(len) };
+    v
 }
 
 /// A read-only matrix view: `rows × cols` with element (r, c) at

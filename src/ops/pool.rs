@@ -2,11 +2,72 @@
 //!
 //! The backward routes each output gradient to the first maximum of its
 //! window. candle 0.11's `max_pool2d` backward (an upsample/compare/average
-//! recipe) returns a quarter of the true gradient (tests/conv.rs), besides
-//! building five full-size temporaries.
+//! recipe) returns a quarter of the true gradient (tests/ops.rs), besides
+//! building five full-size temporaries. The plane helpers here are shared
+//! with the convolution, which pools inside its own op
+//! (`ConvSpec::max_pool2`) so that its full-size output never becomes a
+//! tensor of its own.
 
-use super::{f32s, fast, with_f32};
+use super::{f32s, fast, filled, with_f32};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+/// Pools one (h, w) plane (h, w even) into `out` (h/2 · w/2): each output is
+/// `f(max of its window)`, and `arg` records which of the window's four
+/// entries (row-major) held the first maximum.
+pub(super) fn pool_plane(
+    src: &[f32],
+    w: usize,
+    out: &mut [f32],
+    arg: &mut [u8],
+    f: impl Fn(f32) -> f32,
+) {
+    let wo = w / 2;
+    for (oy, (orow, arow)) in out
+        .chunks_exact_mut(wo)
+        .zip(arg.chunks_exact_mut(wo))
+        .enumerate()
+    {
+        let (r0, r1) = (&src[2 * oy * w..][..w], &src[(2 * oy + 1) * w..][..w]);
+        for (ox, (o, a)) in orow.iter_mut().zip(arow.iter_mut()).enumerate() {
+            let q = [r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]];
+            let mut best = 0;
+            for j in 1..4 {
+                if q[j] > q[best] {
+                    best = j;
+                }
+            }
+            *o = f(q[best]);
+            *a = best as u8;
+        }
+    }
+}
+
+/// The adjoint of [`pool_plane`]: writes every entry of the (h, w) plane
+/// `dst` (h, w even; it may start uninitialised), `g` at each window's
+/// recorded maximum where `keep` holds for that output, zero elsewhere.
+pub(super) fn unpool_plane(
+    g: &[f32],
+    arg: &[u8],
+    w: usize,
+    dst: &mut [MaybeUninit<f32>],
+    keep: impl Fn(usize) -> bool,
+) {
+    let wo = w / 2;
+    for (oy, rows) in dst.chunks_exact_mut(2 * w).enumerate() {
+        let (r0, r1) = rows.split_at_mut(w);
+        for ox in 0..wo {
+            let i = oy * wo + ox;
+            let v = if keep(i) { g[i] } else { 0.0 };
+            let at = |j: u8| if arg[i] == j { v } else { 0.0 };
+            r0[2 * ox].write(at(0));
+            r0[2 * ox + 1].write(at(1));
+            r1[2 * ox].write(at(2));
+            r1[2 * ox + 1].write(at(3));
+        }
+    }
+}
 
 struct MaxPool2;
 
@@ -18,42 +79,28 @@ impl CustomOp1 for MaxPool2 {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32s(s, l, self.name())?;
         let (b, c, h, w) = l.shape().dims4()?;
-        let (ho, wo) = (h / 2, w / 2);
-        let mut out = Vec::with_capacity(b * c * ho * wo);
-        for xp in x.chunks_exact(h * w) {
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let i = 2 * oy * w + 2 * ox;
-                    out.push(xp[i].max(xp[i + 1]).max(xp[i + w]).max(xp[i + w + 1]));
-                }
-            }
-        }
-        Ok((CpuStorage::F32(out), Shape::from((b, c, ho, wo))))
+        let q = (h / 2) * (w / 2);
+        let mut out = vec![0f32; b * c * q];
+        out.par_chunks_mut(q)
+            .zip(x.par_chunks(h * w))
+            .for_each_init(
+                || vec![0u8; q],
+                |arg, (o, xp)| pool_plane(xp, w, o, arg, |v| v),
+            );
+        Ok((CpuStorage::F32(out), Shape::from((b, c, h / 2, w / 2))))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (b, c, h, w) = arg.dims4()?;
-        let (ho, wo) = (h / 2, w / 2);
+        let q = (h / 2) * (w / 2);
         let g = grad.contiguous()?;
-        let mut dx = vec![0f32; b * c * h * w];
-        with_f32(arg, self.name(), |x| {
+        let dx = with_f32(arg, self.name(), |x| {
             with_f32(&g, self.name(), |g| {
-                let planes = x.chunks_exact(h * w).zip(dx.chunks_exact_mut(h * w));
-                for ((xp, dp), gp) in planes.zip(g.chunks_exact(ho * wo)) {
-                    for oy in 0..ho {
-                        for ox in 0..wo {
-                            let i = 2 * oy * w + 2 * ox;
-                            let mut best = i;
-                            for j in [i + 1, i + w, i + w + 1] {
-                                if xp[j] > xp[best] {
-                                    best = j;
-                                }
-                            }
-                            dp[best] += gp[oy * wo + ox];
-                        }
-                    }
-                }
-                Ok(())
+                Ok(filled(b * c * h * w, h * w, |p, dp| {
+                    let (mut scratch, mut am) = (vec![0f32; q], vec![0u8; q]);
+                    pool_plane(&x[p * h * w..][..h * w], w, &mut scratch, &mut am, |v| v);
+                    unpool_plane(&g[p * q..][..q], &am, w, dp, |_| true);
+                }))
             })
         })?;
         Ok(Some(Tensor::from_vec(dx, (b, c, h, w), arg.device())?))

@@ -289,7 +289,7 @@ pub struct PrecisionRecord {
     /// f16 only: the loss scale at the end, and the steps skipped for inf/NaN gradients.
     pub final_loss_scale: Option<f64>,
     pub skipped_steps: u64,
-    /// bf16 on a CPU: how its matrix products ran (`ops::CPU_BF16_PATH`).
+    /// bf16 on a CPU: how its matrix products ran (`ops::bf16_gemm::path`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_bf16_path: Option<String>,
 }

@@ -56,7 +56,7 @@ impl Setup {
             scaler: (cfg.precision == Precision::F16)
                 .then(|| LossScaler::new(cfg.loss_scale_init, cfg.loss_scale_growth_interval)),
             cpu_bf16_path: (compute == DType::BF16 && device.is_cpu())
-                .then_some(crate::ops::CPU_BF16_PATH),
+                .then(crate::ops::bf16_gemm::path),
         })
     }
 
