@@ -3,8 +3,10 @@
 //! optimizer (`perf::StepBench`), plus candle's own ops and candle_nn's AdamW
 //! ("f32-candle-ops") for the MLP and CNN, in the same run. The allocator is
 //! tuned for all of them; `examples/perf_summary` also times candle as-is.
-//! Precisions are pure (parameters and activations in that type); a
-//! combination candle cannot run on the CPU is reported and skipped.
+//! Precisions are pure (parameters and activations in that type), plus
+//! "bf16-mixed" (f32 master weights, a bf16 copy each step, as `precision =
+//! "bf16"` trains); a combination that cannot run on the CPU is reported and
+//! skipped.
 //!
 //! Run: cargo bench --bench train_step
 
@@ -28,23 +30,28 @@ fn bench(c: &mut Criterion) {
             ("bf16", DType::BF16),
             ("f16", DType::F16),
         ] {
-            cases.push((kind, pname, dtype, true));
+            cases.push((kind, pname, dtype, true, false));
         }
+        cases.push((kind, "bf16-mixed", DType::BF16, true, true));
     }
     for kind in [ModelKind::Mlp, ModelKind::Cnn] {
-        cases.push((kind, "f32-candle-ops", DType::F32, false));
+        cases.push((kind, "f32-candle-ops", DType::F32, false, false));
     }
-    for (kind, pname, dtype, fused) in cases {
+    for (kind, pname, dtype, fused, mixed) in cases {
         joulebench::ops::set_fused(fused);
         let batch = if kind.uses_text() { 16 } else { 128 };
         let id = format!("{}/{pname}/b{batch}", kind.name());
-        let made = StepBench::new(kind, batch, dtype, fused, &dev);
+        let made = if mixed {
+            StepBench::mixed(kind, batch, dtype, fused, &dev)
+        } else {
+            StepBench::new(kind, batch, dtype, fused, &dev)
+        };
         let mut b = match made.and_then(|mut b| b.step().map(|_| b)) {
             Ok(b) => b,
             Err(e) => {
                 let why = e.to_string();
                 let why = why.lines().next().unwrap_or_default();
-                eprintln!("train_step/{id}: skipped, candle cannot run it on the CPU: {why}");
+                eprintln!("train_step/{id}: skipped, it cannot run on the CPU: {why}");
                 continue;
             }
         };

@@ -1,17 +1,24 @@
-//! conv2d (+ bias + activation) as one op on the CPU: im2col + gemm.
+//! conv2d (+ bias + activation, + 2×2 max pooling) as one op on the CPU:
+//! im2col + one product per layer.
 //!
-//! Per sample, the input is unfolded into a (C·k·k, Ho·Wo) column matrix and
-//! each group's output is `W_g · cols_g`, written straight into the NCHW
-//! output, which was pre-filled with the bias; the activation is applied in
-//! place. The backward pass reuses the forward's columns for
-//! `dW = Σ_samples g · colsᵀ`, sums `g` for the bias, and only when the input
-//! needs a gradient computes `Wᵀ · g` and folds it back with col2im (the
-//! adjoint of im2col). Samples run in parallel, and the weight gradient is
-//! summed over fixed sample chunks in a fixed order, so results do not depend
-//! on the thread count. Grouped and depthwise convolutions (MobileNet) take
-//! the same path. Off the CPU or in f16/bf16, candle's conv2d is used.
-//! Outputs and gradients match candle's conv2d to float tolerance
-//! (tests/conv.rs, random shapes, strides, padding and groups).
+//! The whole batch is unfolded into one (C·k·k, B·Ho·Wo) column matrix
+//! (`ops::im2col`), so each group's output `z_g = W_g · cols_g` is a single
+//! large product whose weight operand is packed once, not once per sample.
+//! One parallel pass then adds the bias, applies the activation and, with
+//! `ConvSpec::max_pool2`, pools 2×2 windows while it writes the NCHW output,
+//! keeping which entry of each window won: the full-size activation never
+//! becomes a tensor, so autograd never zero-fills and adds its gradient.
+//! The backward pass routes the output gradient back through the pooling and
+//! the activation's mask into gz (O, B·Ho·Wo), sums it for the bias, forms
+//! `dW = gz · colsᵀ` as partial products over fixed spans of samples added
+//! in span order (so results do not depend on the thread count), and only
+//! when the input needs a gradient computes `Wᵀ · gz` and folds it back with
+//! col2im. Grouped and depthwise convolutions (MobileNet) take the same path,
+//! their groups in parallel. bf16 CPU tensors run the op on f32 copies
+//! (`ops::bf16_gemm`); off the CPU candle's conv2d is used. Outputs and
+//! gradients match candle's conv2d to float tolerance, pooled ones match the
+//! unpooled op followed by `ops::pool::max_pool2` (tests/ops.rs: random
+//! shapes, strides, padding and groups).
 
 use super::im2col::Geometry;
 use super::pool::{pool_plane, unpool_plane};

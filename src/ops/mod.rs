@@ -8,10 +8,10 @@
 //! full-size temporaries. Each op here does one layer's work in one node:
 //! gemm with the bias folded in and the activation applied in place, and a
 //! backward pass that computes exactly the gradients asked for. On f32 CPU
-//! tensors the fast kernels run; anywhere else (GPU, f16/bf16) the same
-//! function falls back to candle's ops, so models call one function and stay
-//! device-agnostic. Every fast op is tested against candle's result and
-//! gradients (tests/ops.rs, tests/conv.rs).
+//! tensors the fast kernels run, and bf16 CPU tensors run them on f32 copies
+//! (`bf16_gemm`); anywhere else (GPU, f16) the same function falls back to
+//! candle's ops, so models call one function and stay device-agnostic. Every
+//! fast op is tested against candle's result and gradients (tests/ops.rs).
 
 pub mod bf16_gemm;
 pub mod conv;
