@@ -147,6 +147,9 @@ fn header(o: &mut String, run: &Run) {
             m.host.os
         );
         let _ = writeln!(o, "| device | {} |", m.device);
+        for c in m.kernel_checks.iter().filter(|c| !c.passed) {
+            let _ = writeln!(o, "| kernel {} ({}) | {} |", c.kernel, c.build, c.action);
+        }
         if let Some(a) = &m.allocator {
             let _ = writeln!(o, "| allocator | {} |", a.describe());
         }

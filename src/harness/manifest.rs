@@ -56,6 +56,10 @@ pub struct Manifest {
     /// How the process allocator was tuned (see `alloc`); absent in older runs.
     #[serde(default)]
     pub allocator: Option<crate::util::alloc::AllocatorTuning>,
+    /// The custom kernels' self-checks on this machine at the start of the
+    /// run, and which were switched off (`ops::selfcheck`).
+    #[serde(default)]
+    pub kernel_checks: Vec<crate::ops::selfcheck::KernelCheck>,
 }
 
 fn read(path: &str) -> String {
@@ -141,6 +145,7 @@ impl Manifest {
             dataset_dir: dataset_dir.display().to_string(),
             placement: None,
             allocator: Some(crate::util::alloc::current()),
+            kernel_checks: Vec::new(),
         }
     }
 }

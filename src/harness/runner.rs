@@ -473,6 +473,7 @@ pub fn run_suite(
     for u in &built.unavailable {
         tracing::info!("meter {} unavailable: {}", u.meter, u.reason);
     }
+    let kernel_checks = crate::train::self_check(&device);
     let mut measurer = Measurer::new(built.meter, device.clone());
     let mut gpu_control = gpu_control(&plan, opts, &measurement)?;
 
@@ -493,6 +494,7 @@ pub fn run_suite(
         describe(&mut m, &measurer, &measurement, opts.device_reason.clone());
         m.unavailable_meters = built.unavailable.clone();
         m.placement = Some(placement.clone());
+        m.kernel_checks = kernel_checks.clone();
         m
     };
     let (mut run, mut records, discarded_bytes) = open_run(suite, opts, new_manifest)?;

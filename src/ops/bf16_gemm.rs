@@ -34,24 +34,76 @@ pub fn cpu_has_avx512_bf16() -> bool {
     }
 }
 
-/// True where the bf16 layers' products run on the AVX512-BF16 kernel: the
-/// CPU has it and `JOULEBENCH_CPU_BF16=avx512` asks for it. The default is
-/// the converting path, because on the one AVX512-BF16 machine measured so
-/// far (a 2-core Xeon VM) it was faster: CNN bf16 step 63-68 ms against
-/// 83-89 ms with this kernel (README, "Performance").
+/// Which kernel multiplies bf16 layers' operands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Engine {
+    /// AMX tiles (`tdpbf16ps`).
+    Amx,
+    /// AVX512-BF16 vectors (`vdpbf16ps`).
+    Avx512,
+}
+
+/// The engine this process uses: `JOULEBENCH_CPU_BF16` = `amx` (the default
+/// where the CPU has AMX-BF16), `avx512` (opt-in: slower than the
+/// converting path on the machine measured) or `converting` (f32 kernels),
+/// and only while the kernel has passed its self-check.
+pub(super) fn engine() -> Option<Engine> {
+    static CHOSEN: std::sync::OnceLock<Option<Engine>> = std::sync::OnceLock::new();
+    let e = *CHOSEN.get_or_init(|| match std::env::var("JOULEBENCH_CPU_BF16").as_deref() {
+        Ok("converting") => None,
+        Ok("avx512") => cpu_has_avx512_bf16().then_some(Engine::Avx512),
+        _ => super::amx::available().then_some(Engine::Amx),
+    });
+    e.filter(|_| super::selfcheck::enabled(super::selfcheck::Kernel::Bf16Gemm))
+}
+
+/// True where bf16 products run on a bf16 kernel (AMX or AVX512-BF16).
 pub fn avx512_bf16() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| {
-        std::env::var("JOULEBENCH_CPU_BF16").as_deref() == Ok("avx512") && cpu_has_avx512_bf16()
-    })
+    engine().is_some()
+}
+
+/// The self-check: the kernel against the f32 product on bf16 values.
+pub(super) fn self_check() -> candle_core::Result<f64> {
+    let mut rng = crate::util::rng::Rng::new(11);
+    let (m, k, n) = (13, 70, 45);
+    let mut draw = |len: usize| -> Vec<f32> {
+        (0..len)
+            .map(|_| f32::from_bits(bf16_bits(rng.normal() as f32) << 16))
+            .collect()
+    };
+    let (a, b) = (draw(m * k), draw(k * n));
+    let (av, bv) = (Mat::new(&a, m, k), Mat::new(&b, k, n));
+    let mut want = vec![0f32; m * n];
+    matmul(&mut want, av, bv, false, false);
+    let mut got = vec![0f32; m * n];
+    matmul_bf16_on(&mut got, av, bv, false, false, engine());
+    let scale = want.iter().fold(1e-3f32, |s, v| s.max(v.abs()));
+    let err = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| {
+            if g.is_finite() {
+                (g - w).abs()
+            } else {
+                f32::INFINITY
+            }
+        })
+        .fold(0f32, f32::max);
+    Ok((err / scale) as f64)
 }
 
 /// How bf16 layers compute on this CPU (for records).
 pub fn path() -> &'static str {
-    if avx512_bf16() {
-        "avx512-bf16: bf16 inputs and weights multiplied on vdpbf16ps with f32 accumulation in the fused kernels, outputs rounded to bf16"
-    } else {
-        "converting: bf16 inputs and weights widened to f32, f32 accumulation in the fused kernels, outputs rounded to bf16"
+    match engine() {
+        Some(Engine::Amx) => {
+            "amx-bf16: bf16 inputs and weights multiplied on AMX tiles (tdpbf16ps) with f32 accumulation in the fused kernels, outputs rounded to bf16"
+        }
+        Some(Engine::Avx512) => {
+            "avx512-bf16: bf16 inputs and weights multiplied on vdpbf16ps with f32 accumulation in the fused kernels, outputs rounded to bf16"
+        }
+        None => {
+            "converting: bf16 inputs and weights widened to f32, f32 accumulation in the fused kernels, outputs rounded to bf16"
+        }
     }
 }
 
@@ -68,89 +120,169 @@ fn pair(lo: f32, hi: f32) -> u32 {
 }
 
 /// `dst (m × n, row-major) = a·b`, or `+= a·b` with `accumulate`, for
-/// operands holding bf16 values: on AVX512-BF16 where the CPU has it, on the
-/// f32 kernels otherwise. `parallel` as for [`matmul`].
+/// operands holding bf16 values: on the bf16 [`engine`] where there is one,
+/// on the f32 kernels otherwise. `parallel` as for [`matmul`].
 pub(super) fn matmul_bf16(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallel: bool) {
-    matmul_bf16_on(dst, a, b, accumulate, parallel, avx512_bf16())
+    matmul_bf16_on(dst, a, b, accumulate, parallel, engine())
 }
 
-/// [`matmul_bf16`] with the kernel chosen by the caller (`kernel` only
-/// where the CPU has AVX512-BF16).
-fn matmul_bf16_on(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallel: bool, kernel: bool) {
+/// [`matmul_bf16`] on the engine chosen by the caller.
+fn matmul_bf16_on(
+    dst: &mut [f32],
+    a: Mat,
+    b: Mat,
+    accumulate: bool,
+    parallel: bool,
+    engine: Option<Engine>,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
+    let engine = engine.filter(|e| match e {
+        Engine::Amx => super::amx::available(),
+        Engine::Avx512 => cpu_has_avx512_bf16(),
+    });
     // Tiny products gain nothing from packing.
-    if !(kernel && cpu_has_avx512_bf16()) || m < 2 || n < LANES || k < 8 {
+    let Some(engine) = engine.filter(|_| m >= 2 && n >= LANES && k >= 8) else {
         return matmul(dst, a, b, accumulate, parallel);
-    }
+    };
     assert_eq!(k, b.rows, "matmul_bf16: inner dimensions differ");
     assert!(dst.len() >= m * n, "matmul_bf16: destination too small");
     #[cfg(target_arch = "x86_64")]
     {
-        let kp = k.div_ceil(2);
-        let at = |x: &Mat, r: usize, c: usize| x.data[r * x.rs + c * x.cs];
-        // A: rows padded to a multiple of MR, row-major pairs.
-        let rows = m.div_ceil(MR) * MR;
-        let mut pa = vec![0u32; rows * kp];
-        pa.par_chunks_mut(kp)
-            .take(m)
-            .enumerate()
-            .for_each(|(i, row)| {
-                for (p, v) in row.iter_mut().enumerate() {
-                    let hi = if 2 * p + 1 < k {
-                        at(&a, i, 2 * p + 1)
-                    } else {
-                        0.0
-                    };
-                    *v = pair(at(&a, i, 2 * p), hi);
-                }
-            });
-        // B: panels of 16 columns, each (kp × 16) pairs.
-        let panels = n.div_ceil(LANES);
-        let pb = pack_b(&b, k, n, panels);
+        let par = parallel && m * n * k >= super::PARALLEL_MACS;
         let out = SendPtr(dst.as_mut_ptr());
-        let strips = n.div_ceil(NR);
-        let run = |s: usize| {
-            let out = &out;
-            for i0 in (0..m).step_by(MR) {
-                // SAFETY: the CPU has AVX-512 F and BF16 (checked above); the
-                // packed operands hold `rows` × kp and `panels` × kp × 16
-                // pairs; the block writes rows i0..min(i0+6, m) and columns
-                // of strip s below n only, and strips write disjoint columns.
-                unsafe { block(&pa, &pb, kp, i0, m, s, n, out.0, accumulate) };
+        match engine {
+            Engine::Avx512 => {
+                let kp = k.div_ceil(2);
+                let pa = pack_a(&a, k, m.div_ceil(MR) * MR, kp);
+                let pb = pack_b(&b, k, n, n.div_ceil(LANES), kp);
+                let run = |s: usize| {
+                    let out = &out;
+                    for i0 in (0..m).step_by(MR) {
+                        // SAFETY: the CPU has AVX-512 F and BF16 (filtered
+                        // above); the packed operands hold whole row blocks
+                        // and every panel with kp pairs; the block writes rows
+                        // i0..min(i0+6, m) and columns of strip s below n
+                        // only, and strips write disjoint columns.
+                        unsafe { block(&pa, &pb, kp, i0, m, s, n, out.0, accumulate) };
+                    }
+                };
+                let strips = n.div_ceil(NR);
+                if par {
+                    (0..strips).into_par_iter().for_each(run);
+                } else {
+                    (0..strips).for_each(run);
+                }
             }
-        };
-        if parallel && m * n * k >= super::PARALLEL_MACS {
-            (0..strips).into_par_iter().for_each(run);
-        } else {
-            (0..strips).for_each(run);
+            Engine::Amx => amx_product(&a, &b, (m, k, n), out, accumulate, par),
         }
+        super::selfcheck::corrupt(super::selfcheck::Kernel::Bf16Gemm, dst);
     }
 }
 
-/// B (k × n) as panels of 16 columns, each kp × 16 pairs along k (zero
-/// past k and n). Row-major B is read row pair by row pair, streaming, each
-/// 16-column run written as one 64-byte line of its panel; a transposed B
-/// (columns contiguous) is read panel by panel, column by column.
+/// The product on AMX tiles: operands padded to 32 rows, 16 pairs and an
+/// even number of panels; strips of 32 columns in parallel, each running all
+/// row blocks with the tiles configured once.
 #[cfg(target_arch = "x86_64")]
-fn pack_b(b: &Mat, k: usize, n: usize, panels: usize) -> Vec<u32> {
-    let kp = k.div_ceil(2);
+fn amx_product(
+    a: &Mat,
+    b: &Mat,
+    (m, k, n): (usize, usize, usize),
+    out: SendPtr,
+    accumulate: bool,
+    parallel: bool,
+) {
+    use super::amx::{BLOCK, K_PAIRS};
+    let kp = k.div_ceil(2).div_ceil(K_PAIRS) * K_PAIRS;
+    let pa = pack_a(a, k, m.div_ceil(BLOCK) * BLOCK, kp);
+    let strips = n.div_ceil(BLOCK);
+    let pb = pack_b(b, k, n, 2 * strips, kp);
+    let run = |range: std::ops::Range<usize>| {
+        let out = &out;
+        let mut tile = [0f32; BLOCK * BLOCK];
+        // SAFETY: AMX is available (the caller filtered on it).
+        unsafe {
+            super::amx::with_tiles(|| {
+                for s in range {
+                    for i0 in (0..m).step_by(BLOCK) {
+                        // SAFETY: pa holds whole 32-row blocks of kp pairs,
+                        // pb 2·strips panels of kp pairs, kp a multiple of 16.
+                        super::amx::block(&pa, &pb, kp, i0, s, &mut tile);
+                        let (rows, j0) = (BLOCK.min(m - i0), s * BLOCK);
+                        let cols = BLOCK.min(n - j0);
+                        for (r, src) in tile.chunks_exact(BLOCK).take(rows).enumerate() {
+                            // SAFETY: row i0 + r < m, columns j0..j0 + cols
+                            // <= n of the (m × n) destination; strips write
+                            // disjoint columns.
+                            let d =
+                                std::slice::from_raw_parts_mut(out.0.add((i0 + r) * n + j0), cols);
+                            if accumulate {
+                                d.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                            } else {
+                                d.copy_from_slice(&src[..cols]);
+                            }
+                        }
+                    }
+                }
+            })
+        }
+    };
+    let threads = if parallel {
+        rayon::current_num_threads().max(1)
+    } else {
+        1
+    };
+    let per = strips.div_ceil(threads).max(1);
+    (0..strips.div_ceil(per))
+        .into_par_iter()
+        .for_each(|c| run(c * per..((c + 1) * per).min(strips)));
+}
+
+/// A (m × k) as `rows` rows (zero past m) of `kp` pairs along k (zero past k).
+#[cfg(target_arch = "x86_64")]
+fn pack_a(a: &Mat, k: usize, rows: usize, kp: usize) -> Vec<u32> {
+    let at = |r: usize, c: usize| {
+        if c < k {
+            a.data[r * a.rs + c * a.cs]
+        } else {
+            0.0
+        }
+    };
+    let mut pa = vec![0u32; rows * kp];
+    pa.par_chunks_mut(kp)
+        .take(a.rows)
+        .enumerate()
+        .for_each(|(i, row)| {
+            for (p, v) in row.iter_mut().enumerate().take(k.div_ceil(2)) {
+                *v = pair(at(i, 2 * p), at(i, 2 * p + 1));
+            }
+        });
+    pa
+}
+
+/// B (k × n) as `panels` panels of 16 columns, each `kp` × 16 pairs along k
+/// (zero past k and n). Row-major B is read row pair by row pair,
+/// streaming, each 16-column run written as one 64-byte line of its panel;
+/// a transposed B (columns contiguous) is read panel by panel, column by
+/// column.
+#[cfg(target_arch = "x86_64")]
+fn pack_b(b: &Mat, k: usize, n: usize, panels: usize, kp: usize) -> Vec<u32> {
     let mut pb = vec![0u32; panels * kp * LANES];
-    let at = |r: usize, c: usize| b.data[r * b.rs + c * b.cs];
+    let pairs = k.div_ceil(2);
     if b.cs == 1 {
         // Pair rows in parallel: each writes line p of every panel.
         let pb_ptr = SendPtr(pb.as_mut_ptr().cast());
-        (0..kp).into_par_iter().for_each(|p| {
+        (0..pairs).into_par_iter().for_each(|p| {
             let ptr = &pb_ptr;
             let r0 = &b.data[2 * p * b.rs..][..n];
             let r1 = (2 * p + 1 < k).then(|| &b.data[(2 * p + 1) * b.rs..][..n]);
-            for pi in 0..panels {
+            for pi in 0..n.div_ceil(LANES) {
                 let j0 = pi * LANES;
                 let mut line = [0u32; LANES];
-                for (j, v) in line.iter_mut().enumerate().take(n - j0.min(n)) {
+                for (j, v) in line.iter_mut().enumerate().take(n - j0) {
                     *v = pair(r0[j0 + j], r1.map_or(0.0, |r| r[j0 + j]));
                 }
                 // SAFETY: line p of panel pi lies inside `pb` (panels × kp ×
-                // 16 entries), and only the task for pair p writes it.
+                // 16 entries, p < kp), and only the task for pair p writes it.
                 unsafe {
                     std::ptr::copy_nonoverlapping(
                         line.as_ptr(),
@@ -161,18 +293,21 @@ fn pack_b(b: &Mat, k: usize, n: usize, panels: usize) -> Vec<u32> {
             }
         });
     } else {
+        let at = |r: usize, c: usize| {
+            if r < k {
+                b.data[r * b.rs + c * b.cs]
+            } else {
+                0.0
+            }
+        };
         pb.par_chunks_mut(kp * LANES)
             .enumerate()
+            .take(n.div_ceil(LANES))
             .for_each(|(pi, panel)| {
                 let j0 = pi * LANES;
                 for j in 0..LANES.min(n - j0) {
-                    for p in 0..kp {
-                        let hi = if 2 * p + 1 < k {
-                            at(2 * p + 1, j0 + j)
-                        } else {
-                            0.0
-                        };
-                        panel[p * LANES + j] = pair(at(2 * p, j0 + j), hi);
+                    for p in 0..pairs {
+                        panel[p * LANES + j] = pair(at(2 * p, j0 + j), at(2 * p + 1, j0 + j));
                     }
                 }
             });
@@ -264,13 +399,15 @@ mod tests {
 
     #[test]
     fn bf16_products_match_f32_on_bf16_values() {
-        for (m, k, n) in [
+        let shapes = [
             (7, 9, 17),
             (64, 288, 196),
             (13, 31, 70),
             (2, 8, 16),
             (33, 100, 1),
-        ] {
+            (40, 70, 33),
+        ];
+        for (m, k, n) in shapes {
             let a: Vec<f32> = (0..m * k).map(|i| bf((i as f32 * 0.37).sin())).collect();
             let b: Vec<f32> = (0..k * n).map(|i| bf((i as f32 * 0.11).cos())).collect();
             for (av, bv) in [
@@ -279,25 +416,26 @@ mod tests {
             ] {
                 let mut want = vec![0.0; m * n];
                 matmul(&mut want, av, bv, false, false);
-                let kernel = cpu_has_avx512_bf16();
-                let mut got = vec![1.0; m * n];
-                matmul_bf16_on(&mut got, av, bv, false, true, kernel);
-                for (g, w) in got.iter().zip(&want) {
-                    assert!((g - w).abs() < 1e-4 * (k as f32), "{m}x{k}x{n}: {g} vs {w}");
-                }
-                matmul_bf16_on(&mut got, av, bv, true, false, kernel);
-                for (g, w) in got.iter().zip(&want) {
-                    assert!(
-                        (g - 2.0 * w).abs() < 2e-4 * (k as f32),
-                        "{m}x{k}x{n} accumulated"
-                    );
+                // Every engine this CPU has (the others fall back to f32).
+                for engine in [Some(Engine::Amx), Some(Engine::Avx512), None] {
+                    let tol = 1e-4 * k as f32;
+                    let mut got = vec![1.0; m * n];
+                    matmul_bf16_on(&mut got, av, bv, false, true, engine);
+                    for (g, w) in got.iter().zip(&want) {
+                        assert!((g - w).abs() < tol, "{engine:?} {m}x{k}x{n}: {g} vs {w}");
+                    }
+                    matmul_bf16_on(&mut got, av, bv, true, false, engine);
+                    for (g, w) in got.iter().zip(&want) {
+                        assert!((g - 2.0 * w).abs() < 2.0 * tol, "{engine:?} accumulated");
+                    }
                 }
             }
         }
-        assert!(path().starts_with(if avx512_bf16() {
-            "avx512-bf16"
-        } else {
-            "converting"
-        }));
+        let want = match engine() {
+            Some(Engine::Amx) => "amx-bf16",
+            Some(Engine::Avx512) => "avx512-bf16",
+            None => "converting",
+        };
+        assert!(path().starts_with(want), "{}", path());
     }
 }

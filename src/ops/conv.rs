@@ -22,6 +22,7 @@
 
 use super::im2col::Geometry;
 use super::pool::{pool_plane, unpool_plane};
+use super::selfcheck::Kernel;
 use super::{Activation, Mat, f32s, fast, filled, product, with_f32};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -137,6 +138,8 @@ impl CustomOp3 for Conv2dOp {
             });
             (Shape::from((b, o, g.ho, g.wo)), y, None)
         };
+        let mut y = y;
+        super::selfcheck::corrupt(Kernel::Conv2d, &mut y);
         let mut saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
         saved.cols = self.weight_grad.then_some(cols);
         saved.arg = arg;
@@ -301,7 +304,8 @@ fn conv_with(
     let (o, cg, k, k2) = w.dims4()?;
     let groups = spec.groups.max(1);
     let fits = k == k2 && c % groups == 0 && o % groups == 0 && cg * groups == c;
-    if !(fits && fast(&[x, w]) && bias.is_none_or(|b| fast(&[b]))) {
+    let usable = |ts: &[&Tensor]| fast(Kernel::Conv2d, ts);
+    if !(fits && usable(&[x, w]) && bias.is_none_or(|b| usable(&[b]))) {
         let y = x.conv2d(w, spec.pad, spec.stride, 1, groups)?;
         let y = match bias {
             Some(bv) => y.broadcast_add(&bv.reshape((1, o, 1, 1))?)?,

@@ -5,6 +5,7 @@
 //! (max, log-sum-exp, pick the label) and the backward writes
 //! `(softmax − one_hot) · g / N` directly.
 
+use super::selfcheck::Kernel;
 use super::{f32s, with_f32};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
@@ -69,7 +70,9 @@ impl CustomOp2 for CrossEntropy {
             })
             .sum();
         let mean = if n == 0 { 0.0 } else { total / n as f64 };
-        Ok((CpuStorage::F32(vec![mean as f32]), Shape::from(())))
+        let mut out = vec![mean as f32];
+        super::selfcheck::corrupt(Kernel::CrossEntropy, &mut out);
+        Ok((CpuStorage::F32(out), Shape::from(())))
     }
 
     fn bwd(
@@ -106,7 +109,7 @@ impl CustomOp2 for CrossEntropy {
 /// Mean cross-entropy of `logits` (N, C) against `labels` (N): one fused op
 /// for f32 CPU logits, candle_nn's `cross_entropy` otherwise.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let fast = super::fast(&[logits])
+    let fast = super::fast(Kernel::CrossEntropy, &[logits])
         && labels.device().is_cpu()
         && logits.rank() == 2
         && matches!(labels.dtype(), DType::U32 | DType::U8 | DType::I64);

@@ -6,6 +6,7 @@
 //! the input batch), `dx = g·W`. candle's `Linear` + `relu` computes `dx`
 //! always and accumulates each of its ~6 nodes through a zeros-plus-add.
 
+use super::selfcheck::Kernel;
 use super::{Activation, Mat, f32s, fast, product, with_f32};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
@@ -43,6 +44,7 @@ impl CustomOp3 for LinearOp {
         }
         product(self.bf16)(&mut y, Mat::new(x, n, i), Mat::new(w, o, i).t(), true, true);
         self.act.apply(&mut y);
+        super::selfcheck::corrupt(Kernel::Linear, &mut y);
         Ok((CpuStorage::F32(y), Shape::from((n, o))))
     }
 
@@ -116,7 +118,7 @@ fn linear_with(
     act: Activation,
     bf16: bool,
 ) -> Result<Tensor> {
-    let Some(b) = b.filter(|b| fast(&[x, w, b])) else {
+    let Some(b) = b.filter(|b| fast(Kernel::Linear, &[x, w, b])) else {
         let y = x.broadcast_matmul(&w.t()?)?;
         let y = match b {
             Some(b) => y.broadcast_add(b)?,

@@ -13,6 +13,7 @@
 //! candle's ops, so models call one function and stay device-agnostic. Every
 //! fast op is tested against candle's result and gradients (tests/ops.rs).
 
+mod amx;
 pub mod bf16_gemm;
 pub mod conv;
 pub mod cross_entropy;
@@ -20,6 +21,7 @@ mod im2col;
 pub mod int8;
 pub mod linear;
 pub mod pool;
+pub mod selfcheck;
 pub mod sparse;
 
 use candle_core::backend::BackendStorage;
@@ -93,9 +95,11 @@ pub fn fused() -> bool {
     FUSED.load(Ordering::Relaxed)
 }
 
-/// True where the fused f32 CPU kernels can run on these tensors.
-fn fast(ts: &[&Tensor]) -> bool {
+/// True where `kernel`'s fused f32 CPU build can run on these tensors (and
+/// it has not failed its self-check).
+fn fast(kernel: selfcheck::Kernel, ts: &[&Tensor]) -> bool {
     fused()
+        && selfcheck::enabled(kernel)
         && ts
             .iter()
             .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)

@@ -8,6 +8,7 @@
 //! (`ConvSpec::max_pool2`) so that its full-size output never becomes a
 //! tensor of its own.
 
+use super::selfcheck::Kernel;
 use super::{f32s, fast, filled, with_f32};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -87,6 +88,7 @@ impl CustomOp1 for MaxPool2 {
                 || vec![0u8; q],
                 |arg, (o, xp)| pool_plane(xp, w, o, arg, |v| v),
             );
+        super::selfcheck::corrupt(Kernel::MaxPool2, &mut out);
         Ok((CpuStorage::F32(out), Shape::from((b, c, h / 2, w / 2))))
     }
 
@@ -111,7 +113,7 @@ impl CustomOp1 for MaxPool2 {
 /// sides, candle's `max_pool2d` otherwise.
 pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
-    if fast(&[x]) && h % 2 == 0 && w % 2 == 0 {
+    if fast(Kernel::MaxPool2, &[x]) && h % 2 == 0 && w % 2 == 0 {
         x.contiguous()?.apply_op1(MaxPool2)
     } else {
         x.max_pool2d(2)

@@ -74,6 +74,26 @@ fn candle_message(e: &candle_core::Error) -> String {
     }
 }
 
+/// Self-checks every custom kernel that runs on `device` (once per process:
+/// later calls return the first answer), switching off any that disagrees
+/// with candle's reference ops; see `ops::selfcheck`.
+pub fn self_check(device: &candle_core::Device) -> Vec<crate::ops::selfcheck::KernelCheck> {
+    use crate::ops::selfcheck::{Kernel, verdict};
+    static CHECKS: std::sync::OnceLock<Vec<crate::ops::selfcheck::KernelCheck>> =
+        std::sync::OnceLock::new();
+    CHECKS
+        .get_or_init(|| {
+            let mut out = crate::ops::selfcheck::check_ops(device);
+            if device.is_cpu() {
+                let err = std::panic::catch_unwind(fused_optim::self_check)
+                    .unwrap_or_else(|_| candle_core::bail!("the kernel panicked"));
+                out.push(verdict(Kernel::FusedOptimizer, "fused AdamW", err, 1e-5));
+            }
+            out
+        })
+        .clone()
+}
+
 pub struct TrialData<'a> {
     pub train: &'a DeviceSplit,
     pub validation: &'a DeviceSplit,

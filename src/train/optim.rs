@@ -53,7 +53,9 @@ pub enum TrainOptimizer {
 
 impl TrainOptimizer {
     pub fn new(cfg: &OptimizerConfig, vars: Vec<Var>) -> Result<Self> {
-        if cfg.fused {
+        if cfg.fused
+            && crate::ops::selfcheck::enabled(crate::ops::selfcheck::Kernel::FusedOptimizer)
+        {
             let rule = match cfg.kind {
                 OptimizerKind::Adamw => Rule::AdamW {
                     lr: cfg.learning_rate,
