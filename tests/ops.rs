@@ -72,6 +72,8 @@ fn fused_conv2d_matches_candle_outputs_and_gradients_on_random_shapes() {
         (3, 6, 6, 8, 3, 2, 1, 6, true),
         (4, 3, 8, 12, 3, 1, 1, 1, true),
         (2, 2, 4, 11, 3, 1, 1, 2, false),
+        (2, 5, 5, 7, 3, 1, 0, 5, true),
+        (3, 4, 4, 9, 5, 1, 2, 4, false),
     ];
     for case @ (b, c, o, s, k, stride, pad, groups, relu) in cases {
         let inputs = [

@@ -67,7 +67,7 @@ fn run(env: &SuiteEnv, faulty: &str, extra: &[&str]) -> (Manifest, f64, f64, Str
     (m, test.accuracy, test.loss, format!("{}{report}", text(&o)))
 }
 
-const FAULTY: &str = "linear,conv2d,max-pool2,cross-entropy,fused-optimizer";
+const FAULTY: &str = "linear,conv2d,max-pool2,cross-entropy,gelu,fused-optimizer";
 
 #[test]
 fn a_run_records_its_checks_and_completes_with_wrong_kernels_switched_off() {

@@ -215,7 +215,11 @@ impl Model for CharTransformer {
         for blk in &self.blocks {
             h = (&h + self.attention(blk, &blk.ln1.forward(&h)?)?)?;
             let up = dense(&blk.fc1, &blk.ln2.forward(&h)?, Activation::Identity)?;
-            let m = dense(&blk.fc2, &up.gelu()?, Activation::Identity)?;
+            let m = dense(
+                &blk.fc2,
+                &crate::ops::gelu::gelu(&up)?,
+                Activation::Identity,
+            )?;
             h = (h + m)?;
         }
         let h = self.ln_f.forward(&h)?;

@@ -1,16 +1,20 @@
-//! The matrix product of the fused ops' bf16 layers on the CPU: bf16 inputs,
-//! f32 accumulation.
+//! The matrix products of the fused ops' bf16 layers on the CPU: bf16
+//! inputs, f32 accumulation.
 //!
-//! A bf16 layer runs the fused f32 op on f32 copies of its bf16 tensors
-//! (`ops::bf16_cpu`), so every operand of its products holds bf16 values
-//! exactly: inputs, weights, column matrices and the gradients that arrive
-//! through the casts. On a CPU with AVX512-BF16 those products run here on
-//! `vdpbf16ps` (`_mm512_dpbf16_ps`: 32 bf16 multiply-adds into 16 f32 sums
-//! per instruction, twice an f32 FMA's work): both operands are packed to
-//! bf16 pairs along k, and a 6 × 32 register block accumulates in f32.
-//! Elsewhere the same products run on the f32 kernels (the converting path).
-//! The products of bf16 values are exact in f32, so the two paths differ
-//! only in summation order. `path()` names the one this CPU takes.
+//! A bf16 layer's fused op widens its bf16 tensors exactly to f32 inside the
+//! op (`ops::bf16_cpu`), so every operand of its products holds bf16 values:
+//! inputs, weights, column matrices and gradients. Three engines multiply
+//! them ([`engine`] picks; `path()` names it for records):
+//! - the converting path (the default): the f32 kernels, whose products of
+//!   bf16 values are exact, so results differ from the others only in
+//!   summation order;
+//! - AVX512-BF16 (`JOULEBENCH_CPU_BF16=avx512`): `vdpbf16ps`, 32 bf16
+//!   multiply-adds into 16 f32 sums per instruction, both operands packed
+//!   to bf16 pairs along k, a 6 × 32 register block;
+//! - AMX (`JOULEBENCH_CPU_BF16=amx`): `tdpbf16ps` tiles on the same packing
+//!   (`ops::amx`).
+//!
+//! Each engine in use is self-checked at run start (`ops::selfcheck`).
 
 use super::{Mat, matmul};
 use rayon::prelude::*;
@@ -43,23 +47,22 @@ pub(super) enum Engine {
     Avx512,
 }
 
-/// The engine this process uses: `JOULEBENCH_CPU_BF16` = `amx` (the default
-/// where the CPU has AMX-BF16), `avx512` (opt-in: slower than the
-/// converting path on the machine measured) or `converting` (f32 kernels),
-/// and only while the kernel has passed its self-check.
+/// The engine this process uses: `JOULEBENCH_CPU_BF16` = `amx` or
+/// `avx512` where the CPU has it, and only while the kernel has passed its
+/// self-check; none (the converting path: the f32 kernels on the widened
+/// values) by default. On the one machine with both measured so far (a
+/// 2-core Xeon VM with AMX) the converting path was the fastest: CNN bf16
+/// step 75–81 ms, AMX 80–85 ms, AVX512-BF16 95–106 ms, in alternating runs
+/// of `examples/step_profile cnn bf16` (README, "Performance"): packing the
+/// operands to bf16 pairs costs more than the faster product saves.
 pub(super) fn engine() -> Option<Engine> {
     static CHOSEN: std::sync::OnceLock<Option<Engine>> = std::sync::OnceLock::new();
     let e = *CHOSEN.get_or_init(|| match std::env::var("JOULEBENCH_CPU_BF16").as_deref() {
-        Ok("converting") => None,
+        Ok("amx") => super::amx::available().then_some(Engine::Amx),
         Ok("avx512") => cpu_has_avx512_bf16().then_some(Engine::Avx512),
-        _ => super::amx::available().then_some(Engine::Amx),
+        _ => None,
     });
     e.filter(|_| super::selfcheck::enabled(super::selfcheck::Kernel::Bf16Gemm))
-}
-
-/// True where bf16 products run on a bf16 kernel (AMX or AVX512-BF16).
-pub fn avx512_bf16() -> bool {
-    engine().is_some()
 }
 
 /// The self-check: the kernel against the f32 product on bf16 values.

@@ -14,16 +14,18 @@
 //! in span order (so results do not depend on the thread count), and only
 //! when the input needs a gradient computes `Wᵀ · gz` and folds it back with
 //! col2im. Grouped and depthwise convolutions (MobileNet) take the same path,
-//! their groups in parallel. bf16 CPU tensors run the op on f32 copies
-//! (`ops::bf16_gemm`); off the CPU candle's conv2d is used. Outputs and
+//! their groups in parallel. bf16 CPU tensors go through the same op, widened
+//! inside it and multiplied on `ops::bf16_gemm`; off the CPU candle's conv2d
+//! is used. Outputs and
 //! gradients match candle's conv2d to float tolerance, pooled ones match the
 //! unpooled op followed by `ops::pool::max_pool2` (tests/ops.rs: random
 //! shapes, strides, padding and groups).
 
+use super::depthwise;
 use super::im2col::Geometry;
 use super::pool::{pool_plane, unpool_plane};
 use super::selfcheck::Kernel;
-use super::{Activation, Mat, f32s, fast, filled, product, with_f32};
+use super::{Activation, Mat, f32s, fast, filled, product, storage_of, tensor_of, with_f32};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -44,7 +46,7 @@ struct Conv2dOp {
     pool: bool,
     input_grad: bool,
     weight_grad: bool,
-    /// The operands hold bf16 values (a bf16 layer's f32 copies).
+    /// A bf16 layer: bf16 tensors in and out, bf16 products.
     bf16: bool,
     saved: Mutex<Saved>,
 }
@@ -58,6 +60,69 @@ impl Conv2dOp {
     /// (out per group, rows of W per group = C/groups · k · k).
     fn group_dims(&self, o: usize) -> (usize, usize) {
         (o / self.groups, self.g.rows() / self.groups)
+    }
+
+    /// True for a depthwise convolution (one input and one output channel
+    /// per group), which runs without column matrices (`ops::depthwise`).
+    fn depthwise(&self, o: usize) -> bool {
+        self.groups > 1 && self.groups == self.g.c && o == self.g.c
+    }
+
+    /// dW_g = gz_g · cols_gᵀ, a sum over every sample's positions: partial
+    /// products over fixed column spans, added in span order, so the result
+    /// does not depend on the thread count.
+    fn weight_grad_columns(&self, gz: &[f32], cols: &[f32], o: usize, b: usize) -> Vec<f32> {
+        let ((og, kg), l) = (self.group_dims(o), self.g.l());
+        let n = b * l;
+        let per = o * kg;
+        let spans = (PARTIALS_BYTES / (per * 4).max(1)).clamp(1, MAX_SPANS.min(b.max(1)));
+        let span = b.div_ceil(spans) * l;
+        let partials: Vec<Vec<f32>> = (0..n.div_ceil(span))
+            .into_par_iter()
+            .map(|si| {
+                let (start, len) = (si * span, span.min(n - si * span));
+                let mut acc = vec![0f32; per];
+                for gi in 0..self.groups {
+                    let gzv = Mat {
+                        rows: og,
+                        cols: len,
+                        ..Mat::new(&gz[gi * og * n + start..], og, n)
+                    };
+                    let cv = Mat {
+                        rows: kg,
+                        cols: len,
+                        ..Mat::new(&cols[gi * kg * n + start..], kg, n)
+                    };
+                    product(self.bf16)(
+                        &mut acc[gi * og * kg..(gi + 1) * og * kg],
+                        gzv,
+                        cv.t(),
+                        false,
+                        false,
+                    );
+                }
+                acc
+            })
+            .collect();
+        let mut dw = vec![0f32; per];
+        for p in &partials {
+            for (d, v) in dw.iter_mut().zip(p) {
+                *d += v;
+            }
+        }
+        dw
+    }
+
+    /// dx: dcols_g = W_gᵀ · gz_g, folded back by col2im.
+    fn input_grad_columns(&self, w: &[f32], gz: &[f32], o: usize, b: usize) -> Vec<f32> {
+        let ((og, kg), n) = (self.group_dims(o), b * self.g.l());
+        let mut dcols = vec![0f32; self.g.rows() * n];
+        self.per_group(
+            &mut dcols,
+            |gi| Mat::new(&w[gi * og * kg..], og, kg).t(),
+            |gi| Mat::new(&gz[gi * og * n..], og, n),
+        );
+        self.g.col2im_batch(&dcols, b)
     }
 
     /// `dst_g = a_g · b_g` for every group g: `a` and `b` give each group's
@@ -102,14 +167,19 @@ impl CustomOp3 for Conv2dOp {
         let (g, b, o) = (self.g, xl.dims()[0], wl.dims()[0]);
         let ((og, kg), l) = (self.group_dims(o), g.l());
         let n = b * l;
-        let cols = g.im2col_batch(x);
         // z (O, B·L): every output channel at every sample's positions.
-        let mut z = vec![0f32; o * n];
-        self.per_group(
-            &mut z,
-            |gi| Mat::new(&w[gi * og * kg..], og, kg),
-            |gi| Mat::new(&cols[gi * kg * n..], kg, n),
-        );
+        let (z, cols) = if self.depthwise(o) {
+            (depthwise::forward(&g, &x, &w), None)
+        } else {
+            let cols = g.im2col_batch(&x);
+            let mut z = vec![0f32; o * n];
+            self.per_group(
+                &mut z,
+                |gi| Mat::new(&w[gi * og * kg..], og, kg),
+                |gi| Mat::new(&cols[gi * kg * n..], kg, n),
+            );
+            (z, Some(cols))
+        };
         let act = self.act;
         let (shape, y, arg) = if self.pool {
             let (ph, pw) = (g.ho / 2, g.wo / 2);
@@ -141,9 +211,9 @@ impl CustomOp3 for Conv2dOp {
         let mut y = y;
         super::selfcheck::corrupt(Kernel::Conv2d, &mut y);
         let mut saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
-        saved.cols = self.weight_grad.then_some(cols);
+        saved.cols = cols.filter(|_| self.weight_grad);
         saved.arg = arg;
-        Ok((CpuStorage::F32(y), shape))
+        Ok((storage_of(y, self.bf16), shape))
     }
 
     fn bwd(
@@ -155,7 +225,7 @@ impl CustomOp3 for Conv2dOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (g, b, o) = (self.g, x.dim(0)?, w.dim(0)?);
-        let ((og, kg), l) = (self.group_dims(o), g.l());
+        let l = g.l();
         let n = b * l;
         let saved = std::mem::take(&mut *self.saved.lock().unwrap_or_else(|p| p.into_inner()));
         let grad = grad.contiguous()?;
@@ -183,73 +253,32 @@ impl CustomOp3 for Conv2dOp {
             })
         })?;
         let db: Vec<f32> = gz.par_chunks(n).map(|row| row.iter().sum()).collect();
-        let cols = match saved.cols {
-            Some(c) => c,
-            None => with_f32(x, self.name(), |x| Ok(g.im2col_batch(x)))?,
+        let depthwise = self.depthwise(o);
+        let dw = if depthwise {
+            with_f32(x, self.name(), |x| Ok(depthwise::weight_grad(&g, x, &gz)))?
+        } else {
+            let cols = match saved.cols {
+                Some(c) => c,
+                None => with_f32(x, self.name(), |x| Ok(g.im2col_batch(x)))?,
+            };
+            self.weight_grad_columns(&gz, &cols, o, b)
         };
-        // dW_g = gz_g · cols_gᵀ, a sum over every sample's positions: partial
-        // products over fixed column spans, added in span order, so the result
-        // does not depend on the thread count.
-        let per = o * kg;
-        let spans = (PARTIALS_BYTES / (per * 4).max(1)).clamp(1, MAX_SPANS.min(b.max(1)));
-        let span = b.div_ceil(spans) * l;
-        let partials: Vec<Vec<f32>> = (0..n.div_ceil(span))
-            .into_par_iter()
-            .map(|si| {
-                let (start, len) = (si * span, span.min(n - si * span));
-                let mut acc = vec![0f32; per];
-                for gi in 0..self.groups {
-                    let gzv = Mat {
-                        rows: og,
-                        cols: len,
-                        ..Mat::new(&gz[gi * og * n + start..], og, n)
-                    };
-                    let cv = Mat {
-                        rows: kg,
-                        cols: len,
-                        ..Mat::new(&cols[gi * kg * n + start..], kg, n)
-                    };
-                    product(self.bf16)(
-                        &mut acc[gi * og * kg..(gi + 1) * og * kg],
-                        gzv,
-                        cv.t(),
-                        false,
-                        false,
-                    );
-                }
-                acc
-            })
-            .collect();
-        let mut dw = vec![0f32; per];
-        for p in &partials {
-            for (d, v) in dw.iter_mut().zip(p) {
-                *d += v;
-            }
-        }
-        drop(cols);
         let dx = if self.input_grad {
-            // dcols_g = W_gᵀ · gz_g, folded back by col2im.
-            let mut dcols = vec![0f32; g.rows() * n];
-            with_f32(w, self.name(), |w| {
-                self.per_group(
-                    &mut dcols,
-                    |gi| Mat::new(&w[gi * og * kg..], og, kg).t(),
-                    |gi| Mat::new(&gz[gi * og * n..], og, n),
-                );
-                Ok(())
+            let dx = with_f32(w, self.name(), |w| {
+                Ok(if depthwise {
+                    depthwise::input_grad(&g, w, &gz, b)
+                } else {
+                    self.input_grad_columns(w, &gz, o, b)
+                })
             })?;
-            Some(Tensor::from_vec(
-                g.col2im_batch(&dcols, b),
-                x.shape(),
-                x.device(),
-            )?)
+            Some(tensor_of(dx, x.shape(), self.bf16)?)
         } else {
             None
         };
         Ok((
             dx,
-            Some(Tensor::from_vec(dw, w.shape(), w.device())?),
-            Some(Tensor::from_vec(db, o, w.device())?),
+            Some(tensor_of(dw, w.shape(), self.bf16)?),
+            Some(tensor_of(db, o, self.bf16)?),
         ))
     }
 }
@@ -267,7 +296,7 @@ pub struct ConvSpec {
 /// `pool(act(conv2d(x, w) + bias))` of x (B, C, H, W) with weight
 /// (O, C/groups, k, k) and optional bias (O), the pooling only with
 /// `spec.max_pool2`: one fused op on f32 CPU tensors with a square kernel
-/// (bf16 CPU tensors run it on f32 copies), candle's ops otherwise.
+/// (bf16 CPU tensors too), candle's ops otherwise.
 pub fn conv2d_fused(
     x: &Tensor,
     w: &Tensor,
@@ -275,23 +304,30 @@ pub fn conv2d_fused(
     spec: ConvSpec,
     act: Activation,
 ) -> Result<Tensor> {
-    if super::bf16_cpu(&[x, w]) {
-        let b = bias.map(|b| b.to_dtype(DType::F32)).transpose()?;
+    if x.dtype() == DType::BF16 && x.device().is_cpu() {
+        let bias = match bias {
+            Some(b) => b.to_dtype(DType::BF16)?,
+            None => Tensor::zeros(w.dim(0)?, DType::BF16, x.device())?,
+        };
+        if super::bf16_cpu(Kernel::Conv2d, &[x, w, &bias]) && fits(x, w, spec)? {
+            return conv_with(x, w, Some(&bias), spec, act, true);
+        }
+        // candle has no bf16 convolution on the CPU: its f32 ops on copies.
         let y = conv_with(
             &x.to_dtype(DType::F32)?,
             &w.to_dtype(DType::F32)?,
-            b.as_ref(),
+            Some(&bias.to_dtype(DType::F32)?),
             spec,
             act,
-            true,
+            false,
         )?;
         return y.to_dtype(DType::BF16);
     }
     conv_with(x, w, bias, spec, act, false)
 }
 
-/// [`conv2d_fused`] on f32 or non-CPU tensors; `bf16`: the f32 operands
-/// hold bf16 values.
+/// [`conv2d_fused`]; `bf16`: the tensors are bf16 CPU tensors, which the
+/// fused op takes as they are.
 fn conv_with(
     x: &Tensor,
     w: &Tensor,
@@ -301,11 +337,10 @@ fn conv_with(
     bf16: bool,
 ) -> Result<Tensor> {
     let (_, c, h, wd) = x.dims4()?;
-    let (o, cg, k, k2) = w.dims4()?;
+    let (o, _, k, _) = w.dims4()?;
     let groups = spec.groups.max(1);
-    let fits = k == k2 && c % groups == 0 && o % groups == 0 && cg * groups == c;
     let usable = |ts: &[&Tensor]| fast(Kernel::Conv2d, ts);
-    if !(fits && usable(&[x, w]) && bias.is_none_or(|b| usable(&[b]))) {
+    if !(bf16 || fits(x, w, spec)? && usable(&[x, w]) && bias.is_none_or(|b| usable(&[b]))) {
         let y = x.conv2d(w, spec.pad, spec.stride, 1, groups)?;
         let y = match bias {
             Some(bv) => y.broadcast_add(&bv.reshape((1, o, 1, 1))?)?,
@@ -342,6 +377,15 @@ fn conv_with(
         saved: Mutex::new(Saved::default()),
     };
     x.contiguous()?.apply_op3(&w.contiguous()?, &bias, op)
+}
+
+/// Whether the fused op takes this shape: a square kernel, channels that
+/// divide into the groups.
+fn fits(x: &Tensor, w: &Tensor, spec: ConvSpec) -> Result<bool> {
+    let (_, c, _, _) = x.dims4()?;
+    let (o, cg, k, k2) = w.dims4()?;
+    let groups = spec.groups.max(1);
+    Ok(k == k2 && c % groups == 0 && o % groups == 0 && cg * groups == c)
 }
 
 /// conv2d with groups = 1 and no activation: x (B, C, H, W), weight

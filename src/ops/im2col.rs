@@ -84,6 +84,24 @@ impl Geometry {
         (lo.min(hi), hi)
     }
 
+    /// The runs of tap `r` (channel, ky, kx) over one output plane: for each
+    /// output row whose input row lies inside, `f(output offset, input
+    /// offset within the tap's channel plane, length)`; along a run the
+    /// output advances by 1 and the input by the stride.
+    pub fn runs(&self, r: usize, mut f: impl FnMut(usize, usize, usize)) {
+        let (_, ky, kx) = self.tap(r);
+        let (lo, hi) = self.columns(kx);
+        if lo == hi {
+            return;
+        }
+        let first = lo * self.stride + kx - self.pad;
+        for oy in 0..self.ho {
+            if let Some(iy) = self.input_row(oy, ky) {
+                f(oy * self.wo + lo, iy * self.w + first, hi - lo);
+            }
+        }
+    }
+
     /// Writes row `r` of one image's columns into `dst`: every one of its
     /// Ho·Wo entries, so `dst` may start uninitialised.
     fn fill_row(&self, img: &[f32], r: usize, dst: &mut [MaybeUninit<f32>]) {

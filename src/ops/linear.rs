@@ -7,13 +7,13 @@
 //! always and accumulates each of its ~6 nodes through a zeros-plus-add.
 
 use super::selfcheck::Kernel;
-use super::{Activation, Mat, f32s, fast, product, with_f32};
+use super::{Activation, Mat, f32s, fast, product, storage_of, tensor_of, with_f32};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 struct LinearOp {
     act: Activation,
     input_grad: bool,
-    /// The operands hold bf16 values (a bf16 layer's f32 copies).
+    /// A bf16 layer: bf16 tensors in and out, bf16 products.
     bf16: bool,
 }
 
@@ -40,12 +40,18 @@ impl CustomOp3 for LinearOp {
         );
         let mut y = Vec::with_capacity(n * o);
         for _ in 0..n {
-            y.extend_from_slice(b);
+            y.extend_from_slice(&b);
         }
-        product(self.bf16)(&mut y, Mat::new(x, n, i), Mat::new(w, o, i).t(), true, true);
+        product(self.bf16)(
+            &mut y,
+            Mat::new(&x, n, i),
+            Mat::new(&w, o, i).t(),
+            true,
+            true,
+        );
         self.act.apply(&mut y);
         super::selfcheck::corrupt(Kernel::Linear, &mut y);
-        Ok((CpuStorage::F32(y), Shape::from((n, o))))
+        Ok((storage_of(y, self.bf16), Shape::from((n, o))))
     }
 
     fn bwd(
@@ -58,7 +64,7 @@ impl CustomOp3 for LinearOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, i) = x.dims2()?;
         let o = w.dim(0)?;
-        let mut g = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let mut g = with_f32(&grad.contiguous()?, self.name(), |g| Ok(g.to_vec()))?;
         with_f32(y, self.name(), |y| {
             self.act.mask_grad(&mut g, y);
             Ok(())
@@ -81,43 +87,40 @@ impl CustomOp3 for LinearOp {
                 product(self.bf16)(&mut dx, gm, Mat::new(w, o, i), false, true);
                 Ok(())
             })?;
-            Some(Tensor::from_vec(dx, (n, i), x.device())?)
+            Some(tensor_of(dx, (n, i), self.bf16)?)
         } else {
             None
         };
         Ok((
             dx,
-            Some(Tensor::from_vec(dw, (o, i), w.device())?),
-            Some(Tensor::from_vec(db, o, w.device())?),
+            Some(tensor_of(dw, (o, i), self.bf16)?),
+            Some(tensor_of(db, o, self.bf16)?),
         ))
     }
 }
 
 /// `act(x·Wᵀ + b)` for x of shape (…, in) and W of shape (out, in): one
-/// fused op on f32 CPU tensors, candle's ops otherwise (or without a bias).
+/// fused op on f32 or bf16 CPU tensors, candle's ops otherwise (or without
+/// a bias). Where candle has no bf16 matmul (the CPU) and the fused op may
+/// not run, a bf16 layer runs candle's f32 ops on f32 copies.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Result<Tensor> {
-    if super::bf16_cpu(&[x, w]) {
-        let b = b.map(|b| b.to_dtype(DType::F32)).transpose()?;
-        let y = linear_with(
+    let bf16 = x.dtype() == DType::BF16 && x.device().is_cpu();
+    if bf16 {
+        let b = match b {
+            Some(b) => b.to_dtype(DType::BF16)?,
+            None => Tensor::zeros(w.dim(0)?, DType::BF16, x.device())?,
+        };
+        if super::bf16_cpu(Kernel::Linear, &[x, w, &b]) {
+            return apply(x, w, &b, act, true);
+        }
+        let y = linear(
             &x.to_dtype(DType::F32)?,
             &w.to_dtype(DType::F32)?,
-            b.as_ref(),
+            Some(&b.to_dtype(DType::F32)?),
             act,
-            true,
         )?;
         return y.to_dtype(DType::BF16);
     }
-    linear_with(x, w, b, act, false)
-}
-
-/// [`linear`] on f32 or non-CPU tensors; `bf16`: the f32 operands hold bf16 values.
-fn linear_with(
-    x: &Tensor,
-    w: &Tensor,
-    b: Option<&Tensor>,
-    act: Activation,
-    bf16: bool,
-) -> Result<Tensor> {
     let Some(b) = b.filter(|b| fast(Kernel::Linear, &[x, w, b])) else {
         let y = x.broadcast_matmul(&w.t()?)?;
         let y = match b {
@@ -126,6 +129,11 @@ fn linear_with(
         };
         return act.tensor(y);
     };
+    apply(x, w, b, act, false)
+}
+
+/// The fused op on (…, in) inputs.
+fn apply(x: &Tensor, w: &Tensor, b: &Tensor, act: Activation, bf16: bool) -> Result<Tensor> {
     let op = LinearOp {
         act,
         input_grad: x.track_op(),

@@ -17,6 +17,8 @@ mod amx;
 pub mod bf16_gemm;
 pub mod conv;
 pub mod cross_entropy;
+mod depthwise;
+pub mod gelu;
 mod im2col;
 pub mod int8;
 pub mod linear;
@@ -25,8 +27,9 @@ pub mod selfcheck;
 pub mod sparse;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
+use candle_core::{CpuStorage, DType, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -105,12 +108,14 @@ fn fast(kernel: selfcheck::Kernel, ts: &[&Tensor]) -> bool {
             .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
-/// bf16 CPU tensors (all of them): candle has no bf16 matmul on the CPU, so
-/// the fused ops run such layers on f32 copies of the bf16 values (widened
-/// exactly), their products on [`bf16_gemm`] with f32 accumulation, and round
-/// the output back to bf16 (gradients flow back through the casts).
-fn bf16_cpu(ts: &[&Tensor]) -> bool {
+/// bf16 CPU tensors (all of them) that `kernel` can take: candle has no bf16
+/// matmul on the CPU, so the fused linear and conv ops take bf16 tensors
+/// themselves, widen the values exactly to f32 inside the op, multiply on
+/// [`bf16_gemm`] with f32 accumulation and round their outputs and
+/// gradients to bf16: no cast is a graph node of its own.
+fn bf16_cpu(kernel: selfcheck::Kernel, ts: &[&Tensor]) -> bool {
     fused()
+        && selfcheck::enabled(kernel)
         && ts
             .iter()
             .all(|t| t.device().is_cpu() && t.dtype() == DType::BF16)
@@ -124,22 +129,64 @@ fn product(bf16: bool) -> Product {
     if bf16 { bf16_gemm::matmul_bf16 } else { matmul }
 }
 
-/// The f32 values of a contiguous CPU storage.
-fn f32s<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        candle_core::bail!("{op}: takes f32 tensors, got {:?}", s.dtype())
-    };
+/// The values of a contiguous f32 or bf16 CPU storage as f32: borrowed, or
+/// widened (exactly) from bf16.
+fn f32s<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<Cow<'a, [f32]>> {
     let Some((a, b)) = l.contiguous_offsets() else {
         candle_core::bail!("{op}: needs a contiguous tensor")
     };
-    Ok(&v[a..b])
+    match s {
+        CpuStorage::F32(v) => Ok(Cow::Borrowed(&v[a..b])),
+        CpuStorage::BF16(v) => {
+            let mut out = vec![0f32; b - a];
+            out.par_chunks_mut(CONVERT_CHUNK)
+                .zip(v[a..b].par_chunks(CONVERT_CHUNK))
+                .for_each(|(d, s)| {
+                    for (d, s) in d.iter_mut().zip(s) {
+                        *d = f32::from_bits((s.to_bits() as u32) << 16);
+                    }
+                });
+            Ok(Cow::Owned(out))
+        }
+        _ => candle_core::bail!("{op}: takes f32 or bf16 tensors, got {:?}", s.dtype()),
+    }
 }
 
-/// Runs `f` on the values of a contiguous f32 CPU tensor.
+/// Values per task when widening or rounding between f32 and bf16.
+const CONVERT_CHUNK: usize = 1 << 15;
+
+/// f32 results as a CPU storage: as they are, or rounded to bf16 (nearest
+/// even) for a bf16 layer.
+fn storage_of(v: Vec<f32>, bf16: bool) -> CpuStorage {
+    if !bf16 {
+        return CpuStorage::F32(v);
+    }
+    let mut out = vec![half::bf16::ZERO; v.len()];
+    out.par_chunks_mut(CONVERT_CHUNK)
+        .zip(v.par_chunks(CONVERT_CHUNK))
+        .for_each(|(d, s)| {
+            for (d, &s) in d.iter_mut().zip(s) {
+                *d = half::bf16::from_f32(s);
+            }
+        });
+    CpuStorage::BF16(out)
+}
+
+/// f32 results as a CPU tensor of `shape`, in bf16 for a bf16 layer.
+fn tensor_of(v: Vec<f32>, shape: impl Into<Shape>, bf16: bool) -> Result<Tensor> {
+    let shape = shape.into();
+    match storage_of(v, bf16) {
+        CpuStorage::BF16(b) => Tensor::from_vec(b, shape, &candle_core::Device::Cpu),
+        CpuStorage::F32(f) => Tensor::from_vec(f, shape, &candle_core::Device::Cpu),
+        _ => unreachable!("storage_of makes f32 or bf16"),
+    }
+}
+
+/// Runs `f` on the values (as f32) of a contiguous f32 or bf16 CPU tensor.
 fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     let (s, l) = t.storage_and_layout();
     match &*s {
-        Storage::Cpu(c) => f(f32s(c, l, op)?),
+        Storage::Cpu(c) => f(&f32s(c, l, op)?),
         _ => candle_core::bail!("{op}: the fused kernels run on the CPU only"),
     }
 }
@@ -232,14 +279,35 @@ fn small_matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
         } else {
             // Columns of b are contiguous (b is a transposed view): dot products.
             for (j, d) in row.iter_mut().enumerate() {
-                let mut acc = 0.0;
-                for p in 0..k {
-                    acc += at(i, p) * b.data[p * b.rs + j * b.cs];
-                }
+                let acc = if a.cs == 1 && b.rs == 1 {
+                    dot(&a.data[i * a.rs..][..k], &b.data[j * b.cs..][..k])
+                } else {
+                    (0..k).map(|p| at(i, p) * b.data[p * b.rs + j * b.cs]).sum()
+                };
                 *d += acc;
             }
         }
     }
+}
+
+/// Σ x·y with 16 running sums (so the loop vectorizes), added in a fixed
+/// order: depthwise weight gradients are long dot products.
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    const L: usize = 16;
+    let mut acc = [0f32; L];
+    let (xc, yc) = (x.chunks_exact(L), y.chunks_exact(L));
+    let tail: f32 = xc
+        .remainder()
+        .iter()
+        .zip(yc.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (a, b) in xc.zip(yc) {
+        for l in 0..L {
+            acc[l] += a[l] * b[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// `dst (a.rows × b.cols, row-major) = a·b`, or `+= a·b` with `accumulate`.

@@ -15,7 +15,7 @@
 //! one output value on purpose, so tests can show that a wrong kernel is
 //! caught and never used for training.
 
-use super::{Activation, conv, cross_entropy, linear, pool};
+use super::{Activation, conv, cross_entropy, gelu, linear, pool};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
@@ -28,12 +28,13 @@ crate::named_enum! {
         Conv2d = "conv2d",
         MaxPool2 = "max-pool2",
         CrossEntropy = "cross-entropy",
+        Gelu = "gelu",
         Bf16Gemm = "bf16-gemm",
         FusedOptimizer = "fused-optimizer",
     }
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 7;
 
 impl Kernel {
     fn index(self) -> usize {
@@ -285,6 +286,14 @@ fn check_cross_entropy() -> Result<f64> {
     )
 }
 
+fn check_gelu() -> Result<f64> {
+    compare(
+        &[(rand(&[6, 50], 9)? * 3.0)?],
+        &|t| gelu::gelu(&t[0]),
+        &|t| t[0].gelu(),
+    )
+}
+
 /// Runs a check, a panic counting as a failure to run.
 fn guarded(f: fn() -> Result<f64>) -> Result<f64> {
     std::panic::catch_unwind(f).unwrap_or_else(|_| candle_core::bail!("the kernel panicked"))
@@ -317,6 +326,7 @@ pub fn check_ops(device: &Device) -> Vec<KernelCheck> {
             guarded(check_cross_entropy),
             TOLERANCE,
         ),
+        verdict(Kernel::Gelu, "fused f32", guarded(check_gelu), TOLERANCE),
     ];
     if let Some(engine) = super::bf16_gemm::engine() {
         out.push(verdict(
