@@ -74,6 +74,7 @@ fn fused_conv2d_matches_candle_outputs_and_gradients_on_random_shapes() {
         (2, 2, 4, 11, 3, 1, 1, 2, false),
         (2, 5, 5, 7, 3, 1, 0, 5, true),
         (3, 4, 4, 9, 5, 1, 2, 4, false),
+        (2, 3, 6, 7, 3, 1, 1, 3, true),
     ];
     for case @ (b, c, o, s, k, stride, pad, groups, relu) in cases {
         let inputs = [
