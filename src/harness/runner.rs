@@ -470,13 +470,11 @@ pub fn run_suite(
     let data_dir = sets.fashion_mnist_dir.clone();
     let measurement = measurement(suite, opts)?;
     let built = meter::build(&measurement.meter, opts.device)?;
-    for u in &built.unavailable {
-        tracing::info!("meter {} unavailable: {}", u.meter, u.reason);
-    }
+    let unavailable = built.unavailable.iter();
+    unavailable.for_each(|u| tracing::info!("meter {} unavailable: {}", u.meter, u.reason));
     let kernel_checks = crate::train::self_check(&device);
     let mut measurer = Measurer::new(built.meter, device.clone());
     let mut gpu_control = gpu_control(&plan, opts, &measurement)?;
-
     let shard = opts.shared.as_ref().map(|s| s.shard);
     let placement = crate::harness::shard::placement(
         &crate::harness::shard::process_env,

@@ -62,7 +62,7 @@ pub(super) fn engine() -> Option<Engine> {
         Ok("avx512") => cpu_has_avx512_bf16().then_some(Engine::Avx512),
         _ => None,
     });
-    e.filter(|_| super::selfcheck::enabled(super::selfcheck::Kernel::Bf16Gemm))
+    e.filter(|_| super::registry::enabled(super::registry::Kernel::Bf16Gemm))
 }
 
 /// The self-check: the kernel against the f32 product on bf16 values.
@@ -178,7 +178,7 @@ fn matmul_bf16_on(
             }
             Engine::Amx => amx_product(&a, &b, (m, k, n), out, accumulate, par),
         }
-        super::selfcheck::corrupt(super::selfcheck::Kernel::Bf16Gemm, dst);
+        super::registry::corrupt(super::registry::Kernel::Bf16Gemm, dst);
     }
 }
 

@@ -23,6 +23,7 @@ mod im2col;
 pub mod int8;
 pub mod linear;
 pub mod pool;
+mod registry;
 pub mod selfcheck;
 pub mod sparse;
 
@@ -100,9 +101,9 @@ pub fn fused() -> bool {
 
 /// True where `kernel`'s fused f32 CPU build can run on these tensors (and
 /// it has not failed its self-check).
-fn fast(kernel: selfcheck::Kernel, ts: &[&Tensor]) -> bool {
+fn fast(kernel: registry::Kernel, ts: &[&Tensor]) -> bool {
     fused()
-        && selfcheck::enabled(kernel)
+        && registry::enabled(kernel)
         && ts
             .iter()
             .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
@@ -113,9 +114,9 @@ fn fast(kernel: selfcheck::Kernel, ts: &[&Tensor]) -> bool {
 /// themselves, widen the values exactly to f32 inside the op, multiply on
 /// [`bf16_gemm`] with f32 accumulation and round their outputs and
 /// gradients to bf16: no cast is a graph node of its own.
-fn bf16_cpu(kernel: selfcheck::Kernel, ts: &[&Tensor]) -> bool {
+fn bf16_cpu(kernel: registry::Kernel, ts: &[&Tensor]) -> bool {
     fused()
-        && selfcheck::enabled(kernel)
+        && registry::enabled(kernel)
         && ts
             .iter()
             .all(|t| t.device().is_cpu() && t.dtype() == DType::BF16)

@@ -18,73 +18,10 @@
 use super::{Activation, conv, cross_entropy, gelu, linear, pool};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-crate::named_enum! {
-    /// A custom kernel that is self-checked.
-    pub enum Kernel: "kernel" {
-        Linear = "linear",
-        Conv2d = "conv2d",
-        MaxPool2 = "max-pool2",
-        CrossEntropy = "cross-entropy",
-        Gelu = "gelu",
-        Bf16Gemm = "bf16-gemm",
-        FusedOptimizer = "fused-optimizer",
-    }
-}
-
-const COUNT: usize = 7;
-
-impl Kernel {
-    fn index(self) -> usize {
-        Kernel::ALL
-            .iter()
-            .position(|&(_, k)| k == self)
-            .unwrap_or(0)
-    }
-}
-
-static DISABLED: [AtomicBool; COUNT] = [const { AtomicBool::new(false) }; COUNT];
-
-/// Whether `kernel` may run (it has not failed its self-check).
-pub fn enabled(kernel: Kernel) -> bool {
-    !DISABLED[kernel.index()].load(Ordering::Relaxed)
-}
-
-fn disable(kernel: Kernel) {
-    DISABLED[kernel.index()].store(true, Ordering::Relaxed);
-}
-
-/// Whether `kernel` is told to compute a wrong result
-/// (`JOULEBENCH_FAULTY_KERNEL`, for tests).
-pub fn faulty(kernel: Kernel) -> bool {
-    static FAULTY: OnceLock<Vec<Kernel>> = OnceLock::new();
-    FAULTY
-        .get_or_init(|| {
-            let v = std::env::var("JOULEBENCH_FAULTY_KERNEL").unwrap_or_default();
-            let names = v.split(',').map(str::trim).filter(|s| !s.is_empty());
-            names
-                .filter_map(|n| match n.parse::<Kernel>() {
-                    Ok(k) => Some(k),
-                    Err(e) => {
-                        tracing::warn!("JOULEBENCH_FAULTY_KERNEL: {e}");
-                        None
-                    }
-                })
-                .collect()
-        })
-        .contains(&kernel)
-}
-
-/// The deliberate fault of a faulty kernel: its first output is off by one.
-pub(crate) fn corrupt(kernel: Kernel, out: &mut [f32]) {
-    if faulty(kernel)
-        && let Some(v) = out.first_mut()
-    {
-        *v += 1.0;
-    }
-}
+pub(crate) use super::registry::corrupt;
+use super::registry::disable;
+pub use super::registry::{Kernel, enabled, faulty};
 
 /// One kernel's self-check, as the manifest records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
