@@ -80,19 +80,8 @@ pub(super) fn self_check() -> candle_core::Result<f64> {
     matmul(&mut want, av, bv, false, false);
     let mut got = vec![0f32; m * n];
     matmul_bf16_on(&mut got, av, bv, false, false, engine());
-    let scale = want.iter().fold(1e-3f32, |s, v| s.max(v.abs()));
-    let err = got
-        .iter()
-        .zip(&want)
-        .map(|(g, w)| {
-            if g.is_finite() {
-                (g - w).abs()
-            } else {
-                f32::INFINITY
-            }
-        })
-        .fold(0f32, f32::max);
-    Ok((err / scale) as f64)
+    let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+    Ok(super::max_rel_diff(&wide(&got), &wide(&want)))
 }
 
 /// How bf16 layers compute on this CPU (for records).

@@ -218,6 +218,24 @@ pub(super) fn filled(
     v
 }
 
+/// Largest |got − want| / max(|want|, 1e-3) (infinite where `got` is not
+/// finite): how the self-checks compare a kernel with its reference.
+fn max_rel_diff(got: &[f64], want: &[f64]) -> f64 {
+    let scale = want.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+    let diff = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| {
+            if g.is_finite() {
+                (g - w).abs()
+            } else {
+                f64::INFINITY
+            }
+        })
+        .fold(0.0, f64::max);
+    diff / scale
+}
+
 /// A read-only matrix view: `rows × cols` with element (r, c) at
 /// `r * rs + c * cs` of `data`. Transposing swaps the strides, copying nothing.
 #[derive(Clone, Copy)]

@@ -19,6 +19,7 @@ crate::named_enum! {
 }
 
 const COUNT: usize = 7;
+const _: () = assert!(Kernel::ALL.len() == COUNT, "COUNT must list every kernel");
 
 impl Kernel {
     fn index(self) -> usize {

@@ -76,19 +76,7 @@ pub fn rel_error(a: &Tensor, b: &Tensor) -> Result<f64> {
     }
     let a = a.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
     let b = b.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-    let scale = b.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| {
-            if x.is_finite() {
-                (x - y).abs()
-            } else {
-                f64::INFINITY
-            }
-        })
-        .fold(0.0, f64::max);
-    Ok(diff / scale)
+    Ok(super::max_rel_diff(&a, &b))
 }
 
 /// Seeded normal values of `shape`.
