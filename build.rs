@@ -28,7 +28,37 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=JOULEBENCH_CANDLE_VERSION={candle}");
+    cuda_kernels();
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/index");
     println!("cargo:rerun-if-changed=Cargo.lock");
+}
+
+/// With the `cuda` feature: compiles src/train/cuda/kernels.cu to PTX with
+/// nvcc (`NVCC`, else `nvcc` on PATH; `CUDA_COMPUTE_CAP`, default 90), for
+/// `include_str!` in src/train/cuda/mod.rs. A compile error fails the build.
+fn cuda_kernels() {
+    const SRC: &str = "src/train/cuda/kernels.cu";
+    println!("cargo:rerun-if-changed={SRC}");
+    println!("cargo:rerun-if-env-changed=NVCC");
+    println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
+    if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
+        return;
+    }
+    let nvcc = std::env::var("NVCC").unwrap_or_else(|_| "nvcc".into());
+    let cap = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "90".into());
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"))
+        .join("joulebench_kernels.ptx");
+    let status = Command::new(&nvcc)
+        .args(["--ptx", &format!("-arch=compute_{cap}"), "-O3", "-o"])
+        .arg(&out)
+        .arg(SRC)
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!("{nvcc} failed to compile {SRC} ({s})"),
+        Err(e) => panic!(
+            "cannot run {nvcc} to compile {SRC}: {e} (set NVCC, or use scripts/build-cuda.sh)"
+        ),
+    }
 }

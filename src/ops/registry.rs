@@ -15,10 +15,11 @@ crate::named_enum! {
         Gelu = "gelu",
         Bf16Gemm = "bf16-gemm",
         FusedOptimizer = "fused-optimizer",
+        CudaAdamW = "cuda-adamw",
     }
 }
 
-const COUNT: usize = 7;
+const COUNT: usize = 8;
 const _: () = assert!(Kernel::ALL.len() == COUNT, "COUNT must list every kernel");
 
 impl Kernel {

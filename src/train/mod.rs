@@ -16,6 +16,8 @@
 //! windows after training, `precision` the dtypes and loss scaling.
 
 mod batch_schedule;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod early_stopping;
 mod epoch;
 pub mod eval;
@@ -88,6 +90,18 @@ pub fn self_check(device: &candle_core::Device) -> Vec<crate::ops::selfcheck::Ke
                 let err = std::panic::catch_unwind(fused_optim::self_check)
                     .unwrap_or_else(|_| candle_core::bail!("the kernel panicked"));
                 out.push(verdict(Kernel::FusedOptimizer, "fused AdamW", err, 1e-5));
+            }
+            #[cfg(feature = "cuda")]
+            if device.is_cuda() {
+                let fault = crate::ops::selfcheck::faulty(Kernel::CudaAdamW);
+                let err = std::panic::catch_unwind(|| cuda::self_check(device, fault))
+                    .unwrap_or_else(|_| candle_core::bail!("the kernel panicked"));
+                out.push(verdict(
+                    Kernel::CudaAdamW,
+                    "cuda fused AdamW (PTX)",
+                    err,
+                    1e-5,
+                ));
             }
             out
         })

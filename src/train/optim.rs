@@ -49,6 +49,9 @@ pub enum TrainOptimizer {
     AdamW(Box<candle_nn::AdamW>),
     Fused(crate::train::fused_optim::FusedOptimizer),
     Sgd(SgdMomentum),
+    /// AdamW as one kernel launch per parameter tensor on CUDA.
+    #[cfg(feature = "cuda")]
+    Cuda(crate::train::cuda::CudaAdamW),
 }
 
 impl TrainOptimizer {
@@ -73,6 +76,21 @@ impl TrainOptimizer {
             if let Some(f) = FusedOptimizer::new(vars.clone(), rule) {
                 return Ok(TrainOptimizer::Fused(f));
             }
+        }
+        #[cfg(feature = "cuda")]
+        if cfg.fused
+            && cfg.kind == OptimizerKind::Adamw
+            && crate::ops::selfcheck::enabled(crate::ops::selfcheck::Kernel::CudaAdamW)
+            && let Some(o) = crate::train::cuda::CudaAdamW::new(
+                vars.clone(),
+                cfg.learning_rate,
+                0.9,
+                0.999,
+                1e-8,
+                cfg.weight_decay,
+            )
+        {
+            return Ok(TrainOptimizer::Cuda(o));
         }
         Ok(match cfg.kind {
             OptimizerKind::Adamw => TrainOptimizer::AdamW(Box::new(candle_nn::AdamW::new(
@@ -100,6 +118,8 @@ impl TrainOptimizer {
             TrainOptimizer::AdamW(o) => o.set_learning_rate(lr),
             TrainOptimizer::Fused(o) => o.set_learning_rate(lr),
             TrainOptimizer::Sgd(o) => o.lr = lr,
+            #[cfg(feature = "cuda")]
+            TrainOptimizer::Cuda(o) => o.set_learning_rate(lr),
         }
     }
 
@@ -108,6 +128,8 @@ impl TrainOptimizer {
             TrainOptimizer::AdamW(o) => o.step(grads),
             TrainOptimizer::Fused(o) => o.step(grads),
             TrainOptimizer::Sgd(o) => o.step(grads),
+            #[cfg(feature = "cuda")]
+            TrainOptimizer::Cuda(o) => o.step(grads),
         }
     }
 }
