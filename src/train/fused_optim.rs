@@ -251,23 +251,31 @@ impl FusedOptimizer {
     }
 }
 
-/// The self-check: three fused AdamW steps on small seeded parameters
-/// against candle_nn's AdamW on the same gradients; the largest relative
-/// difference of the parameters.
-pub fn self_check() -> Result<f64> {
+/// An AdamW step function under test: built by the caller for the one
+/// parameter it is given, with the learning rate and weight decay given.
+pub(crate) type AdamWUnderTest = Box<dyn FnMut(&candle_core::backprop::GradStore) -> Result<()>>;
+
+/// Three steps of the AdamW that `make` builds, on `n` seeded parameters on
+/// `device`, against candle_nn's AdamW on the same gradients; the largest
+/// relative difference of the parameters. The self-check of every AdamW
+/// kernel (CPU and CUDA).
+pub(crate) fn against_candle_adamw(
+    device: &candle_core::Device,
+    n: usize,
+    make: impl FnOnce(Var, f64, f64) -> Result<AdamWUnderTest>,
+) -> Result<f64> {
     use candle_core::Tensor;
     use candle_nn::Optimizer;
-    let dev = candle_core::Device::Cpu;
     let mut rng = crate::util::rng::Rng::new(12);
     let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
-    let (w0, c) = (draw(37), draw(37));
-    let vars = |data: &[f32]| -> Result<Var> { Var::from_slice(data, 37, &dev) };
-    let (a, b) = (vars(&w0)?, vars(&w0)?);
-    let coeffs = Tensor::from_slice(&c, 37, &dev)?;
+    let (w0, c) = (draw(n), draw(n));
+    let (a, b) = (
+        Var::from_slice(&w0, n, device)?,
+        Var::from_slice(&w0, n, device)?,
+    );
+    let coeffs = Tensor::from_slice(&c, n, device)?;
     let (lr, wd) = (0.01, 0.1);
-    let Some(mut fused) = FusedOptimizer::adamw(vec![a.clone()], lr, 0.9, 0.999, 1e-8, wd) else {
-        candle_core::bail!("the fused optimizer refused f32 CPU parameters")
-    };
+    let mut tested = make(a.clone(), lr, wd)?;
     let params = candle_nn::ParamsAdamW {
         lr,
         beta1: 0.9,
@@ -283,8 +291,19 @@ pub fn self_check() -> Result<f64> {
             let quadratic = (w.as_tensor().sqr()?.sum_all()? * (0.5 * step as f64))?;
             linear + quadratic
         };
-        fused.step(&loss(&a)?.backward()?)?;
+        tested(&loss(&a)?.backward()?)?;
         reference.step(&loss(&b)?.backward()?)?;
     }
     crate::ops::selfcheck::rel_error(a.as_tensor(), b.as_tensor())
+}
+
+/// The self-check of the CPU fused AdamW: [`against_candle_adamw`] on 37
+/// parameters.
+pub fn self_check() -> Result<f64> {
+    against_candle_adamw(&candle_core::Device::Cpu, 37, |var, lr, wd| {
+        let Some(mut f) = FusedOptimizer::adamw(vec![var], lr, 0.9, 0.999, 1e-8, wd) else {
+            candle_core::bail!("the fused optimizer refused f32 CPU parameters")
+        };
+        Ok(Box::new(move |g| f.step(g)))
+    })
 }
