@@ -301,4 +301,13 @@ fn bf16_layers_on_the_cpu_match_f32_on_bf16_inputs_and_pass_gradients() {
     assert_eq!(y.dtype(), DType::BF16);
     let g = y.sum_all().unwrap().backward().unwrap();
     assert_eq!(g.get(&xl).unwrap().dtype(), DType::BF16);
+    // GELU likewise: the f32 result on the widened values, rounded once.
+    let xg = Var::from_tensor(&bf(&(Tensor::randn(0f32, 2.0, (4, 33), &dev).unwrap()))).unwrap();
+    let y = joulebench::ops::gelu::gelu(xg.as_tensor()).unwrap();
+    assert_eq!(y.dtype(), DType::BF16);
+    let want = joulebench::ops::gelu::gelu(&xg.as_tensor().to_dtype(DType::F32).unwrap()).unwrap();
+    let diff = common::max_abs_diff(&y.to_dtype(DType::F32).unwrap(), &want);
+    assert!(diff <= common::max_abs(&want) / 128.0, "gelu bf16: {diff}");
+    let g = y.sum_all().unwrap().backward().unwrap();
+    assert_eq!(g.get(&xg).unwrap().dtype(), DType::BF16);
 }

@@ -9,8 +9,9 @@
 //! values, with x³ as x·x·x.
 
 use super::registry::Kernel;
-use super::{f32s, fast, with_f32};
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use super::{f32s, fast, storage_of, tensor_of, with_f32};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -47,7 +48,7 @@ impl CustomOp1 for Gelu {
                 }
             });
         super::registry::corrupt(Kernel::Gelu, &mut y);
-        Ok((CpuStorage::F32(y), l.shape().clone()))
+        Ok((storage_of(y, s.dtype() == DType::BF16), l.shape().clone()))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -65,14 +66,19 @@ impl CustomOp1 for Gelu {
                 Ok(dx)
             })
         })?;
-        Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
+        Ok(Some(tensor_of(
+            dx,
+            arg.shape(),
+            arg.dtype() == DType::BF16,
+        )?))
     }
 }
 
-/// GELU (tanh approximation): the fused op on f32 CPU tensors, candle's
-/// `gelu` otherwise.
+/// GELU (tanh approximation): the fused op on f32 and bf16 CPU tensors
+/// (bf16 widened inside, the result rounded to bf16), candle's `gelu`
+/// otherwise.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    if fast(Kernel::Gelu, &[x]) {
+    if fast(Kernel::Gelu, &[x]) || super::bf16_cpu(Kernel::Gelu, &[x]) {
         x.contiguous()?.apply_op1(Gelu)
     } else {
         x.gelu()
