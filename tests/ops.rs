@@ -274,21 +274,8 @@ fn bf16_layers_on_the_cpu_match_f32_on_bf16_inputs_and_pass_gradients() {
     )
     .unwrap();
     assert_eq!(got.dtype(), DType::BF16);
-    let diff = (got.to_dtype(DType::F32).unwrap() - &want)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let mag = want
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = common::max_abs_diff(&got.to_dtype(DType::F32).unwrap(), &want);
+    let mag = common::max_abs(&want);
     assert!(diff <= mag / 128.0, "bf16 rounding only: {diff} vs {mag}");
     let g = got.sum_all().unwrap().backward().unwrap();
     let gx = g.get(&xv).expect("a gradient for the bf16 input");

@@ -8,8 +8,8 @@
 //! full-size temporaries. Each op here does one layer's work in one node:
 //! gemm with the bias folded in and the activation applied in place, and a
 //! backward pass that computes exactly the gradients asked for. On f32 CPU
-//! tensors the fast kernels run, and bf16 CPU tensors run them on f32 copies
-//! (`bf16_gemm`); anywhere else (GPU, f16) the same function falls back to
+//! tensors the fast kernels run, and the linear, conv and GELU ops take bf16
+//! CPU tensors too, widening them inside the op (`bf16_cpu`); anywhere else (GPU, f16) the same function falls back to
 //! candle's ops, so models call one function and stay device-agnostic. Every
 //! fast op is tested against candle's result and gradients (tests/ops.rs).
 
@@ -122,8 +122,8 @@ fn bf16_cpu(kernel: registry::Kernel, ts: &[&Tensor]) -> bool {
             .all(|t| t.device().is_cpu() && t.dtype() == DType::BF16)
 }
 
-/// The product for an op's operands: f32, or bf16 values held in f32 (the
-/// f32 copies of a bf16 layer), which take [`bf16_gemm::matmul_bf16`].
+/// The product for an op's operands: f32, or bf16 values held in f32 (a
+/// bf16 layer's widened values), which take [`bf16_gemm::matmul_bf16`].
 type Product = fn(&mut [f32], Mat, Mat, bool, bool);
 
 fn product(bf16: bool) -> Product {
