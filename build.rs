@@ -34,12 +34,17 @@ fn main() {
     println!("cargo:rerun-if-changed=Cargo.lock");
 }
 
-/// With the `cuda` feature: compiles src/train/cuda/kernels.cu to PTX with
-/// nvcc (`NVCC`, else `nvcc` on PATH; `CUDA_COMPUTE_CAP`, default 90), for
-/// `include_str!` in src/train/cuda/mod.rs. A compile error fails the build.
+/// With the `cuda` feature: compiles each CUDA source to PTX with nvcc
+/// (`NVCC`, else `nvcc` on PATH; `CUDA_COMPUTE_CAP`, default 90), for
+/// `include_str!` in its module. A compile error fails the build.
 fn cuda_kernels() {
-    const SRC: &str = "src/train/cuda/kernels.cu";
-    println!("cargo:rerun-if-changed={SRC}");
+    const SOURCES: [(&str, &str); 2] = [
+        ("src/ops/cuda/kernels.cu", "joulebench_ops.ptx"),
+        ("src/train/cuda/kernels.cu", "joulebench_kernels.ptx"),
+    ];
+    for (src, _) in SOURCES {
+        println!("cargo:rerun-if-changed={src}");
+    }
     println!("cargo:rerun-if-env-changed=NVCC");
     println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
     if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
@@ -47,18 +52,19 @@ fn cuda_kernels() {
     }
     let nvcc = std::env::var("NVCC").unwrap_or_else(|_| "nvcc".into());
     let cap = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "90".into());
-    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"))
-        .join("joulebench_kernels.ptx");
-    let status = Command::new(&nvcc)
-        .args(["--ptx", &format!("-arch=compute_{cap}"), "-O3", "-o"])
-        .arg(&out)
-        .arg(SRC)
-        .status();
-    match status {
-        Ok(s) if s.success() => {}
-        Ok(s) => panic!("{nvcc} failed to compile {SRC} ({s})"),
-        Err(e) => panic!(
-            "cannot run {nvcc} to compile {SRC}: {e} (set NVCC, or use scripts/build-cuda.sh)"
-        ),
+    let dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    for (src, ptx) in SOURCES {
+        let status = Command::new(&nvcc)
+            .args(["--ptx", &format!("-arch=compute_{cap}"), "-O3", "-o"])
+            .arg(dir.join(ptx))
+            .arg(src)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => panic!("{nvcc} failed to compile {src} ({s})"),
+            Err(e) => panic!(
+                "cannot run {nvcc} to compile {src}: {e} (set NVCC, or use scripts/build-cuda.sh)"
+            ),
+        }
     }
 }

@@ -107,8 +107,17 @@ impl CustomOp2 for CrossEntropy {
 }
 
 /// Mean cross-entropy of `logits` (N, C) against `labels` (N): one fused op
-/// for f32 CPU logits, candle_nn's `cross_entropy` otherwise.
+/// for f32 CPU logits, the fused CUDA kernels (`ops::cuda`, an f32 loss) for
+/// f32 or bf16 logits on CUDA, candle_nn's `cross_entropy` otherwise.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if super::cuda::usable(Kernel::CudaCrossEntropy, &[logits])
+        && labels.device().same_device(logits.device())
+        && logits.rank() == 2
+        && matches!(labels.dtype(), DType::U32 | DType::I64)
+    {
+        return super::cuda::cross_entropy(logits, labels);
+    }
     let fast = super::fast(Kernel::CrossEntropy, &[logits])
         && labels.device().is_cpu()
         && logits.rank() == 2

@@ -100,10 +100,18 @@ impl CustomOp3 for LinearOp {
 }
 
 /// `act(x·Wᵀ + b)` for x of shape (…, in) and W of shape (out, in): one
-/// fused op on f32 or bf16 CPU tensors, candle's ops otherwise (or without
-/// a bias). Where candle has no bf16 matmul (the CPU) and the fused op may
+/// fused op on f32 or bf16 CPU tensors; on CUDA (f32 or bf16) candle's
+/// product and the fused bias + activation kernel (`ops::cuda`); candle's
+/// ops otherwise (or without a bias). Where candle has no bf16 matmul (the CPU) and the fused op may
 /// not run, a bf16 layer runs candle's f32 ops on f32 copies.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if let Some(b) = b
+        && super::cuda::usable(Kernel::CudaBiasAct, &[x, w, b])
+    {
+        // cuBLAS's product, then bias and activation in one kernel.
+        return super::cuda::bias_act(&x.broadcast_matmul(&w.t()?)?, b, act);
+    }
     let bf16 = x.dtype() == DType::BF16 && x.device().is_cpu();
     if bf16 {
         let b = match b {

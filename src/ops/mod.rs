@@ -17,6 +17,7 @@ mod amx;
 pub mod bf16_gemm;
 pub mod conv;
 pub mod cross_entropy;
+pub mod cuda;
 mod depthwise;
 pub mod gelu;
 mod im2col;

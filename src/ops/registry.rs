@@ -16,10 +16,12 @@ crate::named_enum! {
         Bf16Gemm = "bf16-gemm",
         FusedOptimizer = "fused-optimizer",
         CudaAdamW = "cuda-adamw",
+        CudaBiasAct = "cuda-bias-act",
+        CudaCrossEntropy = "cuda-cross-entropy",
     }
 }
 
-const COUNT: usize = 8;
+const COUNT: usize = 10;
 const _: () = assert!(Kernel::ALL.len() == COUNT, "COUNT must list every kernel");
 
 impl Kernel {

@@ -80,7 +80,7 @@ pub fn rel_error(a: &Tensor, b: &Tensor) -> Result<f64> {
 }
 
 /// Seeded normal values of `shape`.
-fn rand(shape: &[usize], seed: u64) -> Result<Tensor> {
+pub(super) fn rand(shape: &[usize], seed: u64) -> Result<Tensor> {
     let mut rng = crate::util::rng::Rng::new(seed);
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
@@ -89,7 +89,7 @@ fn rand(shape: &[usize], seed: u64) -> Result<Tensor> {
 
 /// Outputs and input gradients of `f` under a loss that weights every output
 /// differently; the largest relative error of `fast` against `reference`.
-fn compare(
+pub(super) fn compare(
     inputs: &[Tensor],
     fast: &dyn Fn(&[Tensor]) -> Result<Tensor>,
     reference: &dyn Fn(&[Tensor]) -> Result<Tensor>,
@@ -103,7 +103,8 @@ fn compare(
         let y = f(&ts)?;
         let w = (Tensor::arange(0f32, y.elem_count() as f32, y.device())?.reshape(y.shape())?
             * 0.37)?
-            .sin()?;
+            .sin()?
+            .to_dtype(y.dtype())?;
         let g = (&y * w)?.sum_all()?.backward()?;
         let mut out = vec![y];
         for t in &ts {
@@ -122,7 +123,7 @@ fn compare(
 
 /// f32 sums over a few hundred terms: far below a real fault (an output off
 /// by one), far above rounding.
-const TOLERANCE: f64 = 1e-4;
+pub(super) const TOLERANCE: f64 = 1e-4;
 
 fn check_linear() -> Result<f64> {
     let inputs = [rand(&[9, 37], 1)?, rand(&[21, 37], 2)?, rand(&[21], 3)?];
@@ -220,15 +221,24 @@ fn check_gelu() -> Result<f64> {
 }
 
 /// Runs a check, a panic counting as a failure to run.
-fn guarded(f: fn() -> Result<f64>) -> Result<f64> {
-    std::panic::catch_unwind(f).unwrap_or_else(|_| candle_core::bail!("the kernel panicked"))
+pub(super) fn guarded(f: impl FnOnce() -> Result<f64>) -> Result<f64> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| candle_core::bail!("the kernel panicked"))
 }
 
-/// Self-checks the CPU kernels of `ops` (none run on other devices, so none
-/// are checked there): each against candle's ops, switching off any that
-/// disagree. Runs with the fused ops on, whatever `set_fused` says.
+/// Self-checks the kernels of `ops` that run on `device` (the CPU ones, or
+/// on CUDA the CUDA ones): each against candle's ops, switching off any that
+/// disagree. With the fused ops switched off (`set_fused(false)`) none runs,
+/// so none is checked.
 pub fn check_ops(device: &Device) -> Vec<KernelCheck> {
-    if !device.is_cpu() || !super::fused() {
+    if !super::fused() {
+        return Vec::new();
+    }
+    #[cfg(feature = "cuda")]
+    if device.is_cuda() {
+        return super::cuda::checks(device);
+    }
+    if !device.is_cpu() {
         return Vec::new();
     }
     let mut out = vec![

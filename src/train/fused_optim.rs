@@ -55,6 +55,10 @@ enum Coefs {
         decay: f32,
         b1: f32,
         b2: f32,
+        /// 1 − β₁ and 1 − β₂ taken in f64, as candle_nn does: 1 − 0.999_f32
+        /// is 1.3e-5 off 0.001.
+        one_minus_b1: f32,
+        one_minus_b2: f32,
         scale_m: f32,
         scale_v: f32,
         lr: f32,
@@ -74,14 +78,16 @@ impl Coefs {
                 decay,
                 b1,
                 b2,
+                one_minus_b1,
+                one_minus_b2,
                 scale_m,
                 scale_v,
                 lr,
                 eps,
             } => {
                 for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m).zip(v) {
-                    *m = b1 * *m + (1.0 - b1) * g;
-                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *m = b1 * *m + one_minus_b1 * g;
+                    *v = b2 * *v + one_minus_b2 * g * g;
                     let (m_hat, v_hat) = (*m * scale_m, *v * scale_v);
                     *w = *w * decay - lr * (m_hat / (v_hat.sqrt() + eps));
                 }
@@ -197,6 +203,8 @@ impl FusedOptimizer {
                 decay: (1.0 - lr * weight_decay) as f32,
                 b1: beta1 as f32,
                 b2: beta2 as f32,
+                one_minus_b1: (1.0 - beta1) as f32,
+                one_minus_b2: (1.0 - beta2) as f32,
                 scale_m: (1.0 / (1.0 - beta1.powi(self.t))) as f32,
                 scale_v: (1.0 / (1.0 - beta2.powi(self.t))) as f32,
                 lr: lr as f32,
@@ -255,27 +263,28 @@ impl FusedOptimizer {
 /// parameter it is given, with the learning rate and weight decay given.
 pub(crate) type AdamWUnderTest = Box<dyn FnMut(&candle_core::backprop::GradStore) -> Result<()>>;
 
-/// Three steps of the AdamW that `make` builds, on `n` seeded parameters on
-/// `device`, against candle_nn's AdamW on the same gradients; the largest
-/// relative difference of the parameters. The self-check of every AdamW
-/// kernel (CPU and CUDA).
+/// Three steps of the AdamW that `make` builds, on seeded parameter tensors
+/// of the given `sizes` on `device`, against candle_nn's AdamW on the same
+/// gradients; the largest relative difference of the parameters. The
+/// self-check of every AdamW kernel (CPU and CUDA).
 pub(crate) fn against_candle_adamw(
     device: &candle_core::Device,
-    n: usize,
-    make: impl FnOnce(Var, f64, f64) -> Result<AdamWUnderTest>,
+    sizes: &[usize],
+    make: impl FnOnce(Vec<Var>, f64, f64) -> Result<AdamWUnderTest>,
 ) -> Result<f64> {
     use candle_core::Tensor;
     use candle_nn::Optimizer;
     let mut rng = crate::util::rng::Rng::new(12);
     let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
-    let (w0, c) = (draw(n), draw(n));
-    let (a, b) = (
-        Var::from_slice(&w0, n, device)?,
-        Var::from_slice(&w0, n, device)?,
-    );
-    let coeffs = Tensor::from_slice(&c, n, device)?;
+    let (mut tested_vars, mut reference_vars, mut coeffs) = (Vec::new(), Vec::new(), Vec::new());
+    for &n in sizes {
+        let (w0, c) = (draw(n), draw(n));
+        tested_vars.push(Var::from_slice(&w0, n, device)?);
+        reference_vars.push(Var::from_slice(&w0, n, device)?);
+        coeffs.push(Tensor::from_slice(&c, n, device)?);
+    }
     let (lr, wd) = (0.01, 0.1);
-    let mut tested = make(a.clone(), lr, wd)?;
+    let mut tested = make(tested_vars.clone(), lr, wd)?;
     let params = candle_nn::ParamsAdamW {
         lr,
         beta1: 0.9,
@@ -283,25 +292,37 @@ pub(crate) fn against_candle_adamw(
         eps: 1e-8,
         weight_decay: wd,
     };
-    let mut reference = candle_nn::AdamW::new(vec![b.clone()], params)?;
+    let mut reference = candle_nn::AdamW::new(reference_vars.clone(), params)?;
     for step in 0..3 {
         // A loss whose gradient changes from step to step: Σ c·w + ½ step·Σ w².
-        let loss = |w: &Var| -> Result<Tensor> {
-            let linear = (w.as_tensor() * &coeffs)?.sum_all()?;
-            let quadratic = (w.as_tensor().sqr()?.sum_all()? * (0.5 * step as f64))?;
-            linear + quadratic
+        let loss = |ws: &[Var]| -> Result<Tensor> {
+            let mut total = Tensor::zeros((), candle_core::DType::F32, device)?;
+            for (w, c) in ws.iter().zip(&coeffs) {
+                let linear = (w.as_tensor() * c)?.sum_all()?;
+                let quadratic = (w.as_tensor().sqr()?.sum_all()? * (0.5 * step as f64))?;
+                total = (total + (linear + quadratic)?)?;
+            }
+            Ok(total)
         };
-        tested(&loss(&a)?.backward()?)?;
-        reference.step(&loss(&b)?.backward()?)?;
+        tested(&loss(&tested_vars)?.backward()?)?;
+        reference.step(&loss(&reference_vars)?.backward()?)?;
     }
-    crate::ops::selfcheck::rel_error(a.as_tensor(), b.as_tensor())
+    tested_vars
+        .iter()
+        .zip(&reference_vars)
+        .try_fold(0f64, |m, (a, b)| {
+            Ok(m.max(crate::ops::selfcheck::rel_error(
+                a.as_tensor(),
+                b.as_tensor(),
+            )?))
+        })
 }
 
-/// The self-check of the CPU fused AdamW: [`against_candle_adamw`] on 37
-/// parameters.
+/// The self-check of the CPU fused AdamW: [`against_candle_adamw`] on two
+/// tensors of 37 and 5 parameters.
 pub fn self_check() -> Result<f64> {
-    against_candle_adamw(&candle_core::Device::Cpu, 37, |var, lr, wd| {
-        let Some(mut f) = FusedOptimizer::adamw(vec![var], lr, 0.9, 0.999, 1e-8, wd) else {
+    against_candle_adamw(&candle_core::Device::Cpu, &[37, 5], |vars, lr, wd| {
+        let Some(mut f) = FusedOptimizer::adamw(vars, lr, 0.9, 0.999, 1e-8, wd) else {
             candle_core::bail!("the fused optimizer refused f32 CPU parameters")
         };
         Ok(Box::new(move |g| f.step(g)))

@@ -16,7 +16,6 @@
 //! windows after training, `precision` the dtypes and loss scaling.
 
 mod batch_schedule;
-#[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod early_stopping;
 mod epoch;
