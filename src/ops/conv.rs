@@ -25,7 +25,9 @@ use super::depthwise;
 use super::im2col::Geometry;
 use super::pool::{pool_plane, unpool_plane};
 use super::registry::Kernel;
-use super::{Activation, Mat, f32s, fast, filled, product, storage_of, tensor_of, with_f32};
+use super::{
+    Activation, Mat, f32s, fast, filled, product, product_uninit, storage_of, tensor_of, with_f32,
+};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -119,32 +121,39 @@ impl Conv2dOp {
     /// dx: dcols_g = W_gᵀ · gz_g, folded back by col2im.
     fn input_grad_columns(&self, w: &[f32], gz: &[f32], o: usize, b: usize) -> Vec<f32> {
         let ((og, kg), n) = (self.group_dims(o), b * self.g.l());
-        let mut dcols = vec![0f32; self.g.rows() * n];
-        self.per_group(
-            &mut dcols,
+        let dcols = self.per_group(
+            self.g.rows() * n,
             |gi| Mat::new(&w[gi * og * kg..], og, kg).t(),
             |gi| Mat::new(&gz[gi * og * n..], og, n),
         );
         self.g.col2im_batch(&dcols, b)
     }
 
-    /// `dst_g = a_g · b_g` for every group g: `a` and `b` give each group's
-    /// operand views. One group: one product on all threads; several (depthwise
-    /// and grouped convolutions): the groups in parallel.
+    /// `a_g · b_g` for every group g, end to end in a new vector of `len`
+    /// (not zeroed first: each product writes its whole block). `a` and `b`
+    /// give each group's operand views. One group: one product on all
+    /// threads; several (depthwise and grouped convolutions): the groups in
+    /// parallel.
     fn per_group<'a>(
         &self,
-        dst: &mut [f32],
+        len: usize,
         a: impl Fn(usize) -> Mat<'a> + Sync,
         b: impl Fn(usize) -> Mat<'a> + Sync,
-    ) {
-        let mm = product(self.bf16);
+    ) -> Vec<f32> {
+        let mut out = Vec::with_capacity(len);
+        let dst = &mut out.spare_capacity_mut()[..len];
         if self.groups == 1 {
-            return mm(dst, a(0), b(0), false, true);
+            product_uninit(self.bf16, dst, a(0), b(0), true);
+        } else {
+            let per = len / self.groups;
+            dst.par_chunks_mut(per)
+                .enumerate()
+                .for_each(|(gi, d)| product_uninit(self.bf16, d, a(gi), b(gi), false));
         }
-        let per = dst.len() / self.groups;
-        dst.par_chunks_mut(per)
-            .enumerate()
-            .for_each(|(gi, d)| mm(d, a(gi), b(gi), false, false));
+        // SAFETY: the groups' blocks cover all `len` entries, each written by
+        // its product.
+        unsafe { out.set_len(len) };
+        out
     }
 }
 
@@ -175,9 +184,8 @@ impl CustomOp3 for Conv2dOp {
             (depthwise::forward(&g, &x, &w, og), None)
         } else {
             let cols = g.im2col_batch(&x);
-            let mut z = vec![0f32; o * n];
-            self.per_group(
-                &mut z,
+            let z = self.per_group(
+                o * n,
                 |gi| Mat::new(&w[gi * og * kg..], og, kg),
                 |gi| Mat::new(&cols[gi * kg * n..], kg, n),
             );
@@ -242,8 +250,8 @@ impl CustomOp3 for Conv2dOp {
                         let p = (bi * o + oc) * q;
                         let (yp, gp) = (&y[p..p + q], &gy[p..p + q]);
                         match &saved.arg {
-                            Some(arg) => unpool_plane(gp, &arg[p..p + q], g.wo, seg, |i| {
-                                self.act.passes(yp[i])
+                            Some(arg) => unpool_plane(gp, &arg[p..p + q], yp, g.wo, seg, |y| {
+                                self.act.passes(y)
                             }),
                             None => {
                                 for ((d, &gv), &yv) in seg.iter_mut().zip(gp).zip(yp) {
@@ -255,7 +263,7 @@ impl CustomOp3 for Conv2dOp {
                 }))
             })
         })?;
-        let db: Vec<f32> = gz.par_chunks(n).map(|row| row.iter().sum()).collect();
+        let db: Vec<f32> = gz.par_chunks(n).map(super::sum).collect();
         let og = self.group_dims(o).0;
         let direct = self.direct();
         let dw = if direct {

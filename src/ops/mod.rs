@@ -310,6 +310,21 @@ fn small_matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
     }
 }
 
+/// Σ x with 16 running sums (so the loop vectorizes), added in a fixed
+/// order: bias gradients sum rows of B·H·W values.
+fn sum(x: &[f32]) -> f32 {
+    const L: usize = 16;
+    let mut acc = [0f32; L];
+    let chunks = x.chunks_exact(L);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for l in 0..L {
+            acc[l] += c[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Σ x·y with 16 running sums (so the loop vectorizes), added in a fixed
 /// order: depthwise weight gradients are long dot products.
 fn dot(x: &[f32], y: &[f32]) -> f32 {
@@ -334,9 +349,47 @@ fn dot(x: &[f32], y: &[f32]) -> f32 {
 /// `parallel` lets gemm use candle's thread count for large products; ops
 /// that already run one product per thread pass false.
 fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallel: bool) {
+    assert!(
+        dst.len() >= a.rows * b.cols,
+        "matmul: destination too small"
+    );
+    // SAFETY: dst is initialised and holds a.rows · b.cols entries.
+    unsafe { matmul_ptr(dst.as_mut_ptr(), a, b, accumulate, parallel) }
+}
+
+/// `dst = a·b` into memory that may start uninitialised: gemm writes every
+/// entry without reading it, so the largest buffers of a step (a layer's
+/// pre-activation, the column gradient) are not zeroed first. bf16 layers
+/// and the plain-loop shapes zero it and take [`product`].
+fn product_uninit(bf16: bool, dst: &mut [MaybeUninit<f32>], a: Mat, b: Mat, parallel: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(dst.len() >= m * n, "matmul: destination too small");
+    if bf16 || plain_loop(m, k, n) {
+        for d in dst.iter_mut() {
+            d.write(0.0);
+        }
+        // SAFETY: every entry was just written.
+        let dst = unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        return product(bf16)(dst, a, b, false, parallel);
+    }
+    // SAFETY: dst holds m·n entries; without `accumulate` gemm writes each
+    // (alpha = 0: `dst = acc`) before any read of it.
+    unsafe { matmul_ptr(dst.as_mut_ptr().cast(), a, b, false, parallel) }
+}
+
+/// Whether [`matmul`] takes the plain loop for an m×k by k×n product.
+fn plain_loop(m: usize, k: usize, n: usize) -> bool {
+    k == 0 || m == 1 || n == 1 || k <= 2 || m * n * k < SMALL_MACS
+}
+
+/// [`matmul`] through a pointer.
+///
+/// # Safety
+/// `dst` points at `a.rows · b.cols` writable f32s, initialised unless the
+/// product takes gemm without `accumulate`.
+unsafe fn matmul_ptr(dst: *mut f32, a: Mat, b: Mat, accumulate: bool, parallel: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "matmul: inner dimensions differ");
-    assert!(dst.len() >= m * n, "matmul: destination too small");
     if m == 0 || n == 0 {
         return;
     }
@@ -346,13 +399,15 @@ fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallel: bool) {
             "matmul: view out of bounds"
         );
     }
-    if k == 0 {
-        if !accumulate {
-            dst[..m * n].fill(0.0);
+    if plain_loop(m, k, n) {
+        // SAFETY: the caller's contract: m·n initialised entries here.
+        let dst = unsafe { std::slice::from_raw_parts_mut(dst, m * n) };
+        if k == 0 {
+            if !accumulate {
+                dst.fill(0.0);
+            }
+            return;
         }
-        return;
-    }
-    if m == 1 || n == 1 || k <= 2 || m * n * k < SMALL_MACS {
         return small_matmul(dst, a, b, accumulate);
     }
     // The thread count reads the environment: only ask when it can matter
@@ -368,13 +423,13 @@ fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallel: bool) {
         gemm::Parallelism::None
     };
     // SAFETY: the asserts above keep every element gemm reads inside `a.data`
-    // and `b.data`, and every element it writes inside `dst[..m * n]`.
+    // and `b.data`; the caller's contract covers the m·n it writes at `dst`.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             accumulate,

@@ -16,7 +16,8 @@ use std::mem::MaybeUninit;
 
 /// Pools one (h, w) plane (h, w even) into `out` (h/2 · w/2): each output is
 /// `f(max of its window)`, and `arg` records which of the window's four
-/// entries (row-major) held the first maximum.
+/// entries (row-major) held the first maximum. Branch-free selects: on
+/// random data a compare-and-branch per entry mispredicts half the time.
 pub(super) fn pool_plane(
     src: &[f32],
     w: usize,
@@ -25,47 +26,60 @@ pub(super) fn pool_plane(
     f: impl Fn(f32) -> f32,
 ) {
     let wo = w / 2;
-    for (oy, (orow, arow)) in out
+    for ((orow, arow), rows) in out
         .chunks_exact_mut(wo)
         .zip(arg.chunks_exact_mut(wo))
-        .enumerate()
+        .zip(src.chunks_exact(2 * w))
     {
-        let (r0, r1) = (&src[2 * oy * w..][..w], &src[(2 * oy + 1) * w..][..w]);
-        for (ox, (o, a)) in orow.iter_mut().zip(arow.iter_mut()).enumerate() {
-            let q = [r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]];
-            let mut best = 0;
-            for j in 1..4 {
-                if q[j] > q[best] {
-                    best = j;
-                }
-            }
-            *o = f(q[best]);
-            *a = best as u8;
+        let (r0, r1) = rows.split_at(w);
+        for (((o, a), p0), p1) in orow
+            .iter_mut()
+            .zip(arow.iter_mut())
+            .zip(r0.chunks_exact(2))
+            .zip(r1.chunks_exact(2))
+        {
+            let (m, i) = (p0[0], 0u8);
+            let (m, i) = if p0[1] > m { (p0[1], 1) } else { (m, i) };
+            let (m, i) = if p1[0] > m { (p1[0], 2) } else { (m, i) };
+            let (m, i) = if p1[1] > m { (p1[1], 3) } else { (m, i) };
+            *o = f(m);
+            *a = i;
         }
     }
 }
 
 /// The adjoint of [`pool_plane`]: writes every entry of the (h, w) plane
 /// `dst` (h, w even; it may start uninitialised), `g` at each window's
-/// recorded maximum where `keep` holds for that output, zero elsewhere.
+/// recorded maximum where `keep` holds for that window's value in `mask`
+/// (the pooled output), zero elsewhere.
 pub(super) fn unpool_plane(
     g: &[f32],
     arg: &[u8],
+    mask: &[f32],
     w: usize,
     dst: &mut [MaybeUninit<f32>],
-    keep: impl Fn(usize) -> bool,
+    keep: impl Fn(f32) -> bool,
 ) {
     let wo = w / 2;
-    for (oy, rows) in dst.chunks_exact_mut(2 * w).enumerate() {
+    for (((rows, grow), arow), mrow) in dst
+        .chunks_exact_mut(2 * w)
+        .zip(g.chunks_exact(wo))
+        .zip(arg.chunks_exact(wo))
+        .zip(mask.chunks_exact(wo))
+    {
         let (r0, r1) = rows.split_at_mut(w);
-        for ox in 0..wo {
-            let i = oy * wo + ox;
-            let v = if keep(i) { g[i] } else { 0.0 };
-            let at = |j: u8| if arg[i] == j { v } else { 0.0 };
-            r0[2 * ox].write(at(0));
-            r0[2 * ox + 1].write(at(1));
-            r1[2 * ox].write(at(2));
-            r1[2 * ox + 1].write(at(3));
+        for ((((q0, q1), &gv), &a), &mv) in r0
+            .chunks_exact_mut(2)
+            .zip(r1.chunks_exact_mut(2))
+            .zip(grow)
+            .zip(arow)
+            .zip(mrow)
+        {
+            let v = if keep(mv) { gv } else { 0.0 };
+            q0[0].write(if a == 0 { v } else { 0.0 });
+            q0[1].write(if a == 1 { v } else { 0.0 });
+            q1[0].write(if a == 2 { v } else { 0.0 });
+            q1[1].write(if a == 3 { v } else { 0.0 });
         }
     }
 }
@@ -101,7 +115,8 @@ impl CustomOp1 for MaxPool2 {
                 Ok(filled(b * c * h * w, h * w, |p, dp| {
                     let (mut scratch, mut am) = (vec![0f32; q], vec![0u8; q]);
                     pool_plane(&x[p * h * w..][..h * w], w, &mut scratch, &mut am, |v| v);
-                    unpool_plane(&g[p * q..][..q], &am, w, dp, |_| true);
+                    let gp = &g[p * q..][..q];
+                    unpool_plane(gp, &am, gp, w, dp, |_| true);
                 }))
             })
         })?;
