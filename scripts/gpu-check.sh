@@ -2,14 +2,23 @@
 # One prepared check for a GPU host without a Rust toolchain or network:
 #   scripts/gpu-check.sh [BINARY]       (default dist/joulebench-cuda)
 # Prepare on the build machine: scripts/build-cuda.sh && scripts/pack-gpu-data.sh,
-# then carry dist/joulebench-cuda.gz (~20 MB) and gpu-data/ (~5 MB). Finds the CUDA and NVML libraries, runs
-# `joulebench meters`, then experiments/gpu-smoke.toml on cuda:0, writes logs
-# and the run folder under $OUT (default ./gpu-check-out) and prints a short
-# table last: per workload and precision, ms/step, J/step with provenance,
-# idle W, net J, accuracy and the NVML self-check (counter vs instant-power
-# integral), then the CUDA test binaries' result (dist/cuda-tests, from
-# build-cuda.sh: every test_device! test on cuda:0). It never changes
-# clocks, power limits or modes.
+# then carry dist/joulebench-cuda.gz (~20 MB), dist/cuda-tests/ and gpu-data/
+# (~5 MB). Finds the CUDA and NVML libraries, then runs, writing logs and run
+# folders under $OUT (default ./gpu-check-out):
+#   meters   `joulebench meters --device cuda:0`
+#   targets  experiments/gpu-targets.toml: issue #19's three H200
+#            configurations, with a table of ms and J per step beside
+#            PyTorch eager's published figures (~2 min)
+#   smoke    experiments/gpu-smoke.toml: every workload x f32/bf16/tf32 (~5 min)
+#   tests    the CUDA test binaries (dist/cuda-tests: every test_device! test
+#            and tests/cuda_kernels.rs on cuda:0)
+# and prints a short table per suite: ms/step, J/step with provenance, idle
+# W, net J, accuracy, the NVML self-check (counter vs instant-power
+# integral) and the kernel self-checks from the manifest.
+# Env: GPU_CHECK_PARTS (default meters,targets,smoke,tests),
+#      GPU_CHECK_DEVICE (default cuda:0; `cpu` for a dry run of the tables),
+#      GPU_CHECK_ARGS (extra `joulebench run` arguments, e.g. --workload mlp).
+# It never changes clocks, power limits or modes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin="${1:-dist/joulebench-cuda}"
@@ -30,29 +39,18 @@ fi
 [ -d gpu-data/fashion-mnist ] && export JOULEBENCH_FASHION_MNIST="$PWD/gpu-data/fashion-mnist"
 [ -d gpu-data/fortunes ] && export JOULEBENCH_CORPUS="$PWD/gpu-data/fortunes"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,power.limit,temperature.gpu --format=csv > "$out/nvidia-smi.csv" 2>&1
-"$bin" meters --device cuda:0 --idle-seconds 3 2>&1 | tee "$out/meters.txt"
-"$bin" run experiments/gpu-smoke.toml --device cuda:0 --out "$out/results" > "$out/run.log" 2>&1
-rc=$?
-# The CUDA test binaries: the `cuda` half of every test_device! test.
-tests_line="cuda tests: none carried (dist/cuda-tests/*.gz from scripts/build-cuda.sh)"
-if ls dist/cuda-tests/*.gz >/dev/null 2>&1; then
-  passed=0; failed=0
-  for t in dist/cuda-tests/*.gz; do
-    exe="/tmp/$(basename "$t" .gz)"
-    gunzip -c "$t" > "$exe" && chmod +x "$exe"
-    timeout 300 "$exe" cuda --test-threads=1 > "$out/cuda-test-$(basename "$exe").log" 2>&1
-    p=$(grep -oE '[0-9]+ passed' "$out/cuda-test-$(basename "$exe").log" | tail -1 | cut -d' ' -f1)
-    f=$(grep -oE '[0-9]+ failed' "$out/cuda-test-$(basename "$exe").log" | tail -1 | cut -d' ' -f1)
-    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
-  done
-  tests_line="cuda tests: $passed passed, $failed failed (logs: $out/cuda-test-*.log)"
-fi
-tail -25 "$out/run.log"
-run=$(ls -d "$out"/results/gpu-smoke/*/ 2>/dev/null | tail -1)
-[ -n "$run" ] || { echo "error: no run folder (exit $rc); see $out/run.log" >&2; exit 1; }
-python3 - "$run" <<'PY' | tee "$out/table.md"
+parts="${GPU_CHECK_PARTS:-meters,targets,smoke,tests}"
+has() { case ",$parts," in *",$1,"*) return 0;; *) return 1;; esac; }
+rc=0
+dev="${GPU_CHECK_DEVICE:-cuda:0}"
+has meters && "$bin" meters --device "$dev" --idle-seconds 3 2>&1 | tee "$out/meters.txt"
+# One table per run folder: per trial ms/step, J/step with provenance, idle
+# W, net J, accuracy and the NVML self-check; then the kernel self-checks.
+table() {
+python3 - "$1" <<'PY'
 import json, sys, pathlib
 run = pathlib.Path(sys.argv[1])
+print(f"\n{run.parent.name}:")
 print("| trial | status | ms/step | J/step (provenance) | idle W | net train J | test acc | counter vs instant % |")
 print("|---|---|---|---|---|---|---|---|")
 for line in (run / "trials.jsonl").read_text().splitlines():
@@ -69,6 +67,47 @@ for line in (run / "trials.jsonl").read_text().splitlines():
           f"{1000 * t.get('seconds', 0) / steps:.2f} | {t.get('joules', 0) / steps:.3f} ({prov}) | "
           f"{idle.get('avg_watts', float('nan')):.1f} | {t.get('net_joules', float('nan')):.1f} | "
           f"{'-' if acc is None else f'{100 * acc:.2f}%'} | {check} |")
+m = json.loads((run / "manifest.json").read_text())
+checks = m.get("kernel_checks") or []
+print("kernel self-checks: " + ("; ".join(
+    f"{c['kernel']} {'ok' if c['passed'] else 'FAILED'} {c['max_rel_error']:.1e} ({c['build']})" for c in checks) or "none"))
+if run.parent.name == "gpu-targets":
+    # Issue #19: PyTorch 2.x eager on an H200 (AdamW, NVML energy counter).
+    torch = {("mlp", "f32"): (1.63, 0.288), ("cnn", "f32"): (2.40, 0.386), ("gpt", "bf16"): (18.4, 7.98)}
+    print("\n| target | joulebench ms | PyTorch ms | time ratio | joulebench J | PyTorch J | energy ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for line in (run / "trials.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        key = (r["key"]["workload"], r["key"]["variant"])
+        if key not in torch or r["status"]["state"] != "completed":
+            continue
+        t = r["training"]
+        steps = sum(e["steps"] for e in r["epochs"]) or 1
+        ms, j = 1000 * t["seconds"] / steps, t["joules"] / steps
+        tm, tj = torch[key]
+        print(f"| {key[0]}/{key[1]} | {ms:.2f} | {tm} | {ms / tm:.2f}x | {j:.3f} | {tj} | {j / tj:.2f}x |")
 PY
+}
+for suite in targets smoke; do
+  has "$suite" || continue
+  "$bin" run "experiments/gpu-$suite.toml" --device "$dev" --out "$out/results" ${GPU_CHECK_ARGS:-} > "$out/run-$suite.log" 2>&1 || rc=$?
+  tail -5 "$out/run-$suite.log"
+  run=$(ls -d "$out/results/gpu-$suite"/*/ 2>/dev/null | tail -1)
+  if [ -n "$run" ]; then table "$run" | tee -a "$out/table.md"; else echo "error: no gpu-$suite run folder; see $out/run-$suite.log" | tee -a "$out/table.md"; rc=1; fi
+done
+# The CUDA test binaries: the `cuda` half of every test_device! test.
+tests_line="cuda tests: none carried (dist/cuda-tests/*.gz from scripts/build-cuda.sh)"
+if has tests && ls dist/cuda-tests/*.gz >/dev/null 2>&1; then
+  passed=0; failed=0
+  for t in dist/cuda-tests/*.gz; do
+    exe="/tmp/$(basename "$t" .gz)"
+    gunzip -c "$t" > "$exe" && chmod +x "$exe"
+    timeout 300 "$exe" cuda --test-threads=1 > "$out/cuda-test-$(basename "$exe").log" 2>&1
+    p=$(grep -oE '[0-9]+ passed' "$out/cuda-test-$(basename "$exe").log" | tail -1 | cut -d' ' -f1)
+    f=$(grep -oE '[0-9]+ failed' "$out/cuda-test-$(basename "$exe").log" | tail -1 | cut -d' ' -f1)
+    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
+  done
+  tests_line="cuda tests: $passed passed, $failed failed (logs: $out/cuda-test-*.log)"
+fi
 echo "$tests_line" | tee -a "$out/table.md"
 exit $rc
