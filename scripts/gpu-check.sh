@@ -106,8 +106,9 @@ if has tests && ls dist/cuda-tests/*.gz >/dev/null 2>&1; then
     p=$(grep -oE '[0-9]+ passed' "$out/cuda-test-$(basename "$exe").log" | tail -1 | cut -d' ' -f1)
     f=$(grep -oE '[0-9]+ failed' "$out/cuda-test-$(basename "$exe").log" | tail -1 | cut -d' ' -f1)
     passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
+    skipped=$((${skipped:-0} + $(grep -c "skipped: no CUDA device" "$out/cuda-test-$(basename "$exe").log")))
   done
-  tests_line="cuda tests: $passed passed, $failed failed (logs: $out/cuda-test-*.log)"
+  tests_line="cuda tests: $passed passed, $failed failed, ${skipped:-0} of them skipped for want of a device (logs: $out/cuda-test-*.log)"
 fi
 echo "$tests_line" | tee -a "$out/table.md"
 exit $rc

@@ -48,33 +48,51 @@ pub struct FusedOptimizer {
     t: i32,
 }
 
+/// One AdamW step's coefficients, in f32: shared by the CPU kernel here
+/// and the CUDA kernel (`train::cuda`).
+#[derive(Clone, Copy)]
+pub(crate) struct AdamWCoefs {
+    pub decay: f32,
+    pub b1: f32,
+    pub b2: f32,
+    /// 1 − β₁ and 1 − β₂ taken in f64, as candle_nn does: 1 − 0.999_f32
+    /// is 1.3e-5 off 0.001.
+    pub one_minus_b1: f32,
+    pub one_minus_b2: f32,
+    pub scale_m: f32,
+    pub scale_v: f32,
+    pub lr: f32,
+    pub eps: f32,
+}
+
+impl AdamWCoefs {
+    /// The coefficients of step `t` (from 1).
+    pub fn at(t: i32, lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64) -> Self {
+        Self {
+            decay: (1.0 - lr * weight_decay) as f32,
+            b1: beta1 as f32,
+            b2: beta2 as f32,
+            one_minus_b1: (1.0 - beta1) as f32,
+            one_minus_b2: (1.0 - beta2) as f32,
+            scale_m: (1.0 / (1.0 - beta1.powi(t))) as f32,
+            scale_v: (1.0 / (1.0 - beta2.powi(t))) as f32,
+            lr: lr as f32,
+            eps: eps as f32,
+        }
+    }
+}
+
 /// One step's coefficients, in f32.
 #[derive(Clone, Copy)]
 enum Coefs {
-    AdamW {
-        decay: f32,
-        b1: f32,
-        b2: f32,
-        /// 1 − β₁ and 1 − β₂ taken in f64, as candle_nn does: 1 − 0.999_f32
-        /// is 1.3e-5 off 0.001.
-        one_minus_b1: f32,
-        one_minus_b2: f32,
-        scale_m: f32,
-        scale_v: f32,
-        lr: f32,
-        eps: f32,
-    },
-    Sgd {
-        lr: f32,
-        mu: f32,
-        wd: f32,
-    },
+    AdamW(AdamWCoefs),
+    Sgd { lr: f32, mu: f32, wd: f32 },
 }
 
 impl Coefs {
     fn update(self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
         match self {
-            Coefs::AdamW {
+            Coefs::AdamW(AdamWCoefs {
                 decay,
                 b1,
                 b2,
@@ -84,7 +102,7 @@ impl Coefs {
                 scale_v,
                 lr,
                 eps,
-            } => {
+            }) => {
                 for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m).zip(v) {
                     *m = b1 * *m + one_minus_b1 * g;
                     *v = b2 * *v + one_minus_b2 * g * g;
@@ -199,17 +217,7 @@ impl FusedOptimizer {
                 beta2,
                 eps,
                 weight_decay,
-            } => Coefs::AdamW {
-                decay: (1.0 - lr * weight_decay) as f32,
-                b1: beta1 as f32,
-                b2: beta2 as f32,
-                one_minus_b1: (1.0 - beta1) as f32,
-                one_minus_b2: (1.0 - beta2) as f32,
-                scale_m: (1.0 / (1.0 - beta1.powi(self.t))) as f32,
-                scale_v: (1.0 / (1.0 - beta2.powi(self.t))) as f32,
-                lr: lr as f32,
-                eps: eps as f32,
-            },
+            } => Coefs::AdamW(AdamWCoefs::at(self.t, lr, beta1, beta2, eps, weight_decay)),
             Rule::SgdMomentum {
                 lr,
                 momentum,

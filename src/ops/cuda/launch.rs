@@ -63,6 +63,35 @@ fn view<'a, T: CudaDType + DeviceRepr>(
         .slice(l.start_offset()..l.start_offset() + n))
 }
 
+/// The CPU half of a CUDA-only custom op of 2 or 3 operands: an error
+/// naming the op.
+macro_rules! cuda_only {
+    (2) => {
+        fn cpu_fwd(
+            &self,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+        ) -> Result<(CpuStorage, Shape)> {
+            candle_core::bail!("{} runs on CUDA tensors", self.name())
+        }
+    };
+    (3) => {
+        fn cpu_fwd(
+            &self,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+        ) -> Result<(CpuStorage, Shape)> {
+            candle_core::bail!("{} runs on CUDA tensors", self.name())
+        }
+    };
+}
+
 fn grid_stride(n: u64) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (n.div_ceil(256).clamp(1, 8192) as u32, 1, 1),
@@ -87,10 +116,10 @@ struct BiasAct {
 }
 
 /// (rows, cols) of a layer output: cols its last dimension.
-fn rows_cols(l: &Layout) -> Result<(u64, u64)> {
+fn rows_cols(l: &Layout) -> (u64, u64) {
     let cols = *l.dims().last().unwrap_or(&1) as u64;
     let n = l.shape().elem_count() as u64;
-    Ok((n.checked_div(cols).unwrap_or(0), cols))
+    (n.checked_div(cols).unwrap_or(0), cols)
 }
 
 impl CustomOp2 for BiasAct {
@@ -98,15 +127,7 @@ impl CustomOp2 for BiasAct {
         "cuda-bias-act"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        candle_core::bail!("cuda-bias-act runs on CUDA tensors")
-    }
+    cuda_only!(2);
 
     fn cuda_fwd(
         &self,
@@ -115,7 +136,7 @@ impl CustomOp2 for BiasAct {
         b: &CudaStorage,
         bl: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
-        let (rows, cols) = rows_cols(zl)?;
+        let (rows, cols) = rows_cols(zl);
         if bl.shape().elem_count() as u64 != cols {
             candle_core::bail!(
                 "cuda-bias-act: {cols} columns but a bias of {:?}",
@@ -206,15 +227,7 @@ impl CustomOp2 for BiasActGrad {
         "cuda-bias-act-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        candle_core::bail!("cuda-bias-act-grad runs on CUDA tensors")
-    }
+    cuda_only!(2);
 
     fn cuda_fwd(
         &self,
@@ -223,7 +236,7 @@ impl CustomOp2 for BiasActGrad {
         y: &CudaStorage,
         yl: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
-        let (rows, cols) = rows_cols(gl)?;
+        let (rows, cols) = rows_cols(gl);
         let len = if self.relu { rows * cols + cols } else { cols };
         let s = match g.dtype() {
             DType::F32 => self.run::<f32>(g, gl, y, yl, rows, cols)?,
@@ -447,15 +460,7 @@ impl CustomOp2 for CrossEntropy {
         "cuda-cross-entropy"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        candle_core::bail!("cuda-cross-entropy runs on CUDA tensors")
-    }
+    cuda_only!(2);
 
     fn cuda_fwd(
         &self,
@@ -489,17 +494,7 @@ impl CustomOp3 for CrossEntropyGrad {
         "cuda-cross-entropy-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        candle_core::bail!("cuda-cross-entropy-grad runs on CUDA tensors")
-    }
+    cuda_only!(3);
 
     fn cuda_fwd(
         &self,

@@ -2,6 +2,7 @@
 
 use super::launch_table;
 use crate::ops::selfcheck::{Kernel, faulty};
+use crate::train::fused_optim::AdamWCoefs;
 use candle_core::backprop::GradStore;
 use candle_core::cuda_backend::WrapErr;
 use candle_core::cuda_backend::cudarc::driver::{
@@ -85,18 +86,15 @@ impl CudaAdamW {
 
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.t += 1;
-        let c = Coefs {
-            decay: (1.0 - self.lr * self.weight_decay) as f32,
-            b1: self.beta1 as f32,
-            b2: self.beta2 as f32,
-            one_minus_b1: (1.0 - self.beta1) as f32,
-            one_minus_b2: (1.0 - self.beta2) as f32,
-            scale_m: (1.0 / (1.0 - self.beta1.powi(self.t))) as f32,
-            scale_v: (1.0 / (1.0 - self.beta2.powi(self.t))) as f32,
-            lr: self.lr as f32,
-            eps: self.eps as f32,
-            fault: self.fault,
-        };
+        let c = AdamWCoefs::at(
+            self.t,
+            self.lr,
+            self.beta1,
+            self.beta2,
+            self.eps,
+            self.weight_decay,
+        );
+        let fault = self.fault;
         let Device::Cuda(dev) = self.vars[0].device().clone() else {
             candle_core::bail!("the CUDA AdamW takes CUDA parameters")
         };
@@ -174,7 +172,7 @@ impl CudaAdamW {
                 c.scale_v,
                 c.lr,
                 c.eps,
-                c.fault as i32
+                fault as i32
             );
             // SAFETY: the table holds, for each tensor, a weight pointer held
             // for writing by `Gather` and a gradient pointer held for reading
@@ -191,20 +189,6 @@ impl CudaAdamW {
         }
         .hold(&vars[0])
     }
-}
-
-#[derive(Clone, Copy)]
-struct Coefs {
-    decay: f32,
-    b1: f32,
-    b2: f32,
-    one_minus_b1: f32,
-    one_minus_b2: f32,
-    scale_m: f32,
-    scale_v: f32,
-    lr: f32,
-    eps: f32,
-    fault: bool,
 }
 
 /// Holds every parameter's storage for writing (an in-place op on each,
