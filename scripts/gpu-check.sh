@@ -102,7 +102,7 @@ if has tests && ls dist/cuda-tests/*.gz >/dev/null 2>&1; then
   for t in dist/cuda-tests/*.gz; do
     exe="/tmp/$(basename "$t" .gz)"
     gunzip -c "$t" > "$exe" && chmod +x "$exe"
-    timeout 300 "$exe" cuda --test-threads=1 > "$out/cuda-test-$(basename "$exe").log" 2>&1
+    timeout 300 "$exe" cuda --test-threads=1 --nocapture > "$out/cuda-test-$(basename "$exe").log" 2>&1
     p=$(grep -oE '[0-9]+ passed' "$out/cuda-test-$(basename "$exe").log" | tail -1 | cut -d' ' -f1)
     f=$(grep -oE '[0-9]+ failed' "$out/cuda-test-$(basename "$exe").log" | tail -1 | cut -d' ' -f1)
     passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
