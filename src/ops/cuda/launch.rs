@@ -191,7 +191,7 @@ impl BiasAct {
         );
         let n = rows * cols;
         // SAFETY: the kernel writes all n outputs before anything reads them.
-        let y: CudaSlice<T> = unsafe { dev.alloc::<T>(n as usize)? };
+        let y: CudaSlice<T> = unsafe { dev.alloc::<T>(n.max(1) as usize)? };
         if n > 0 {
             let f = func!(
                 dev,
