@@ -63,7 +63,7 @@ gzip -9 -c dist/joulebench-cuda > dist/joulebench-cuda.gz
 # The CUDA test binaries (every test_device! test runs on cuda:0 there).
 mkdir -p dist/cuda-tests
 cargo test --release --features cuda --target-dir target-cuda --no-run \
-  --test techniques --test workloads --test cuda_kernels --message-format=json 2>/dev/null \
+  --test techniques --test workloads --test cuda_kernels --test device_kernels --message-format=json 2>/dev/null \
   | python3 -c '
 import json, sys
 for line in sys.stdin:

@@ -1,14 +1,15 @@
-//! The CUDA kernels on a real device (`cuda` feature; run by
+//! The CUDA kernels' self-checks on a real device (`cuda` feature; run by
 //! scripts/gpu-check.sh when a GPU is lent, skipped without one): the
-//! multi-tensor AdamW matches candle_nn's, the bias + activation epilogue
-//! and the cross-entropy match candle's ops in f32 and bf16, and each
-//! deliberately wrong variant is caught by its self-check and switched off,
-//! after which the same calls return candle's results.
+//! multi-tensor AdamW passes its check, and each deliberately wrong variant
+//! (AdamW, bias + activation, cross-entropy) is caught by its self-check
+//! and switched off, after which the same calls return candle's results.
+//! tests/device_kernels.rs checks the good kernels against candle's ops.
 #![cfg(feature = "cuda")]
 
-use candle_core::{DType, Device, Tensor, Var};
-use joulebench::ops::Activation;
-use joulebench::ops::selfcheck::{Kernel, check_ops, enabled, rel_error, verdict};
+mod common;
+
+use candle_core::{DType, Device, Var};
+use joulebench::ops::selfcheck::{Kernel, check_ops, enabled, verdict};
 use joulebench::train::optim::TrainOptimizer;
 
 fn cuda() -> Option<Device> {
@@ -45,72 +46,6 @@ fn cuda_adamw_passes_its_check_and_a_wrong_variant_is_caught_and_switched_off() 
     assert!(!v.passed && !enabled(Kernel::CudaAdamW), "{v:?}");
     let opt = TrainOptimizer::new(&cfg, vec![var()]).unwrap();
     assert!(matches!(opt, TrainOptimizer::AdamW(_)));
-}
-
-/// A layer and a loss through `ops` and through candle's own ops on the
-/// same inputs: the largest relative error of outputs and gradients.
-fn layer_and_loss_against_candle(dev: &Device, dtype: DType) -> f64 {
-    let x = Tensor::randn(0f32, 1.0, (64, 48), dev).unwrap();
-    let w = Var::from_tensor(&(Tensor::randn(0f32, 0.2, (20, 48), dev).unwrap())).unwrap();
-    let b = Var::from_tensor(&Tensor::randn(0f32, 0.2, 20, dev).unwrap()).unwrap();
-    let labels = Tensor::from_vec((0..64u32).map(|i| i % 20).collect(), 64, dev).unwrap();
-    let run = |fused: bool| {
-        let (xd, wd, bd) = (
-            x.to_dtype(dtype).unwrap(),
-            w.as_tensor().to_dtype(dtype).unwrap(),
-            b.as_tensor().to_dtype(dtype).unwrap(),
-        );
-        let (loss, y) = if fused {
-            let y = joulebench::ops::linear::linear(&xd, &wd, Some(&bd), Activation::Relu).unwrap();
-            (
-                joulebench::ops::cross_entropy::cross_entropy(&y, &labels).unwrap(),
-                y,
-            )
-        } else {
-            let y = xd
-                .matmul(&wd.t().unwrap())
-                .unwrap()
-                .broadcast_add(&bd)
-                .unwrap()
-                .relu()
-                .unwrap();
-            let l = candle_nn::loss::cross_entropy(&y.to_dtype(DType::F32).unwrap(), &labels);
-            (l.unwrap(), y)
-        };
-        let g = loss.backward().unwrap();
-        let gw = g.get(w.as_tensor()).unwrap().clone();
-        let gb = g.get(b.as_tensor()).unwrap().clone();
-        [loss, y, gw, gb]
-    };
-    let (a, r) = (run(true), run(false));
-    a.iter()
-        .zip(&r)
-        .map(|(a, r)| rel_error(a, r).unwrap())
-        .fold(0.0, f64::max)
-}
-
-#[test]
-fn cuda_layer_kernels_pass_their_checks_and_train_as_candle_does() {
-    let Some(dev) = cuda() else { return };
-    if std::env::var_os("JOULEBENCH_FAULTY_KERNEL").is_some() {
-        return;
-    }
-    let checks = check_ops(&dev);
-    let kernels: Vec<Kernel> = checks.iter().map(|c| c.kernel).collect();
-    assert_eq!(kernels, [Kernel::CudaBiasAct, Kernel::CudaCrossEntropy]);
-    for c in &checks {
-        assert!(c.passed && c.action == "in use", "{c:?}");
-    }
-    let f32_err = layer_and_loss_against_candle(&dev, DType::F32);
-    assert!(
-        f32_err < 1e-4,
-        "f32 layer and loss differ from candle's by {f32_err}"
-    );
-    let bf16_err = layer_and_loss_against_candle(&dev, DType::BF16);
-    assert!(
-        bf16_err < 5e-2,
-        "bf16 layer and loss differ from candle's by {bf16_err}"
-    );
 }
 
 /// Reruns this test binary's `child` test with the layer kernels made wrong
@@ -156,8 +91,8 @@ fn cuda_faulty_layer_kernels_child() {
     }
     // Switched off, the same calls are candle's ops: in f32 they agree
     // exactly (in bf16 candle's loss is itself bf16, so within rounding).
-    let err = layer_and_loss_against_candle(&dev, DType::F32);
+    let err = common::layer_and_loss_against_candle(&dev, DType::F32);
     assert!(err < 1e-6, "f32: {err}");
-    let err = layer_and_loss_against_candle(&dev, DType::BF16);
+    let err = common::layer_and_loss_against_candle(&dev, DType::BF16);
     assert!(err < 5e-2, "bf16: {err}");
 }

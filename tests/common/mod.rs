@@ -339,3 +339,47 @@ pub fn standin_lib() -> &'static Path {
         lib
     })
 }
+
+/// A layer and its loss through `ops` and through candle's own ops on the
+/// same inputs, in `dtype`: the largest relative error of the loss, the
+/// layer's output and the weight and bias gradients.
+pub fn layer_and_loss_against_candle(dev: &candle_core::Device, dtype: candle_core::DType) -> f64 {
+    use candle_core::{DType, Tensor, Var};
+    use joulebench::ops::Activation;
+    use joulebench::ops::selfcheck::rel_error;
+    let x = Tensor::randn(0f32, 1.0, (64, 48), dev).unwrap();
+    let w = Var::from_tensor(&Tensor::randn(0f32, 0.2, (20, 48), dev).unwrap()).unwrap();
+    let b = Var::from_tensor(&Tensor::randn(0f32, 0.2, 20, dev).unwrap()).unwrap();
+    let labels = Tensor::from_vec((0..64u32).map(|i| i % 20).collect(), 64, dev).unwrap();
+    let run = |fused: bool| {
+        let (xd, wd, bd) = (
+            x.to_dtype(dtype).unwrap(),
+            w.as_tensor().to_dtype(dtype).unwrap(),
+            b.as_tensor().to_dtype(dtype).unwrap(),
+        );
+        let (loss, y) = if fused {
+            let y = joulebench::ops::linear::linear(&xd, &wd, Some(&bd), Activation::Relu).unwrap();
+            let loss = joulebench::ops::cross_entropy::cross_entropy(&y, &labels).unwrap();
+            (loss, y)
+        } else {
+            let y = xd
+                .matmul(&wd.t().unwrap())
+                .unwrap()
+                .broadcast_add(&bd)
+                .unwrap()
+                .relu()
+                .unwrap();
+            let loss = candle_nn::loss::cross_entropy(&y.to_dtype(DType::F32).unwrap(), &labels);
+            (loss.unwrap(), y)
+        };
+        let g = loss.backward().unwrap();
+        let gw = g.get(w.as_tensor()).unwrap().clone();
+        let gb = g.get(b.as_tensor()).unwrap().clone();
+        [loss, y, gw, gb]
+    };
+    let (a, r) = (run(true), run(false));
+    a.iter()
+        .zip(&r)
+        .map(|(a, r)| rel_error(a, r).unwrap())
+        .fold(0.0, f64::max)
+}
