@@ -32,7 +32,11 @@ fn bench(c: &mut Criterion) {
     g.bench_function("adamw/candle_nn", |b| {
         b.iter(|| adamw.step(&grads).unwrap())
     });
-    let mut fused = FusedOptimizer::adamw(all(), 1e-6, 0.9, 0.999, 1e-8, 0.01).unwrap();
+    let params = candle_nn::ParamsAdamW {
+        lr: 1e-6,
+        ..Default::default()
+    };
+    let mut fused = FusedOptimizer::adamw(all(), &params).unwrap();
     g.bench_function("adamw/fused", |b| b.iter(|| fused.step(&grads).unwrap()));
     let mut sgd = SgdMomentum::new(all(), 1e-6, 0.9, 0.0);
     g.bench_function("sgd-momentum/tensor-ops", |b| {

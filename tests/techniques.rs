@@ -418,13 +418,7 @@ fn fused_adamw_matches_candle_nn_adamw_after_100_steps() {
             let mut o = candle_nn::AdamW::new(vars, params.clone()).unwrap();
             Box::new(move |loss| o.backward_step(loss).unwrap())
         },
-        joulebench::train::fused_optim::Rule::AdamW {
-            lr: params.lr,
-            beta1: params.beta1,
-            beta2: params.beta2,
-            eps: params.eps,
-            weight_decay: params.weight_decay,
-        },
+        joulebench::train::fused_optim::Rule::adamw(&params),
     );
 }
 

@@ -192,7 +192,7 @@ impl CustomOp3 for Conv2dOp {
             (z, Some(cols))
         };
         let act = self.act;
-        let (shape, y, arg) = if self.pool {
+        let (shape, mut y, arg) = if self.pool {
             let (ph, pw) = (g.ho / 2, g.wo / 2);
             let q = ph * pw;
             let mut y = vec![0f32; b * o * q];
@@ -209,17 +209,15 @@ impl CustomOp3 for Conv2dOp {
                 });
             (Shape::from((b, o, ph, pw)), y, Some(arg))
         } else {
-            let mut y = vec![0f32; b * o * l];
-            y.par_chunks_mut(l).enumerate().for_each(|(p, yp)| {
+            let y = filled(b * o * l, l, |p, yp| {
                 let (bi, oc) = (p / o, p % o);
                 let bv = bias[oc];
                 for (d, &v) in yp.iter_mut().zip(&z[oc * n + bi * l..][..l]) {
-                    *d = act.scalar(v + bv);
+                    d.write(act.scalar(v + bv));
                 }
             });
             (Shape::from((b, o, g.ho, g.wo)), y, None)
         };
-        let mut y = y;
         super::registry::corrupt(Kernel::Conv2d, &mut y);
         let mut saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
         saved.cols = cols.filter(|_| self.weight_grad);

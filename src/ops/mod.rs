@@ -9,9 +9,13 @@
 //! gemm with the bias folded in and the activation applied in place, and a
 //! backward pass that computes exactly the gradients asked for. On f32 CPU
 //! tensors the fast kernels run, and the linear, conv and GELU ops take bf16
-//! CPU tensors too, widening them inside the op (`bf16_cpu`); anywhere else (GPU, f16) the same function falls back to
-//! candle's ops, so models call one function and stay device-agnostic. Every
-//! fast op is tested against candle's result and gradients (tests/ops.rs).
+//! CPU tensors too, widening them inside the op (`bf16_cpu`). On CUDA (with
+//! the `cuda` feature) the linear layer's bias + activation and the
+//! cross-entropy run joulebench's own kernels (`cuda`). Anywhere else (f16,
+//! the other ops off the CPU) the same function falls back to candle's ops,
+//! so models call one function and stay device-agnostic. Every fast op is
+//! tested against candle's result and gradients (tests/ops.rs,
+//! tests/device_kernels.rs).
 
 mod amx;
 pub mod bf16_gemm;

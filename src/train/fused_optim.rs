@@ -34,6 +34,19 @@ pub enum Rule {
     },
 }
 
+impl Rule {
+    /// AdamW with candle_nn's hyper-parameters.
+    pub fn adamw(p: &candle_nn::ParamsAdamW) -> Self {
+        Rule::AdamW {
+            lr: p.lr,
+            beta1: p.beta1,
+            beta2: p.beta2,
+            eps: p.eps,
+            weight_decay: p.weight_decay,
+        }
+    }
+}
+
 struct Param {
     var: Var,
     /// AdamW: first moment; SGD: velocity.
@@ -66,8 +79,15 @@ pub(crate) struct AdamWCoefs {
 }
 
 impl AdamWCoefs {
-    /// The coefficients of step `t` (from 1).
-    pub fn at(t: i32, lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64) -> Self {
+    /// The coefficients of step `t` (from 1) under `p`.
+    pub fn at(t: i32, p: &candle_nn::ParamsAdamW) -> Self {
+        let candle_nn::ParamsAdamW {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } = *p;
         Self {
             decay: (1.0 - lr * weight_decay) as f32,
             b1: beta1 as f32,
@@ -190,23 +210,9 @@ impl FusedOptimizer {
         Some(Self { params, rule, t: 0 })
     }
 
-    /// The fused AdamW.
-    pub fn adamw(
-        vars: Vec<Var>,
-        lr: f64,
-        beta1: f64,
-        beta2: f64,
-        eps: f64,
-        weight_decay: f64,
-    ) -> Option<Self> {
-        let rule = Rule::AdamW {
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-        };
-        Self::new(vars, rule)
+    /// The fused AdamW under candle_nn's hyper-parameters.
+    pub fn adamw(vars: Vec<Var>, p: &candle_nn::ParamsAdamW) -> Option<Self> {
+        Self::new(vars, Rule::adamw(p))
     }
 
     fn coefs(&self) -> Coefs {
@@ -217,7 +223,16 @@ impl FusedOptimizer {
                 beta2,
                 eps,
                 weight_decay,
-            } => Coefs::AdamW(AdamWCoefs::at(self.t, lr, beta1, beta2, eps, weight_decay)),
+            } => Coefs::AdamW(AdamWCoefs::at(
+                self.t,
+                &candle_nn::ParamsAdamW {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                },
+            )),
             Rule::SgdMomentum {
                 lr,
                 momentum,
@@ -278,7 +293,7 @@ pub(crate) type AdamWUnderTest = Box<dyn FnMut(&candle_core::backprop::GradStore
 pub(crate) fn against_candle_adamw(
     device: &candle_core::Device,
     sizes: &[usize],
-    make: impl FnOnce(Vec<Var>, f64, f64) -> Result<AdamWUnderTest>,
+    make: impl FnOnce(Vec<Var>, &candle_nn::ParamsAdamW) -> Result<AdamWUnderTest>,
 ) -> Result<f64> {
     use candle_core::Tensor;
     use candle_nn::Optimizer;
@@ -291,15 +306,12 @@ pub(crate) fn against_candle_adamw(
         reference_vars.push(Var::from_slice(&w0, n, device)?);
         coeffs.push(Tensor::from_slice(&c, n, device)?);
     }
-    let (lr, wd) = (0.01, 0.1);
-    let mut tested = make(tested_vars.clone(), lr, wd)?;
     let params = candle_nn::ParamsAdamW {
-        lr,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: wd,
+        lr: 0.01,
+        weight_decay: 0.1,
+        ..Default::default()
     };
+    let mut tested = make(tested_vars.clone(), &params)?;
     let mut reference = candle_nn::AdamW::new(reference_vars.clone(), params)?;
     for step in 0..3 {
         // A loss whose gradient changes from step to step: Σ c·w + ½ step·Σ w².
@@ -329,8 +341,8 @@ pub(crate) fn against_candle_adamw(
 /// The self-check of the CPU fused AdamW: [`against_candle_adamw`] on two
 /// tensors of 37 and 5 parameters.
 pub fn self_check() -> Result<f64> {
-    against_candle_adamw(&candle_core::Device::Cpu, &[37, 5], |vars, lr, wd| {
-        let Some(mut f) = FusedOptimizer::adamw(vars, lr, 0.9, 0.999, 1e-8, wd) else {
+    against_candle_adamw(&candle_core::Device::Cpu, &[37, 5], |vars, p| {
+        let Some(mut f) = FusedOptimizer::adamw(vars, p) else {
             candle_core::bail!("the fused optimizer refused f32 CPU parameters")
         };
         Ok(Box::new(move |g| f.step(g)))

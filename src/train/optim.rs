@@ -56,17 +56,19 @@ pub enum TrainOptimizer {
 
 impl TrainOptimizer {
     pub fn new(cfg: &OptimizerConfig, vars: Vec<Var>) -> Result<Self> {
+        // AdamW's hyper-parameters, one set for every implementation.
+        let adamw = candle_nn::ParamsAdamW {
+            lr: cfg.learning_rate,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: cfg.weight_decay,
+        };
         if cfg.fused
             && crate::ops::selfcheck::enabled(crate::ops::selfcheck::Kernel::FusedOptimizer)
         {
             let rule = match cfg.kind {
-                OptimizerKind::Adamw => Rule::AdamW {
-                    lr: cfg.learning_rate,
-                    beta1: 0.9,
-                    beta2: 0.999,
-                    eps: 1e-8,
-                    weight_decay: cfg.weight_decay,
-                },
+                OptimizerKind::Adamw => Rule::adamw(&adamw),
                 OptimizerKind::Sgd => Rule::SgdMomentum {
                     lr: cfg.learning_rate,
                     momentum: cfg.momentum,
@@ -81,28 +83,14 @@ impl TrainOptimizer {
         if cfg.fused
             && cfg.kind == OptimizerKind::Adamw
             && crate::ops::selfcheck::enabled(crate::ops::selfcheck::Kernel::CudaAdamW)
-            && let Some(o) = crate::train::cuda::CudaAdamW::new(
-                vars.clone(),
-                cfg.learning_rate,
-                0.9,
-                0.999,
-                1e-8,
-                cfg.weight_decay,
-            )
+            && let Some(o) = crate::train::cuda::CudaAdamW::new(vars.clone(), adamw.clone())
         {
             return Ok(TrainOptimizer::Cuda(o));
         }
         Ok(match cfg.kind {
-            OptimizerKind::Adamw => TrainOptimizer::AdamW(Box::new(candle_nn::AdamW::new(
-                vars,
-                candle_nn::ParamsAdamW {
-                    lr: cfg.learning_rate,
-                    beta1: 0.9,
-                    beta2: 0.999,
-                    eps: 1e-8,
-                    weight_decay: cfg.weight_decay,
-                },
-            )?)),
+            OptimizerKind::Adamw => {
+                TrainOptimizer::AdamW(Box::new(candle_nn::AdamW::new(vars, adamw)?))
+            }
             OptimizerKind::Sgd => TrainOptimizer::Sgd(SgdMomentum::new(
                 vars,
                 cfg.learning_rate,

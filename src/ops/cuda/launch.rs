@@ -92,7 +92,8 @@ macro_rules! cuda_only {
     };
 }
 
-fn grid_stride(n: u64) -> LaunchConfig {
+/// 256-thread blocks striding over `n` elements (at most 8,192 blocks).
+pub(crate) fn grid_stride(n: u64) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (n.div_ceil(256).clamp(1, 8192) as u32, 1, 1),
         block_dim: (256, 1, 1),

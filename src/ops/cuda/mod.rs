@@ -20,6 +20,8 @@ mod launch;
 #[cfg(feature = "cuda")]
 pub use launch::checks;
 #[cfg(feature = "cuda")]
+pub(crate) use launch::grid_stride;
+#[cfg(feature = "cuda")]
 pub(super) use launch::{bias_act, cross_entropy, usable};
 
 /// Columns per block of the bias gradient's first pass.

@@ -6,7 +6,7 @@ use crate::train::fused_optim::AdamWCoefs;
 use candle_core::backprop::GradStore;
 use candle_core::cuda_backend::WrapErr;
 use candle_core::cuda_backend::cudarc::driver::{
-    CudaSlice, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
+    CudaSlice, DevicePtr, DevicePtrMut, PushKernelArg,
 };
 use candle_core::{
     CpuStorage, CudaStorage, DType, Device, InplaceOp1, Layout, Result, Storage, Var,
@@ -24,39 +24,20 @@ pub struct CudaAdamW {
     /// The first and second moments of every parameter, end to end,
     /// allocated on the first step.
     moments: Option<(CudaSlice<f32>, CudaSlice<f32>)>,
-    lr: f64,
-    beta1: f64,
-    beta2: f64,
-    eps: f64,
-    weight_decay: f64,
+    params: candle_nn::ParamsAdamW,
     t: i32,
     /// Compute a wrong first weight on purpose (self-check tests).
     fault: bool,
 }
 
-/// The launch shape for a grid-stride kernel over `n` elements.
-fn grid(n: u64) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (n.div_ceil(256).clamp(1, 8192) as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    }
-}
-
 impl CudaAdamW {
     /// None unless every variable is an f32 CUDA tensor on one device.
-    pub fn new(
-        vars: Vec<Var>,
-        lr: f64,
-        beta1: f64,
-        beta2: f64,
-        eps: f64,
-        weight_decay: f64,
-    ) -> Option<Self> {
+    pub fn new(vars: Vec<Var>, params: candle_nn::ParamsAdamW) -> Option<Self> {
         let first = vars.first()?.device().clone();
-        if vars
-            .iter()
-            .any(|v| v.dtype() != DType::F32 || !v.device().same_device(&first) || !first.is_cuda())
+        if !first.is_cuda()
+            || vars
+                .iter()
+                .any(|v| v.dtype() != DType::F32 || !v.device().same_device(&first))
         {
             return None;
         }
@@ -70,30 +51,19 @@ impl CudaAdamW {
             vars,
             moment_offsets,
             moments: None,
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
+            params,
             t: 0,
             fault: faulty(Kernel::CudaAdamW),
         })
     }
 
     pub fn set_learning_rate(&mut self, lr: f64) {
-        self.lr = lr;
+        self.params.lr = lr;
     }
 
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.t += 1;
-        let c = AdamWCoefs::at(
-            self.t,
-            self.lr,
-            self.beta1,
-            self.beta2,
-            self.eps,
-            self.weight_decay,
-        );
+        let c = AdamWCoefs::at(self.t, &self.params);
         let fault = self.fault;
         let Device::Cuda(dev) = self.vars[0].device().clone() else {
             candle_core::bail!("the CUDA AdamW takes CUDA parameters")
@@ -178,7 +148,7 @@ impl CudaAdamW {
             // for writing by `Gather` and a gradient pointer held for reading
             // above, both of the tensor's length, and offsets into m and v
             // (held for writing above), which hold every parameter's moments.
-            unsafe { b.launch(grid(total)) }.w()?;
+            unsafe { b.launch(crate::ops::cuda::grid_stride(total)) }.w()?;
             Ok(())
         };
         let ptrs = Mutex::new(Vec::with_capacity(vars.len()));
@@ -250,15 +220,11 @@ impl InplaceOp1 for Gather<'_> {
 /// against candle_nn's AdamW on five tensors (1 to 4,099 parameters) on
 /// `device` (`fused_optim::against_candle_adamw`).
 pub fn self_check(device: &Device, fault: bool) -> Result<f64> {
-    crate::train::fused_optim::against_candle_adamw(
-        device,
-        &[1000, 1, 300, 4099, 17],
-        |vars, lr, wd| {
-            let Some(mut f) = CudaAdamW::new(vars, lr, 0.9, 0.999, 1e-8, wd) else {
-                candle_core::bail!("the CUDA AdamW refused f32 CUDA parameters")
-            };
-            f.fault = fault;
-            Ok(Box::new(move |g| f.step(g)))
-        },
-    )
+    crate::train::fused_optim::against_candle_adamw(device, &[1000, 1, 300, 4099, 17], |vars, p| {
+        let Some(mut f) = CudaAdamW::new(vars, p.clone()) else {
+            candle_core::bail!("the CUDA AdamW refused f32 CUDA parameters")
+        };
+        f.fault = fault;
+        Ok(Box::new(move |g| f.step(g)))
+    })
 }
