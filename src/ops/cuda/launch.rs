@@ -355,10 +355,12 @@ macro_rules! by_types {
     };
 }
 
-/// The kernels' suffix for logits of T and labels of L.
-fn ce_suffix(x: DType, l: DType) -> String {
+/// The cross-entropy kernel of `stage` (`rows` or `grad`) for logits of
+/// dtype `x` and labels of dtype `l`.
+fn ce_kernel(stage: &str, x: DType, l: DType) -> String {
     let l = if l == DType::U32 { "u32" } else { "i64" };
-    format!("{}_{l}", if x == DType::F32 { "f32" } else { "bf16" })
+    let x = if x == DType::F32 { "f32" } else { "bf16" };
+    format!("joulebench_ce_{stage}_{x}_{l}")
 }
 
 /// Per-row losses, then their mean: an f32 scalar.
@@ -382,13 +384,7 @@ fn ce_forward<T: CudaDType + DeviceRepr, L: CudaDType + DeviceRepr>(
         )
     };
     if rows > 0 {
-        let f = func!(
-            dev,
-            &format!(
-                "joulebench_ce_rows_{}",
-                ce_suffix(x.dtype(), labels.dtype())
-            )
-        )?;
+        let f = func!(dev, ce_kernel("rows", x.dtype(), labels.dtype()))?;
         let mut a = f.builder();
         a.arg(&xv);
         a.arg(&lv);
@@ -432,13 +428,7 @@ fn ce_backward<T: CudaDType + DeviceRepr, L: CudaDType + DeviceRepr>(
     // SAFETY: the kernel writes every value (rows > 0), or there are none.
     let d: CudaSlice<T> = unsafe { dev.alloc::<T>((rows * cols).max(1) as usize)? };
     if rows > 0 {
-        let f = func!(
-            dev,
-            &format!(
-                "joulebench_ce_grad_{}",
-                ce_suffix(x.dtype(), labels.dtype())
-            )
-        )?;
+        let f = func!(dev, ce_kernel("grad", x.dtype(), labels.dtype()))?;
         let mut a = f.builder();
         a.arg(&xv);
         a.arg(&lv);
