@@ -298,3 +298,101 @@ fn bf16_layers_on_the_cpu_match_f32_on_bf16_inputs_and_pass_gradients() {
     let g = y.sum_all().unwrap().backward().unwrap();
     assert_eq!(g.get(&xg).unwrap().dtype(), DType::BF16);
 }
+
+/// Under the CPU's bf16 autocast, the fused layers on f32 tensors compute
+/// exactly what they compute on bf16 tensors: inputs, weights and incoming
+/// gradients rounded to bf16, outputs and gradients rounded to bf16 but kept
+/// in f32 tensors. Shapes cover the AMX products over packed columns (72 and
+/// 36 rows, odd positions per sample), the generic products and the f32
+/// fallback for thin ones, pooled and unpooled.
+#[test]
+fn autocast_layers_equal_bf16_tensor_layers_bit_for_bit() {
+    use candle_core::{DType, Device, Tensor, Var};
+    use joulebench::ops::Activation;
+    use joulebench::ops::conv::{ConvSpec, conv2d_fused};
+    let dev = Device::Cpu;
+    let round = |t: &Tensor| {
+        t.to_dtype(DType::BF16)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+    };
+    // f(inputs) under a loss weighting each output by bf16-exact weights:
+    // (output, gradients), all as f32.
+    let run = |inputs: &[Tensor], f: &dyn Fn(&[Tensor]) -> Tensor| {
+        let vars: Vec<Var> = inputs
+            .iter()
+            .map(|t| Var::from_tensor(t).unwrap())
+            .collect();
+        let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let y = f(&ts);
+        let n = y.elem_count();
+        let wts = round(
+            &(Tensor::arange(0f32, n as f32, &dev).unwrap() * 0.37)
+                .unwrap()
+                .sin()
+                .unwrap(),
+        )
+        .reshape(y.shape())
+        .unwrap()
+        .to_dtype(y.dtype())
+        .unwrap();
+        let g = (&y * wts).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut out = vec![y.to_dtype(DType::F32).unwrap()];
+        for t in &ts {
+            out.push(g.get(t).expect("a gradient").to_dtype(DType::F32).unwrap());
+        }
+        out
+    };
+    let check = |name: &str, inputs: Vec<Tensor>, f: &dyn Fn(&[Tensor]) -> Tensor| {
+        let bf: Vec<Tensor> = inputs
+            .iter()
+            .map(|t| t.to_dtype(DType::BF16).unwrap())
+            .collect();
+        let want = run(&bf, f);
+        let got = {
+            let _autocast = joulebench::ops::numerics::autocast_bf16();
+            run(&inputs, f)
+        };
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.dtype(), DType::F32, "{name} #{i}");
+            let (g, w) = (
+                g.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                w.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
+            assert_eq!(
+                g, w,
+                "{name}: output/gradient #{i} differs from the bf16 layer's"
+            );
+        }
+        // Against f32 on the rounded inputs: bf16 rounding only.
+        let rounded: Vec<Tensor> = inputs.iter().map(round).collect();
+        let f32s = run(&rounded, f);
+        let diff = common::max_abs_diff(&got[0], &f32s[0]);
+        assert!(diff <= common::max_abs(&f32s[0]) / 64.0, "{name}: {diff}");
+    };
+    for (b, c, hw, o, pool) in [(3, 8, 7, 12, false), (4, 4, 8, 6, true), (5, 1, 6, 4, true)] {
+        let x = Tensor::randn(0f32, 1.0, (b, c, hw, hw), &dev).unwrap();
+        let w = Tensor::randn(0f32, 0.4, (o, c, 3, 3), &dev).unwrap();
+        let bias = Tensor::randn(0f32, 0.3, o, &dev).unwrap();
+        let spec = ConvSpec {
+            stride: 1,
+            pad: 1,
+            groups: 1,
+            max_pool2: pool,
+        };
+        check(
+            &format!("conv {b}x{c}x{hw} -> {o}"),
+            vec![x, w, bias],
+            &|t| conv2d_fused(&t[0], &t[1], Some(&t[2]), spec, Activation::Relu).unwrap(),
+        );
+    }
+    for (n, i, o) in [(70, 200, 130), (9, 37, 21)] {
+        let x = Tensor::randn(0f32, 1.0, (n, i), &dev).unwrap();
+        let w = Tensor::randn(0f32, 0.3, (o, i), &dev).unwrap();
+        let bias = Tensor::randn(0f32, 0.3, o, &dev).unwrap();
+        check(&format!("linear {n}x{i} -> {o}"), vec![x, w, bias], &|t| {
+            joulebench::ops::linear::linear(&t[0], &t[1], Some(&t[2]), Activation::Relu).unwrap()
+        });
+    }
+}

@@ -122,6 +122,9 @@ fn wrong_kernels_fail_their_checks_and_their_callers_fall_back_to_candle() {
     for c in &checks {
         assert!(!c.passed && !selfcheck::enabled(c.kernel), "{c:?}");
     }
+    // With the bf16 engine switched off, bf16 layers take the converting path.
+    let path = joulebench::ops::bf16_gemm::path();
+    assert!(path.starts_with("converting"), "{path}");
     let dev = Device::Cpu;
     let x = Tensor::randn(0f32, 1.0, (4, 2, 8, 8), &dev).unwrap();
     let w = Tensor::randn(0f32, 1.0, (3, 2, 3, 3), &dev).unwrap();

@@ -18,6 +18,8 @@ pub struct StepBench {
     /// Mixed precision: the dtype of the copy each step computes in (the
     /// master weights stay f32), as the trainer's `precision = "bf16"`.
     compute: Option<DType>,
+    /// bf16 mixed precision on the CPU: the autocast scope instead of a copy.
+    autocast: bool,
     model: Box<dyn Model>,
     opt: TrainOptimizer,
     x: Tensor,
@@ -71,6 +73,7 @@ impl StepBench {
             kind,
             classes,
             compute: None,
+            autocast: false,
             model,
             opt,
             x,
@@ -81,7 +84,8 @@ impl StepBench {
 
     /// Mixed precision as the trainer runs it: f32 master weights and
     /// optimizer, and each step a `compute`-dtype copy of the model (weights
-    /// cast, gradients flowing back through the casts) on inputs in `compute`.
+    /// cast, gradients flowing back through the casts) on inputs in
+    /// `compute`; bf16 on the CPU runs as autocast (`ops::numerics`).
     pub fn mixed(
         kind: ModelKind,
         batch: usize,
@@ -90,7 +94,11 @@ impl StepBench {
         device: &Device,
     ) -> Result<Self> {
         let mut b = Self::new(kind, batch, DType::F32, fused_optimizer, device)?;
-        b.compute = Some(compute);
+        if crate::train::precision::cpu_autocast(compute, device) {
+            b.autocast = true;
+        } else {
+            b.compute = Some(compute);
+        }
         Ok(b)
     }
 
@@ -114,8 +122,10 @@ impl StepBench {
             Some((m, x)) => (m.as_ref(), x),
             None => (self.model.as_ref(), &self.x),
         };
+        let autocast = self.autocast.then(crate::ops::numerics::autocast_bf16);
         let logits = model.forward(x)?;
         let loss = crate::train::loss_of(&logits, &self.y)?;
+        drop(autocast);
         let forward_s = clock.lap()?;
         let grads = loss.backward()?;
         let backward_s = clock.lap()?;

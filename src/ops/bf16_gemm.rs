@@ -1,29 +1,36 @@
 //! The matrix products of the fused ops' bf16 layers on the CPU: bf16
 //! inputs, f32 accumulation.
 //!
-//! A bf16 layer's fused op widens its bf16 tensors exactly to f32 inside the
-//! op (`ops::bf16_cpu`), so every operand of its products holds bf16 values:
-//! inputs, weights, column matrices and gradients. Three engines multiply
-//! them ([`engine`] picks; `path()` names it for records):
-//! - the converting path (the default): the f32 kernels, whose products of
-//!   bf16 values are exact, so results differ from the others only in
-//!   summation order;
+//! A bf16 layer (bf16 tensors, or f32 ones under autocast: `ops::numerics`)
+//! hands its products operands that hold bf16 values: inputs, weights,
+//! column matrices and gradients. Three engines multiply them ([`engine`]
+//! picks; `path()` names it for records):
+//! - AMX (the default where the CPU has it): `tdpbf16ps` tiles (`ops::amx`)
+//!   on operands packed to bf16 pairs (`ops::bf16_pack`). Short or thin
+//!   products, where packing costs more than the tiles save, take the f32
+//!   kernels. The conv layers' column matrices never exist in f32: im2col
+//!   writes them packed (`Geometry::im2col_packed`) and
+//!   [`amx_packed_product`] multiplies them as they are.
 //! - AVX512-BF16 (`JOULEBENCH_CPU_BF16=avx512`): `vdpbf16ps`, 32 bf16
-//!   multiply-adds into 16 f32 sums per instruction, both operands packed
-//!   to bf16 pairs along k, a 6 × 32 register block;
-//! - AMX (`JOULEBENCH_CPU_BF16=amx`): `tdpbf16ps` tiles on the same packing
-//!   (`ops::amx`).
+//!   multiply-adds into 16 f32 sums per instruction, on the same packing, a
+//!   6 × 32 register block.
+//! - The converting path (`JOULEBENCH_CPU_BF16=converting`, and CPUs without
+//!   either): the f32 kernels, whose products of bf16 values are exact, so
+//!   results differ from the others only in summation order.
 //!
 //! Each engine in use is self-checked at run start (`ops::selfcheck`).
 
+use super::bf16_pack::{LANES, bf16_bits, pack_a, pack_b};
 use super::{Mat, matmul};
 use rayon::prelude::*;
 
 /// Rows and columns of the register block.
 const MR: usize = 6;
 const NR: usize = 32;
-/// Columns of a packed panel (one 512-bit vector of f32 sums).
-const LANES: usize = 16;
+/// Products below this many multiply-adds take the f32 kernels.
+const MIN_MACS: usize = 1 << 14;
+/// AMX products sum over at least this many values (`matmul_bf16_ptr`).
+const AMX_MIN_K: usize = 128;
 
 /// True where the CPU has AVX-512 F and BF16.
 pub fn cpu_has_avx512_bf16() -> bool {
@@ -47,28 +54,34 @@ pub(super) enum Engine {
     Avx512,
 }
 
-/// The engine this process uses: `JOULEBENCH_CPU_BF16` = `amx` or
-/// `avx512` where the CPU has it, and only while the kernel has passed its
-/// self-check; none (the converting path: the f32 kernels on the widened
-/// values) by default. On the one machine with both measured so far (a
-/// 2-core Xeon VM with AMX) the converting path was the fastest: CNN bf16
-/// step 75–81 ms, AMX 80–85 ms, AVX512-BF16 95–106 ms, in alternating runs
-/// of `examples/step_profile cnn bf16` (README, "Performance"): packing the
-/// operands to bf16 pairs costs more than the faster product saves.
+/// The engine this process uses, while its kernel passes its self-check:
+/// AMX where the CPU has it (the default), AVX512-BF16 only when
+/// `JOULEBENCH_CPU_BF16=avx512` asks for it, and none (the converting path:
+/// the f32 kernels on bf16 values) with `JOULEBENCH_CPU_BF16=converting` or
+/// where the CPU has neither. On the one machine with all three measured (a
+/// 2-core Xeon VM with AMX, README "Performance"), the CNN's bf16 autocast
+/// step took 28–29 ms on AMX, 35 ms converting and 55 ms on AVX512-BF16,
+/// against 33–34 ms in f32, in alternating runs of `examples/step_profile`.
 pub(super) fn engine() -> Option<Engine> {
     static CHOSEN: std::sync::OnceLock<Option<Engine>> = std::sync::OnceLock::new();
     let e = *CHOSEN.get_or_init(|| match std::env::var("JOULEBENCH_CPU_BF16").as_deref() {
-        Ok("amx") => super::amx::available().then_some(Engine::Amx),
+        Ok("converting") => None,
         Ok("avx512") => cpu_has_avx512_bf16().then_some(Engine::Avx512),
-        _ => None,
+        _ => super::amx::available().then_some(Engine::Amx),
     });
     e.filter(|_| super::registry::enabled(super::registry::Kernel::Bf16Gemm))
 }
 
 /// The self-check: the kernel against the f32 product on bf16 values.
+///
+/// Where AMX is in use, the conv layers' products over columns that im2col
+/// packs itself (`Geometry::im2col_packed`) are checked too: the forward
+/// product and the weight gradient's transpose, against the f32 products of
+/// the f32 column matrix.
 pub(super) fn self_check() -> candle_core::Result<f64> {
     let mut rng = crate::util::rng::Rng::new(11);
-    let (m, k, n) = (13, 70, 45);
+    // A shape every engine takes (AMX needs k >= 128 and a wide product).
+    let (m, k, n) = (40, 200, 70);
     let mut draw = |len: usize| -> Vec<f32> {
         (0..len)
             .map(|_| f32::from_bits(bf16_bits(rng.normal() as f32) << 16))
@@ -81,7 +94,35 @@ pub(super) fn self_check() -> candle_core::Result<f64> {
     let mut got = vec![0f32; m * n];
     matmul_bf16_on(&mut got, av, bv, false, false, engine());
     let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
-    Ok(super::max_rel_diff(&wide(&got), &wide(&want)))
+    let mut err = super::max_rel_diff(&wide(&got), &wide(&want));
+    if amx_in_use() {
+        // 5 channels of 3×3 taps (45 rows, padded to 64), 7×7 positions
+        // (odd: samples share panels), 3 samples; 20 output channels.
+        let g = super::im2col::Geometry::new(5, 7, 7, 3, 1, 1)?;
+        let (o, b) = (20, 3);
+        let (x, w) = (draw(b * g.image()), draw(o * g.rows()));
+        let (r, nn) = (g.rows(), b * g.l());
+        let gz = draw(o * nn);
+        let cols = g.im2col_batch(&x);
+        let p = g.im2col_packed(&x, true);
+        let product = |pa: &[u32], pb: &[u32], kp: usize, (m, n): (usize, usize)| {
+            let mut out = vec![0f32; m * n];
+            // SAFETY: `out` holds m·n entries; AMX is in use (checked above).
+            unsafe { amx_packed_product(out.as_mut_ptr(), pa, pb, kp, (m, n)) };
+            out
+        };
+        let (wm, cm) = (Mat::new(&w, o, r), Mat::new(&cols, r, nn));
+        let mut z = vec![0f32; o * nn];
+        matmul(&mut z, wm, cm, false, false);
+        let got = product(&pack_a(&wm, 32, p.kp_fwd), &p.fwd, p.kp_fwd, (o, nn));
+        err = err.max(super::max_rel_diff(&wide(&got), &wide(&z)));
+        let gzt = Mat::new(&gz, o, nn).t();
+        let mut dwt = vec![0f32; r * o];
+        matmul(&mut dwt, cm, gzt, false, false);
+        let got = product(&p.dw, &pack_b(&gzt, 2, p.kp_dw), p.kp_dw, (r, o));
+        err = err.max(super::max_rel_diff(&wide(&got), &wide(&dwt)));
+    }
+    Ok(err)
 }
 
 /// How bf16 layers compute on this CPU (for records).
@@ -99,23 +140,22 @@ pub fn path() -> &'static str {
     }
 }
 
-/// The bf16 bits of `x`, rounded to nearest even (exact for bf16 values).
-fn bf16_bits(x: f32) -> u32 {
-    let b = x.to_bits();
-    (b + 0x7FFF + ((b >> 16) & 1)) >> 16
-}
-
-/// Two k-neighbours as one 32-bit pair: the lower k in the low half, as
-/// `vdpbf16ps` pairs them.
-fn pair(lo: f32, hi: f32) -> u32 {
-    bf16_bits(lo) | (bf16_bits(hi) << 16)
-}
-
 /// `dst (m × n, row-major) = a·b`, or `+= a·b` with `accumulate`, for
 /// operands holding bf16 values: on the bf16 [`engine`] where there is one,
 /// on the f32 kernels otherwise. `parallel` as for [`matmul`].
 pub(super) fn matmul_bf16(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallel: bool) {
     matmul_bf16_on(dst, a, b, accumulate, parallel, engine())
+}
+
+/// [`matmul_bf16`] into memory that may start uninitialised (without
+/// `accumulate`, every engine writes each entry before any read of it).
+///
+/// # Safety
+/// `dst` points at `a.rows · b.cols` writable f32s, initialised where the
+/// product takes [`super::matmul_ptr`]'s plain loop (the caller zeroes those).
+pub(super) unsafe fn matmul_bf16_uninit(dst: *mut f32, a: Mat, b: Mat, parallel: bool) {
+    // SAFETY: passed on from the caller.
+    unsafe { matmul_bf16_ptr(dst, a, b, false, parallel, engine()) }
 }
 
 /// [`matmul_bf16`] on the engine chosen by the caller.
@@ -127,26 +167,52 @@ fn matmul_bf16_on(
     parallel: bool,
     engine: Option<Engine>,
 ) {
+    assert!(
+        dst.len() >= a.rows * b.cols,
+        "matmul_bf16: destination too small"
+    );
+    // SAFETY: dst is initialised and holds a.rows · b.cols entries.
+    unsafe { matmul_bf16_ptr(dst.as_mut_ptr(), a, b, accumulate, parallel, engine) }
+}
+
+/// [`matmul_bf16_on`] through a pointer.
+///
+/// # Safety
+/// As [`matmul_bf16_uninit`], and `dst` initialised with `accumulate`.
+unsafe fn matmul_bf16_ptr(
+    dst: *mut f32,
+    a: Mat,
+    b: Mat,
+    accumulate: bool,
+    parallel: bool,
+    engine: Option<Engine>,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    let engine = engine.filter(|e| match e {
-        Engine::Amx => super::amx::available(),
-        Engine::Avx512 => cpu_has_avx512_bf16(),
+    // Tiny products gain nothing from packing; on AMX, neither do short
+    // sums (k < 128: the tiles' start and store outweigh their products)
+    // nor thin ones (fewer than 16 multiply-adds per packed value, mn/(m+n):
+    // the packing costs more than the tiles save).
+    let engine = engine.filter(|e| {
+        m * n * k >= MIN_MACS
+            && match e {
+                Engine::Amx => k >= AMX_MIN_K && m * n >= 16 * (m + n) && super::amx::available(),
+                Engine::Avx512 => k >= 8 && cpu_has_avx512_bf16(),
+            }
     });
-    // Tiny products gain nothing from packing.
-    let Some(engine) = engine.filter(|_| m >= 2 && n >= LANES && k >= 8) else {
-        return matmul(dst, a, b, accumulate, parallel);
+    let Some(engine) = engine else {
+        // SAFETY: passed on from the caller.
+        return unsafe { super::matmul_ptr(dst, a, b, accumulate, parallel) };
     };
     assert_eq!(k, b.rows, "matmul_bf16: inner dimensions differ");
-    assert!(dst.len() >= m * n, "matmul_bf16: destination too small");
     #[cfg(target_arch = "x86_64")]
     {
         let par = parallel && m * n * k >= super::PARALLEL_MACS;
-        let out = SendPtr(dst.as_mut_ptr());
+        let out = SendPtr(dst);
         match engine {
             Engine::Avx512 => {
                 let kp = k.div_ceil(2);
-                let pa = pack_a(&a, k, m.div_ceil(MR) * MR, kp);
-                let pb = pack_b(&b, k, n, n.div_ceil(LANES), kp);
+                let pa = pack_a(&a, m.div_ceil(MR) * MR, kp);
+                let pb = pack_b(&b, n.div_ceil(LANES), kp);
                 let run = |s: usize| {
                     let out = &out;
                     for i0 in (0..m).step_by(MR) {
@@ -167,7 +233,9 @@ fn matmul_bf16_on(
             }
             Engine::Amx => amx_product(&a, &b, (m, k, n), out, accumulate, par),
         }
-        super::registry::corrupt(super::registry::Kernel::Bf16Gemm, dst);
+        // SAFETY: the engine wrote all m · n entries.
+        let written = unsafe { std::slice::from_raw_parts_mut(dst, m * n) };
+        super::registry::corrupt(super::registry::Kernel::Bf16Gemm, written);
     }
 }
 
@@ -185,9 +253,64 @@ fn amx_product(
 ) {
     use super::amx::{BLOCK, K_PAIRS};
     let kp = k.div_ceil(2).div_ceil(K_PAIRS) * K_PAIRS;
-    let pa = pack_a(a, k, m.div_ceil(BLOCK) * BLOCK, kp);
+    let pa = pack_a(a, m.div_ceil(BLOCK) * BLOCK, kp);
+    let pb = pack_b(b, 2 * n.div_ceil(BLOCK), kp);
+    amx_packed(&pa, &pb, kp, (m, n), out, accumulate, parallel);
+}
+
+/// `dst (m × n) = A·B` on AMX tiles from operands packed already: `pa` as
+/// [`pack_a`] lays out A (rows padded to 32, `kp` pairs a row), `pb` as
+/// [`pack_b`] lays out B (2·⌈n/32⌉ panels of `kp` lines); `kp` a multiple
+/// of 16. The fused conv's products, whose column operands im2col writes
+/// packed (`Geometry::im2col_packed`), where [`amx_in_use`].
+///
+/// # Safety
+/// `dst` points at m·n writable f32s (they may start uninitialised).
+pub(super) unsafe fn amx_packed_product(
+    dst: *mut f32,
+    pa: &[u32],
+    pb: &[u32],
+    kp: usize,
+    (m, n): (usize, usize),
+) {
+    use super::amx::{BLOCK, K_PAIRS};
+    assert!(amx_in_use(), "amx_packed_product: AMX is not in use");
+    assert!(kp.is_multiple_of(K_PAIRS), "amx_packed_product: {kp} pairs");
+    assert!(
+        pa.len() >= m.div_ceil(BLOCK) * BLOCK * kp,
+        "amx_packed_product: A too short"
+    );
+    assert!(
+        pb.len() >= n.div_ceil(BLOCK) * 2 * kp * LANES,
+        "amx_packed_product: B too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        amx_packed(pa, pb, kp, (m, n), SendPtr(dst), false, true);
+        // SAFETY: the product wrote all m · n entries.
+        let written = unsafe { std::slice::from_raw_parts_mut(dst, m * n) };
+        super::registry::corrupt(super::registry::Kernel::Bf16Gemm, written);
+    }
+}
+
+/// Whether bf16 products run on AMX tiles in this process.
+pub(super) fn amx_in_use() -> bool {
+    engine() == Some(Engine::Amx)
+}
+
+/// The tile loop of [`amx_product`] over packed operands.
+#[cfg(target_arch = "x86_64")]
+fn amx_packed(
+    pa: &[u32],
+    pb: &[u32],
+    kp: usize,
+    (m, n): (usize, usize),
+    out: SendPtr,
+    accumulate: bool,
+    parallel: bool,
+) {
+    use super::amx::BLOCK;
     let strips = n.div_ceil(BLOCK);
-    let pb = pack_b(b, k, n, 2 * strips, kp);
     let run = |range: std::ops::Range<usize>| {
         let out = &out;
         let mut tile = [0f32; BLOCK * BLOCK];
@@ -198,19 +321,19 @@ fn amx_product(
                     for i0 in (0..m).step_by(BLOCK) {
                         // SAFETY: pa holds whole 32-row blocks of kp pairs,
                         // pb 2·strips panels of kp pairs, kp a multiple of 16.
-                        super::amx::block(&pa, &pb, kp, i0, s, &mut tile);
+                        super::amx::block(pa, pb, kp, i0, s, &mut tile);
                         let (rows, j0) = (BLOCK.min(m - i0), s * BLOCK);
                         let cols = BLOCK.min(n - j0);
                         for (r, src) in tile.chunks_exact(BLOCK).take(rows).enumerate() {
                             // SAFETY: row i0 + r < m, columns j0..j0 + cols
-                            // <= n of the (m × n) destination; strips write
-                            // disjoint columns.
-                            let d =
-                                std::slice::from_raw_parts_mut(out.0.add((i0 + r) * n + j0), cols);
+                            // <= n of the (m × n) destination (initialised
+                            // when accumulating); strips write disjoint columns.
+                            let d = out.0.add((i0 + r) * n + j0);
                             if accumulate {
+                                let d = std::slice::from_raw_parts_mut(d, cols);
                                 d.iter_mut().zip(src).for_each(|(d, v)| *d += v);
                             } else {
-                                d.copy_from_slice(&src[..cols]);
+                                std::ptr::copy_nonoverlapping(src.as_ptr(), d, cols);
                             }
                         }
                     }
@@ -227,84 +350,6 @@ fn amx_product(
     (0..strips.div_ceil(per))
         .into_par_iter()
         .for_each(|c| run(c * per..((c + 1) * per).min(strips)));
-}
-
-/// A (m × k) as `rows` rows (zero past m) of `kp` pairs along k (zero past k).
-#[cfg(target_arch = "x86_64")]
-fn pack_a(a: &Mat, k: usize, rows: usize, kp: usize) -> Vec<u32> {
-    let at = |r: usize, c: usize| {
-        if c < k {
-            a.data[r * a.rs + c * a.cs]
-        } else {
-            0.0
-        }
-    };
-    let mut pa = vec![0u32; rows * kp];
-    pa.par_chunks_mut(kp)
-        .take(a.rows)
-        .enumerate()
-        .for_each(|(i, row)| {
-            for (p, v) in row.iter_mut().enumerate().take(k.div_ceil(2)) {
-                *v = pair(at(i, 2 * p), at(i, 2 * p + 1));
-            }
-        });
-    pa
-}
-
-/// B (k × n) as `panels` panels of 16 columns, each `kp` × 16 pairs along k
-/// (zero past k and n). Row-major B is read row pair by row pair,
-/// streaming, each 16-column run written as one 64-byte line of its panel;
-/// a transposed B (columns contiguous) is read panel by panel, column by
-/// column.
-#[cfg(target_arch = "x86_64")]
-fn pack_b(b: &Mat, k: usize, n: usize, panels: usize, kp: usize) -> Vec<u32> {
-    let mut pb = vec![0u32; panels * kp * LANES];
-    let pairs = k.div_ceil(2);
-    if b.cs == 1 {
-        // Pair rows in parallel: each writes line p of every panel.
-        let pb_ptr = SendPtr(pb.as_mut_ptr().cast());
-        (0..pairs).into_par_iter().for_each(|p| {
-            let ptr = &pb_ptr;
-            let r0 = &b.data[2 * p * b.rs..][..n];
-            let r1 = (2 * p + 1 < k).then(|| &b.data[(2 * p + 1) * b.rs..][..n]);
-            for pi in 0..n.div_ceil(LANES) {
-                let j0 = pi * LANES;
-                let mut line = [0u32; LANES];
-                for (j, v) in line.iter_mut().enumerate().take(n - j0) {
-                    *v = pair(r0[j0 + j], r1.map_or(0.0, |r| r[j0 + j]));
-                }
-                // SAFETY: line p of panel pi lies inside `pb` (panels × kp ×
-                // 16 entries, p < kp), and only the task for pair p writes it.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        line.as_ptr(),
-                        ptr.0.cast::<u32>().add((pi * kp + p) * LANES),
-                        LANES,
-                    )
-                };
-            }
-        });
-    } else {
-        let at = |r: usize, c: usize| {
-            if r < k {
-                b.data[r * b.rs + c * b.cs]
-            } else {
-                0.0
-            }
-        };
-        pb.par_chunks_mut(kp * LANES)
-            .enumerate()
-            .take(n.div_ceil(LANES))
-            .for_each(|(pi, panel)| {
-                let j0 = pi * LANES;
-                for j in 0..LANES.min(n - j0) {
-                    for p in 0..pairs {
-                        panel[p * LANES + j] = pair(at(2 * p, j0 + j), at(2 * p + 1, j0 + j));
-                    }
-                }
-            });
-    }
-    pb
 }
 
 /// The destination pointer, shared by strips that write disjoint columns.
@@ -398,6 +443,8 @@ mod tests {
             (2, 8, 16),
             (33, 100, 1),
             (40, 70, 33),
+            (40, 129, 50),
+            (96, 300, 130),
         ];
         for (m, k, n) in shapes {
             let a: Vec<f32> = (0..m * k).map(|i| bf((i as f32 * 0.37).sin())).collect();

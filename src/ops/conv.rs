@@ -21,13 +21,14 @@
 //! unpooled op followed by `ops::pool::max_pool2` (tests/ops.rs: random
 //! shapes, strides, padding and groups).
 
+use super::bf16_gemm::{amx_in_use, amx_packed_product};
+use super::bf16_pack::{pack_a, pack_b};
 use super::depthwise;
-use super::im2col::Geometry;
+use super::im2col::{Geometry, PackedCols};
+use super::numerics::Numerics;
 use super::pool::{pool_plane, unpool_plane};
 use super::registry::Kernel;
-use super::{
-    Activation, Mat, f32s, fast, filled, product, product_uninit, storage_of, tensor_of, with_f32,
-};
+use super::{Activation, Mat, filled, product, product_uninit, with_f32};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -37,6 +38,8 @@ use std::sync::Mutex;
 struct Saved {
     /// The batch's (C·k·k, B·L) columns, for the weight gradient.
     cols: Option<Vec<f32>>,
+    /// The columns packed for the AMX weight gradient, in their place.
+    packed: Option<PackedCols>,
     /// Which entry of each pooling window was the maximum.
     arg: Option<Vec<u8>>,
 }
@@ -48,8 +51,7 @@ struct Conv2dOp {
     pool: bool,
     input_grad: bool,
     weight_grad: bool,
-    /// A bf16 layer: bf16 tensors in and out, bf16 products.
-    bf16: bool,
+    num: Numerics,
     saved: Mutex<Saved>,
 }
 
@@ -71,6 +73,31 @@ impl Conv2dOp {
     /// (CNN step 42.6–44.6 against 38.2–39.0 ms, interleaved).
     fn direct(&self) -> bool {
         self.groups > 1 && self.groups == self.g.c
+    }
+
+    /// Whether the layer's products run on AMX tiles over columns that
+    /// im2col writes packed: bf16 numerics with AMX in use, one group, an
+    /// even number of positions per sample, and at least 32 rows (narrower
+    /// columns would be mostly padding).
+    fn packed(&self) -> bool {
+        self.num.bf16()
+            && amx_in_use()
+            && self.groups == 1
+            && self.g.l().is_multiple_of(2)
+            && self.g.rows() >= 32
+    }
+
+    /// `a (m × k) · B` on AMX, B packed already with `kp` pairs.
+    fn packed_product(a: Mat, pb: &[u32], kp: usize, n: usize) -> Vec<f32> {
+        let m = a.rows;
+        let pa = pack_a(&a, m.div_ceil(32) * 32, kp);
+        let mut out = Vec::with_capacity(m * n);
+        // SAFETY: `out` holds m·n entries and the product writes them all.
+        unsafe {
+            amx_packed_product(out.as_mut_ptr(), &pa, pb, kp, (m, n));
+            out.set_len(m * n);
+        }
+        out
     }
 
     /// dW_g = gz_g · cols_gᵀ, a sum over every sample's positions: partial
@@ -98,7 +125,7 @@ impl Conv2dOp {
                         cols: len,
                         ..Mat::new(&cols[gi * kg * n + start..], kg, n)
                     };
-                    product(self.bf16)(
+                    product(self.num.bf16())(
                         &mut acc[gi * og * kg..(gi + 1) * og * kg],
                         gzv,
                         cv.t(),
@@ -143,12 +170,12 @@ impl Conv2dOp {
         let mut out = Vec::with_capacity(len);
         let dst = &mut out.spare_capacity_mut()[..len];
         if self.groups == 1 {
-            product_uninit(self.bf16, dst, a(0), b(0), true);
+            product_uninit(self.num.bf16(), dst, a(0), b(0), true);
         } else {
             let per = len / self.groups;
             dst.par_chunks_mut(per)
                 .enumerate()
-                .for_each(|(gi, d)| product_uninit(self.bf16, d, a(gi), b(gi), false));
+                .for_each(|(gi, d)| product_uninit(self.num.bf16(), d, a(gi), b(gi), false));
         }
         // SAFETY: the groups' blocks cover all `len` entries, each written by
         // its product.
@@ -172,16 +199,27 @@ impl CustomOp3 for Conv2dOp {
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, bias) = (
-            f32s(xs, xl, self.name())?,
-            f32s(ws, wl, self.name())?,
-            f32s(bs, bl, self.name())?,
+            self.num.input(xs, xl, self.name())?,
+            self.num.input(ws, wl, self.name())?,
+            self.num.input(bs, bl, self.name())?,
         );
         let (g, b, o) = (self.g, xl.dims()[0], wl.dims()[0]);
         let ((og, kg), l) = (self.group_dims(o), g.l());
         let n = b * l;
         // z (O, B·L): every output channel at every sample's positions.
+        let mut packed = None;
         let (z, cols) = if self.direct() {
             (depthwise::forward(&g, &x, &w, og), None)
+        } else if self.packed() {
+            let p = g.im2col_packed(&x, self.weight_grad);
+            let z = Self::packed_product(Mat::new(&w, o, kg), &p.fwd, p.kp_fwd, n);
+            // Only the weight gradient's operand outlives the forward pass.
+            packed = Some(PackedCols {
+                fwd: Vec::new(),
+                ..p
+            })
+            .filter(|_| self.weight_grad);
+            (z, None)
         } else {
             let cols = g.im2col_batch(&x);
             let z = self.per_group(
@@ -221,8 +259,9 @@ impl CustomOp3 for Conv2dOp {
         super::registry::corrupt(Kernel::Conv2d, &mut y);
         let mut saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
         saved.cols = cols.filter(|_| self.weight_grad);
+        saved.packed = packed;
         saved.arg = arg;
-        Ok((storage_of(y, self.bf16), shape))
+        Ok((self.num.storage(y), shape))
     }
 
     fn bwd(
@@ -236,8 +275,14 @@ impl CustomOp3 for Conv2dOp {
         let (g, b, o) = (self.g, x.dim(0)?, w.dim(0)?);
         let l = g.l();
         let n = b * l;
-        let saved = std::mem::take(&mut *self.saved.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut saved = std::mem::take(&mut *self.saved.lock().unwrap_or_else(|p| p.into_inner()));
         let grad = grad.contiguous()?;
+        let grad = if self.num == Numerics::Autocast {
+            let g = with_f32(&grad, self.name(), |g| Ok(self.num.grad(g)))?;
+            Tensor::from_vec(g, grad.shape(), grad.device())?
+        } else {
+            grad
+        };
         // gz (O, B·L): the gradient at the convolution's own output, with the
         // pooling routed back and the activation's mask applied.
         let gz = with_f32(y, self.name(), |y| {
@@ -265,32 +310,45 @@ impl CustomOp3 for Conv2dOp {
         let og = self.group_dims(o).0;
         let direct = self.direct();
         let dw = if direct {
-            with_f32(x, self.name(), |x| {
+            self.num.with_operand(x, self.name(), |x| {
                 Ok(depthwise::weight_grad(&g, x, &gz, og))
             })?
+        } else if let Some(p) = saved.packed.take() {
+            // dWᵀ = cols · gzᵀ: the columns packed as A, gzᵀ packed as B.
+            let r = g.rows();
+            let pb = pack_b(&Mat::new(&gz, o, n).t(), 2 * o.div_ceil(32), p.kp_dw);
+            let mut dwt = Vec::with_capacity(r * o);
+            // SAFETY: `dwt` holds r·o entries and the product writes them all.
+            unsafe {
+                amx_packed_product(dwt.as_mut_ptr(), &p.dw, &pb, p.kp_dw, (r, o));
+                dwt.set_len(r * o);
+            }
+            (0..o * r).map(|i| dwt[(i % r) * o + i / r]).collect()
         } else {
             let cols = match saved.cols {
                 Some(c) => c,
-                None => with_f32(x, self.name(), |x| Ok(g.im2col_batch(x)))?,
+                None => self
+                    .num
+                    .with_operand(x, self.name(), |x| Ok(g.im2col_batch(x)))?,
             };
             self.weight_grad_columns(&gz, &cols, o, b)
         };
         let dx = if self.input_grad {
-            let dx = with_f32(w, self.name(), |w| {
+            let dx = self.num.with_operand(w, self.name(), |w| {
                 Ok(if direct {
                     depthwise::input_grad(&g, w, &gz, b, og)
                 } else {
                     self.input_grad_columns(w, &gz, o, b)
                 })
             })?;
-            Some(tensor_of(dx, x.shape(), self.bf16)?)
+            Some(self.num.tensor(dx, x.shape())?)
         } else {
             None
         };
         Ok((
             dx,
-            Some(tensor_of(dw, w.shape(), self.bf16)?),
-            Some(tensor_of(db, o, self.bf16)?),
+            Some(self.num.tensor(dw, w.shape())?),
+            Some(self.num.tensor(db, o)?),
         ))
     }
 }
@@ -322,49 +380,49 @@ pub fn conv2d_fused(
             None => Tensor::zeros(w.dim(0)?, DType::BF16, x.device())?,
         };
         if super::bf16_cpu(Kernel::Conv2d, &[x, w, &bias]) && fits(x, w, spec)? {
-            return conv_with(x, w, Some(&bias), spec, act, true);
+            return conv_with(x, w, Some(&bias), spec, act, Numerics::Bf16);
         }
         // candle has no bf16 convolution on the CPU: its f32 ops on copies.
-        let y = conv_with(
+        let y = conv2d_fused(
             &x.to_dtype(DType::F32)?,
             &w.to_dtype(DType::F32)?,
             Some(&bias.to_dtype(DType::F32)?),
             spec,
             act,
-            false,
         )?;
         return y.to_dtype(DType::BF16);
     }
-    conv_with(x, w, bias, spec, act, false)
+    let ts: Vec<&Tensor> = [Some(x), Some(w), bias].into_iter().flatten().collect();
+    match Numerics::of(Kernel::Conv2d, &ts) {
+        Some(num) if fits(x, w, spec)? => conv_with(x, w, bias, spec, act, num),
+        _ => {
+            let y = x.conv2d(w, spec.pad, spec.stride, 1, spec.groups.max(1))?;
+            let y = match bias {
+                Some(bv) => y.broadcast_add(&bv.reshape((1, w.dim(0)?, 1, 1))?)?,
+                None => y,
+            };
+            let y = act.tensor(y)?;
+            if spec.max_pool2 {
+                super::pool::max_pool2(&y)
+            } else {
+                Ok(y)
+            }
+        }
+    }
 }
 
-/// [`conv2d_fused`]; `bf16`: the tensors are bf16 CPU tensors, which the
-/// fused op takes as they are.
+/// The fused op of [`conv2d_fused`] on tensors it takes, in format `num`.
 fn conv_with(
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
     spec: ConvSpec,
     act: Activation,
-    bf16: bool,
+    num: Numerics,
 ) -> Result<Tensor> {
     let (_, c, h, wd) = x.dims4()?;
     let (o, _, k, _) = w.dims4()?;
     let groups = spec.groups.max(1);
-    let usable = |ts: &[&Tensor]| fast(Kernel::Conv2d, ts);
-    if !(bf16 || fits(x, w, spec)? && usable(&[x, w]) && bias.is_none_or(|b| usable(&[b]))) {
-        let y = x.conv2d(w, spec.pad, spec.stride, 1, groups)?;
-        let y = match bias {
-            Some(bv) => y.broadcast_add(&bv.reshape((1, o, 1, 1))?)?,
-            None => y,
-        };
-        let y = act.tensor(y)?;
-        return if spec.max_pool2 {
-            super::pool::max_pool2(&y)
-        } else {
-            Ok(y)
-        };
-    }
     let g = Geometry::new(c, h, wd, k, spec.stride, spec.pad)?;
     if spec.max_pool2 && (g.ho % 2 != 0 || g.wo % 2 != 0) {
         // Odd outputs: the pooling drops the last row or column, outside this op.
@@ -372,11 +430,11 @@ fn conv_with(
             max_pool2: false,
             ..spec
         };
-        return super::pool::max_pool2(&conv_with(x, w, bias, unpooled, act, bf16)?);
+        return super::pool::max_pool2(&conv_with(x, w, bias, unpooled, act, num)?);
     }
     let bias = match bias {
         Some(b) => b.contiguous()?,
-        None => Tensor::zeros(o, DType::F32, x.device())?,
+        None => Tensor::zeros(o, num.dtype(), x.device())?,
     };
     let op = Conv2dOp {
         g,
@@ -385,7 +443,7 @@ fn conv_with(
         pool: spec.max_pool2,
         input_grad: x.track_op(),
         weight_grad: w.track_op(),
-        bf16,
+        num,
         saved: Mutex::new(Saved::default()),
     };
     x.contiguous()?.apply_op3(&w.contiguous()?, &bias, op)

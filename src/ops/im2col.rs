@@ -179,6 +179,100 @@ impl Geometry {
         dx
     }
 
+    /// The batch's columns as bf16 pairs (rounded to nearest even) in the
+    /// two layouts the AMX products read (`ops::bf16_pack`), written straight
+    /// from the input without an f32 column matrix:
+    /// - `fwd`, the B operand of `z = W · cols` (k = rows, n = B·L);
+    /// - with `weight_grad`, `dw`, the A operand of `dWᵀ = cols · gzᵀ`
+    ///   (rows padded to 32, each `kp_dw` pairs of positions).
+    ///
+    /// Samples go in groups whose positions fill whole 16-column panels, so
+    /// each task writes whole 64-byte lines that no other task touches, and
+    /// every entry (padding included) is written once, none zeroed first.
+    pub fn im2col_packed(&self, x: &[f32], weight_grad: bool) -> PackedCols {
+        use super::bf16_pack::LANES;
+        let (b, l) = (x.len() / self.image().max(1), self.l());
+        let n = b * l;
+        let rows = self.rows().div_ceil(2 * LANES) * 2 * LANES;
+        let mut p = PackedCols {
+            kp_fwd: rows / 2,
+            panels_fwd: n.div_ceil(2 * LANES) * 2,
+            kp_dw: n.div_ceil(2).div_ceil(LANES) * LANES,
+            fwd: Vec::new(),
+            dw: Vec::new(),
+        };
+        let fwd_len = p.panels_fwd * p.kp_fwd * LANES;
+        let dw_len = if weight_grad { rows * p.kp_dw } else { 0 };
+        let (mut fwd, mut dw) = (Vec::with_capacity(fwd_len), Vec::with_capacity(dw_len));
+        let (pf, pd) = (Shared(fwd.as_mut_ptr()), Shared(dw.as_mut_ptr()));
+        // Samples per group: the fewest whose positions make whole panels.
+        let group = LANES / gcd(l, LANES);
+        (0..b.div_ceil(group)).into_par_iter().for_each(|gi| {
+            let (pf, pd) = (&pf, &pd);
+            let samples = gi * group..((gi + 1) * group).min(b);
+            let width = samples.len() * l;
+            let q0 = samples.start * l;
+            // Positions rounded up to whole panels; the rest of tmp stays 0.
+            let span = width.div_ceil(LANES) * LANES;
+            let mut tmp = vec![0f32; LANES * span];
+            for r0 in (0..rows).step_by(LANES) {
+                for (j, t) in tmp.chunks_exact_mut(span).enumerate() {
+                    if r0 + j >= self.rows() {
+                        t[..width].fill(0.0);
+                        continue;
+                    }
+                    for (bi, seg) in samples.clone().zip(t.chunks_exact_mut(l)) {
+                        // SAFETY: f32 has no invalid bit patterns; fill_row writes every entry.
+                        let seg = unsafe { &mut *(seg as *mut [f32] as *mut [MaybeUninit<f32>]) };
+                        self.fill_row(&x[bi * self.image()..][..self.image()], r0 + j, seg);
+                    }
+                }
+                for pi in 0..span / LANES {
+                    let base = ((q0 / LANES + pi) * p.kp_fwd + r0 / 2) * LANES;
+                    // SAFETY: lines r0/2..r0/2 + 8 of panel q0/16 + pi lie
+                    // inside `fwd` and belong to this group alone.
+                    unsafe { pair_lines(&tmp, span, pi * LANES, pf.0.add(base)) };
+                }
+                if weight_grad {
+                    // Each row's position pairs, a run in its row of `dw`.
+                    let (half, start) = (span / 2, q0 / 2);
+                    let len = half.min(p.kp_dw.saturating_sub(start));
+                    for j in 0..LANES {
+                        // SAFETY: row r0 + j < rows, pairs start..start + len
+                        // < kp_dw: inside `dw`, and this group's alone.
+                        let run = unsafe {
+                            std::slice::from_raw_parts_mut(
+                                pd.0.add((r0 + j) * p.kp_dw + start),
+                                len,
+                            )
+                        };
+                        super::bf16_pack::pair_run(&tmp[j * span..][..2 * len], run);
+                    }
+                }
+            }
+        });
+        // The padding past the last group's panels and lines.
+        let written_fwd = n.div_ceil(LANES) * p.kp_fwd * LANES;
+        // SAFETY: the groups wrote every entry below written_fwd; the rest is
+        // written here. Likewise for dw: every row's pairs below ⌈n/16⌉·8
+        // were written, and the rest of each row is written here.
+        unsafe {
+            std::ptr::write_bytes(pf.0.add(written_fwd), 0, fwd_len - written_fwd);
+            fwd.set_len(fwd_len);
+            if weight_grad {
+                let written = (n.div_ceil(LANES) * LANES / 2).min(p.kp_dw);
+                for r in 0..rows {
+                    let at = r * p.kp_dw + written;
+                    std::ptr::write_bytes(pd.0.add(at), 0, p.kp_dw - written);
+                }
+                dw.set_len(dw_len);
+            }
+        }
+        p.fwd = fwd;
+        p.dw = dw;
+        p
+    }
+
     /// Per-sample column matrices: (B, C·k·k, Ho·Wo).
     pub fn im2col_samples(&self, x: &[f32]) -> Vec<f32> {
         let per = self.rows() * self.l();
@@ -190,6 +284,48 @@ impl Geometry {
         })
     }
 }
+
+/// A batch's columns packed for the AMX products ([`Geometry::im2col_packed`]).
+pub(super) struct PackedCols {
+    /// B operand of the forward product: `panels_fwd` panels of `kp_fwd` lines.
+    pub fwd: Vec<u32>,
+    pub kp_fwd: usize,
+    pub panels_fwd: usize,
+    /// A operand of the weight gradient's transpose (empty without one).
+    pub dw: Vec<u32>,
+    pub kp_dw: usize,
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a.max(1) } else { gcd(b, a % b) }
+}
+
+/// Writes the 8 lines of row pairs (0, 1) … (14, 15) of `tmp` (16 rows of
+/// `span` values) at columns `c0..c0 + 16`, one 64-byte line per pair, to
+/// `dst` (8 consecutive lines of a B panel).
+///
+/// # Safety
+/// `dst` points at 128 writable u32s.
+unsafe fn pair_lines(tmp: &[f32], span: usize, c0: usize, dst: *mut u32) {
+    use super::bf16_pack::{LANES, pair};
+    for t in 0..LANES / 2 {
+        let (a, b) = (
+            &tmp[2 * t * span + c0..][..LANES],
+            &tmp[(2 * t + 1) * span + c0..][..LANES],
+        );
+        let mut line = [0u32; LANES];
+        for ((v, &u), &w) in line.iter_mut().zip(a).zip(b) {
+            *v = pair(u, w);
+        }
+        // SAFETY: the caller's contract: 8 lines of 16 at dst.
+        unsafe { std::ptr::copy_nonoverlapping(line.as_ptr(), dst.add(t * LANES), LANES) };
+    }
+}
+
+/// A buffer written by parallel tasks at disjoint entries.
+struct Shared(*mut u32);
+// SAFETY: the tasks write disjoint entries only.
+unsafe impl Sync for Shared {}
 
 #[cfg(test)]
 mod tests {
@@ -253,6 +389,41 @@ mod tests {
                 (lhs - rhs).abs() < 1e-6 * lhs.abs().max(1.0),
                 "{lhs} vs {rhs}"
             );
+        }
+    }
+
+    /// Both packed layouts equal packing the f32 column matrix, for whole
+    /// and partial panel groups, odd positions per sample and padded rows.
+    #[test]
+    fn packed_columns_match_packing_the_f32_columns() {
+        use crate::ops::Mat;
+        use crate::ops::bf16_pack::{LANES, pack_a, pack_b};
+        for (c, h, w, k, s, p, b) in [
+            (4, 6, 6, 3, 1, 1, 3),
+            (8, 7, 7, 3, 1, 1, 5),
+            (3, 9, 5, 3, 2, 0, 17),
+            (5, 4, 4, 2, 1, 0, 2),
+        ] {
+            let g = Geometry::new(c, h, w, k, s, p).unwrap();
+            let x: Vec<f32> = (0..b * g.image())
+                .map(|i| (i as f32 * 0.61).sin() * 2.0)
+                .collect();
+            let cols = g.im2col_batch(&x);
+            let n = b * g.l();
+            let packed = g.im2col_packed(&x, true);
+            let m = Mat::new(&cols, g.rows(), n);
+            assert_eq!(
+                packed.fwd,
+                pack_b(&m, packed.panels_fwd, packed.kp_fwd),
+                "fwd {c} {h} {w} {k} {s} {p} {b}"
+            );
+            let rows = g.rows().div_ceil(2 * LANES) * 2 * LANES;
+            assert_eq!(
+                packed.dw,
+                pack_a(&m, rows, packed.kp_dw),
+                "dw {c} {h} {w} {k} {s} {p} {b}"
+            );
+            assert!(g.im2col_packed(&x, false).dw.is_empty());
         }
     }
 }

@@ -6,15 +6,15 @@
 //! the input batch), `dx = g·W`. candle's `Linear` + `relu` computes `dx`
 //! always and accumulates each of its ~6 nodes through a zeros-plus-add.
 
+use super::numerics::Numerics;
 use super::registry::Kernel;
-use super::{Activation, Mat, f32s, fast, product, storage_of, tensor_of, with_f32};
+use super::{Activation, Mat, product, with_f32};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 struct LinearOp {
     act: Activation,
     input_grad: bool,
-    /// A bf16 layer: bf16 tensors in and out, bf16 products.
-    bf16: bool,
+    num: Numerics,
 }
 
 impl CustomOp3 for LinearOp {
@@ -34,15 +34,15 @@ impl CustomOp3 for LinearOp {
         let (n, i) = xl.shape().dims2()?;
         let (o, _) = wl.shape().dims2()?;
         let (x, w, b) = (
-            f32s(xs, xl, self.name())?,
-            f32s(ws, wl, self.name())?,
-            f32s(bs, bl, self.name())?,
+            self.num.input(xs, xl, self.name())?,
+            self.num.input(ws, wl, self.name())?,
+            self.num.input(bs, bl, self.name())?,
         );
         let mut y = Vec::with_capacity(n * o);
         for _ in 0..n {
             y.extend_from_slice(&b);
         }
-        product(self.bf16)(
+        product(self.num.bf16())(
             &mut y,
             Mat::new(&x, n, i),
             Mat::new(&w, o, i).t(),
@@ -51,7 +51,7 @@ impl CustomOp3 for LinearOp {
         );
         self.act.apply(&mut y);
         super::registry::corrupt(Kernel::Linear, &mut y);
-        Ok((storage_of(y, self.bf16), Shape::from((n, o))))
+        Ok((self.num.storage(y), Shape::from((n, o))))
     }
 
     fn bwd(
@@ -64,15 +64,15 @@ impl CustomOp3 for LinearOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, i) = x.dims2()?;
         let o = w.dim(0)?;
-        let mut g = with_f32(&grad.contiguous()?, self.name(), |g| Ok(g.to_vec()))?;
+        let mut g = with_f32(&grad.contiguous()?, self.name(), |g| Ok(self.num.grad(g)))?;
         with_f32(y, self.name(), |y| {
             self.act.mask_grad(&mut g, y);
             Ok(())
         })?;
         let gm = Mat::new(&g, n, o);
         let mut dw = vec![0f32; o * i];
-        with_f32(x, self.name(), |x| {
-            product(self.bf16)(&mut dw, gm.t(), Mat::new(x, n, i), false, true);
+        self.num.with_operand(x, self.name(), |x| {
+            product(self.num.bf16())(&mut dw, gm.t(), Mat::new(x, n, i), false, true);
             Ok(())
         })?;
         let mut db = vec![0f32; o];
@@ -83,24 +83,25 @@ impl CustomOp3 for LinearOp {
         }
         let dx = if self.input_grad {
             let mut dx = vec![0f32; n * i];
-            with_f32(w, self.name(), |w| {
-                product(self.bf16)(&mut dx, gm, Mat::new(w, o, i), false, true);
+            self.num.with_operand(w, self.name(), |w| {
+                product(self.num.bf16())(&mut dx, gm, Mat::new(w, o, i), false, true);
                 Ok(())
             })?;
-            Some(tensor_of(dx, (n, i), self.bf16)?)
+            Some(self.num.tensor(dx, (n, i))?)
         } else {
             None
         };
         Ok((
             dx,
-            Some(tensor_of(dw, (o, i), self.bf16)?),
-            Some(tensor_of(db, o, self.bf16)?),
+            Some(self.num.tensor(dw, (o, i))?),
+            Some(self.num.tensor(db, o)?),
         ))
     }
 }
 
 /// `act(x·Wᵀ + b)` for x of shape (…, in) and W of shape (out, in): one
-/// fused op on f32 or bf16 CPU tensors; on CUDA (f32 or bf16) candle's
+/// fused op on f32 or bf16 CPU tensors (f32 ones in bf16 inside an autocast
+/// scope, `ops::numerics`); on CUDA (f32 or bf16) candle's
 /// product and the fused bias + activation kernel (`ops::cuda`); candle's
 /// ops otherwise (or without a bias). Where candle has no bf16 matmul (the CPU) and the fused op may
 /// not run, a bf16 layer runs candle's f32 ops on f32 copies.
@@ -112,14 +113,13 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Re
         // cuBLAS's product, then bias and activation in one kernel.
         return super::cuda::bias_act(&x.broadcast_matmul(&w.t()?)?, b, act);
     }
-    let bf16 = x.dtype() == DType::BF16 && x.device().is_cpu();
-    if bf16 {
+    if x.dtype() == DType::BF16 && x.device().is_cpu() {
         let b = match b {
             Some(b) => b.to_dtype(DType::BF16)?,
             None => Tensor::zeros(w.dim(0)?, DType::BF16, x.device())?,
         };
-        if super::bf16_cpu(Kernel::Linear, &[x, w, &b]) {
-            return apply(x, w, &b, act, true);
+        if let Some(num) = Numerics::of(Kernel::Linear, &[x, w, &b]) {
+            return apply(x, w, &b, act, num);
         }
         let y = linear(
             &x.to_dtype(DType::F32)?,
@@ -129,7 +129,8 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Re
         )?;
         return y.to_dtype(DType::BF16);
     }
-    let Some(b) = b.filter(|b| fast(Kernel::Linear, &[x, w, b])) else {
+    let fused = b.and_then(|b| Some((b, Numerics::of(Kernel::Linear, &[x, w, b])?)));
+    let Some((b, num)) = fused else {
         let y = x.broadcast_matmul(&w.t()?)?;
         let y = match b {
             Some(b) => y.broadcast_add(b)?,
@@ -137,15 +138,15 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Re
         };
         return act.tensor(y);
     };
-    apply(x, w, b, act, false)
+    apply(x, w, b, act, num)
 }
 
 /// The fused op on (…, in) inputs.
-fn apply(x: &Tensor, w: &Tensor, b: &Tensor, act: Activation, bf16: bool) -> Result<Tensor> {
+fn apply(x: &Tensor, w: &Tensor, b: &Tensor, act: Activation, num: Numerics) -> Result<Tensor> {
     let op = LinearOp {
         act,
         input_grad: x.track_op(),
-        bf16,
+        num,
     };
     let (w, b) = (w.contiguous()?, b.contiguous()?);
     // Every reshape is a graph node with its own backward: skip them for 2-D input.

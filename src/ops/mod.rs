@@ -19,6 +19,7 @@
 
 mod amx;
 pub mod bf16_gemm;
+mod bf16_pack;
 pub mod conv;
 pub mod cross_entropy;
 pub mod cuda;
@@ -27,6 +28,7 @@ pub mod gelu;
 mod im2col;
 pub mod int8;
 pub mod linear;
+pub mod numerics;
 pub mod pool;
 mod registry;
 pub mod selfcheck;
@@ -363,18 +365,22 @@ fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallel: bool) {
 
 /// `dst = a·b` into memory that may start uninitialised: gemm writes every
 /// entry without reading it, so the largest buffers of a step (a layer's
-/// pre-activation, the column gradient) are not zeroed first. bf16 layers
-/// and the plain-loop shapes zero it and take [`product`].
+/// pre-activation, the column gradient) are not zeroed first. The
+/// plain-loop shapes zero it and take [`product`].
 fn product_uninit(bf16: bool, dst: &mut [MaybeUninit<f32>], a: Mat, b: Mat, parallel: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(dst.len() >= m * n, "matmul: destination too small");
-    if bf16 || plain_loop(m, k, n) {
+    if plain_loop(m, k, n) {
         for d in dst.iter_mut() {
             d.write(0.0);
         }
         // SAFETY: every entry was just written.
         let dst = unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) };
         return product(bf16)(dst, a, b, false, parallel);
+    }
+    if bf16 {
+        // SAFETY: dst holds m·n entries; not the plain loop (above).
+        return unsafe { bf16_gemm::matmul_bf16_uninit(dst.as_mut_ptr().cast(), a, b, parallel) };
     }
     // SAFETY: dst holds m·n entries; without `accumulate` gemm writes each
     // (alpha = 0: `dst = acc`) before any read of it.

@@ -165,6 +165,7 @@ pub fn train(
 ) -> Result<TrainOutcome, TrainError> {
     let cfg = &spec.config;
     let precision = precision::Setup::new(cfg, data.train.x.device())?;
+    let _autocast = precision.autocast();
     let master = build(precision.master)?;
     let all_vars = vars.var_map().all_vars();
     let mut l = Loop {

@@ -21,13 +21,23 @@ fn dtype_name(d: DType) -> String {
     format!("{d:?}").to_lowercase()
 }
 
+/// Whether mixed precision in `compute` on `device` runs as the CPU's bf16
+/// autocast (`ops::numerics`): f32 tensors and master weights, bf16
+/// products inside the fused layers, no compute copy of the model.
+pub fn cpu_autocast(compute: DType, device: &Device) -> bool {
+    compute == DType::BF16 && device.is_cpu()
+}
+
 /// A trial's precision, set up on its device.
 pub struct Setup {
     pub mode: Precision,
     /// Dtype of the master weights and the optimizer state.
     pub master: DType,
-    /// Dtype of the forward and backward passes.
+    /// Dtype of the forward and backward passes' tensors.
     pub compute: DType,
+    /// bf16 mixed precision on the CPU: f32 tensors, bf16 products in the
+    /// fused layers (enter [`Setup::autocast`] for the trial).
+    autocast: bool,
     /// f16 only: the dynamic loss scaler.
     pub scaler: Option<LossScaler>,
     /// bf16 compute on a CPU: the matmul path it takes.
@@ -49,15 +59,23 @@ impl Setup {
             candle_core::cuda::set_gemm_reduced_precision_f32(false);
         }
         let (master, compute) = dtypes(cfg.precision);
+        let autocast = master != compute && cpu_autocast(compute, device);
         Ok(Self {
             mode: cfg.precision,
             master,
-            compute,
+            compute: if autocast { master } else { compute },
+            autocast,
             scaler: (cfg.precision == Precision::F16)
                 .then(|| LossScaler::new(cfg.loss_scale_init, cfg.loss_scale_growth_interval)),
             cpu_bf16_path: (compute == DType::BF16 && device.is_cpu())
                 .then(crate::ops::bf16_gemm::path),
         })
+    }
+
+    /// The bf16 autocast scope for the trial's thread, where this precision
+    /// runs as one (drop it when the trial ends).
+    pub fn autocast(&self) -> Option<crate::ops::numerics::AutocastGuard> {
+        self.autocast.then(crate::ops::numerics::autocast_bf16)
     }
 
     /// Whether compute runs in another dtype than the master weights (a
@@ -75,7 +93,11 @@ impl Setup {
         PrecisionRecord {
             mode: self.mode,
             weights: dtype_name(self.master),
-            activations: dtype_name(self.compute),
+            activations: if self.autocast {
+                "bf16 (CPU autocast: products of the fused layers on bf16 values, results rounded to bf16 and kept in f32 tensors; other ops f32)".into()
+            } else {
+                dtype_name(self.compute)
+            },
             optimizer_state: dtype_name(self.master),
             final_loss_scale: self.scaler.as_ref().map(|s| s.scale),
             skipped_steps: self.scaler.as_ref().map_or(0, |s| s.skipped_steps),
