@@ -158,6 +158,32 @@ fn wrong_kernels_fail_their_checks_and_their_callers_fall_back_to_candle() {
         .broadcast_add(&bl)
         .unwrap();
     assert!(selfcheck::rel_error(&y, &want).unwrap() < 1e-5);
+    // Under autocast the fallbacks keep bf16 numbers: candle's f32 ops on
+    // inputs rounded to bf16, the output rounded too.
+    {
+        let _autocast = joulebench::ops::numerics::autocast_bf16();
+        let bf = |t: &Tensor| {
+            t.to_dtype(candle_core::DType::BF16)
+                .unwrap()
+                .to_dtype(candle_core::DType::F32)
+                .unwrap()
+        };
+        let y = linear::linear(&xs, &wl, Some(&bl), Activation::Identity).unwrap();
+        let want = bf(&bf(&xs)
+            .matmul(&bf(&wl).t().unwrap())
+            .unwrap()
+            .broadcast_add(&bf(&bl))
+            .unwrap());
+        assert_eq!(y.to_vec2::<f32>().unwrap(), want.to_vec2::<f32>().unwrap());
+        let c = conv::conv2d_fused(&x, &w, Some(&b), spec, Activation::Relu).unwrap();
+        assert_eq!(c.dtype(), candle_core::DType::F32);
+        let flat = c.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(flat.iter().all(|v| {
+            *v == bf(&Tensor::new(&[*v], &dev).unwrap())
+                .to_vec1::<f32>()
+                .unwrap()[0]
+        }));
+    }
     let labels = Tensor::new(&[1u32, 0, 9, 3], &dev).unwrap();
     let l = cross_entropy::cross_entropy(&y, &labels).unwrap();
     let want = candle_nn::loss::cross_entropy(&y, &labels).unwrap();

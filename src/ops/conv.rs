@@ -277,7 +277,9 @@ impl CustomOp3 for Conv2dOp {
         let n = b * l;
         let mut saved = std::mem::take(&mut *self.saved.lock().unwrap_or_else(|p| p.into_inner()));
         let grad = grad.contiguous()?;
-        let grad = if self.num == Numerics::Autocast {
+        let grad = if self.num == Numerics::Autocast
+            && !with_f32(&grad, self.name(), |g| Ok(super::numerics::bf16_exact(g)))?
+        {
             let g = with_f32(&grad, self.name(), |g| Ok(self.num.grad(g)))?;
             Tensor::from_vec(g, grad.shape(), grad.device())?
         } else {
@@ -396,6 +398,12 @@ pub fn conv2d_fused(
     match Numerics::of(Kernel::Conv2d, &ts) {
         Some(num) if fits(x, w, spec)? => conv_with(x, w, bias, spec, act, num),
         _ => {
+            if let Some(r) = super::numerics::autocast_inputs(&ts)? {
+                // Autocast without the fused op: f32 ops on bf16 values.
+                let _off = super::numerics::autocast_off();
+                let y = conv2d_fused(&r[0], &r[1], r.get(2), spec, act)?;
+                return super::numerics::round_output(&y);
+            }
             let y = x.conv2d(w, spec.pad, spec.stride, 1, spec.groups.max(1))?;
             let y = match bias {
                 Some(bv) => y.broadcast_add(&bv.reshape((1, w.dim(0)?, 1, 1))?)?,

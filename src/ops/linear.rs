@@ -129,8 +129,24 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Re
         )?;
         return y.to_dtype(DType::BF16);
     }
+    // Under autocast a layer without bias takes the fused op with a zero one.
+    let zero_bias;
+    let b = match b {
+        None if super::numerics::autocast_on() && x.device().is_cpu() => {
+            zero_bias = Tensor::zeros(w.dim(0)?, x.dtype(), x.device())?;
+            Some(&zero_bias)
+        }
+        b => b,
+    };
     let fused = b.and_then(|b| Some((b, Numerics::of(Kernel::Linear, &[x, w, b])?)));
     let Some((b, num)) = fused else {
+        let with_bias: Vec<&Tensor> = [Some(x), Some(w), b].into_iter().flatten().collect();
+        if let Some(r) = super::numerics::autocast_inputs(&with_bias)? {
+            // Autocast without the fused op: candle's f32 ops on bf16 values.
+            let _off = super::numerics::autocast_off();
+            let y = linear(&r[0], &r[1], r.get(2), act)?;
+            return super::numerics::round_output(&y);
+        }
         let y = x.broadcast_matmul(&w.t()?)?;
         let y = match b {
             Some(b) => y.broadcast_add(b)?,

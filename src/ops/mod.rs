@@ -9,7 +9,9 @@
 //! gemm with the bias folded in and the activation applied in place, and a
 //! backward pass that computes exactly the gradients asked for. On f32 CPU
 //! tensors the fast kernels run, and the linear, conv and GELU ops take bf16
-//! CPU tensors too, widening them inside the op (`bf16_cpu`). On CUDA (with
+//! CPU tensors too, widening them inside the op (`bf16_cpu`); inside a bf16
+//! autocast scope the linear and conv ops compute in bf16 on f32 tensors
+//! (`numerics`). On CUDA (with
 //! the `cuda` feature) the linear layer's bias + activation and the
 //! cross-entropy run joulebench's own kernels (`cuda`). Anywhere else (f16,
 //! the other ops off the CPU) the same function falls back to candle's ops,

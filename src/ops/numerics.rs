@@ -55,6 +55,14 @@ pub fn autocast_bf16() -> AutocastGuard {
     }
 }
 
+/// Leaves the autocast scope on this thread until the guard drops (the
+/// fallbacks run their f32 ops outside it).
+pub(super) fn autocast_off() -> AutocastGuard {
+    AutocastGuard {
+        before: AUTOCAST.with(|a| a.replace(false)),
+    }
+}
+
 /// Whether this thread is inside a bf16 autocast scope.
 pub fn autocast_on() -> bool {
     AUTOCAST.with(Cell::get)
@@ -102,7 +110,7 @@ impl Numerics {
         op: &str,
     ) -> Result<Cow<'a, [f32]>> {
         let v = super::f32s(s, l, op)?;
-        Ok(if self == Self::Autocast {
+        Ok(if self == Self::Autocast && !bf16_exact(&v) {
             Cow::Owned(rounded_copy(&v))
         } else {
             v
@@ -127,7 +135,7 @@ impl Numerics {
     /// A copy of an incoming gradient (f32 values from the layer above) in
     /// this format.
     pub(super) fn grad(self, g: &[f32]) -> Vec<f32> {
-        if self == Self::Autocast {
+        if self == Self::Autocast && !bf16_exact(g) {
             rounded_copy(g)
         } else {
             g.to_vec()
@@ -161,9 +169,41 @@ impl Numerics {
     }
 }
 
+/// Where a layer under autocast cannot take its fused op (a kernel that
+/// failed its self-check, a shape it does not take): its f32 CPU tensors
+/// rounded to bf16 through candle's casts, so that candle's f32 ops on them
+/// keep the autocast's numbers (its outputs go through [`round_output`]).
+/// `None` outside autocast or for other tensors.
+pub(super) fn autocast_inputs(ts: &[&Tensor]) -> Result<Option<Vec<Tensor>>> {
+    if !autocast_on()
+        || !ts
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    {
+        return Ok(None);
+    }
+    ts.iter()
+        .map(|t| round_output(t))
+        .collect::<Result<_>>()
+        .map(Some)
+}
+
+/// A tensor rounded to bf16 values through candle's casts (its gradient is
+/// rounded on the way back too).
+pub(super) fn round_output(t: &Tensor) -> Result<Tensor> {
+    t.to_dtype(DType::BF16)?.to_dtype(DType::F32)
+}
+
 /// `x` rounded to the nearest bf16 (ties to even), as f32; NaN stays NaN.
 pub(super) fn round_bf16(x: f32) -> f32 {
     f32::from_bits(super::bf16_pack::bf16_bits(x) << 16)
+}
+
+/// Whether every value is a bf16 value already (the outputs and gradients
+/// of other autocast layers are): one read, no copy.
+pub(super) fn bf16_exact(v: &[f32]) -> bool {
+    v.par_chunks(super::CONVERT_CHUNK)
+        .all(|c| c.iter().fold(0u32, |a, x| a | (x.to_bits() & 0xFFFF)) == 0)
 }
 
 fn round_in_place(v: &mut [f32]) {
