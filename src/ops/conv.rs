@@ -14,9 +14,10 @@
 //! in span order (so results do not depend on the thread count), and only
 //! when the input needs a gradient computes `Wᵀ · gz` and folds it back with
 //! col2im. Grouped and depthwise convolutions (MobileNet) take the same path,
-//! their groups in parallel. bf16 CPU tensors go through the same op, widened
-//! inside it and multiplied on `ops::bf16_gemm`; off the CPU candle's conv2d
-//! is used. Outputs and
+//! their groups in parallel. bf16 layers (bf16 CPU tensors, or f32 ones under
+//! autocast: `ops::numerics`) go through the same op and multiply on
+//! `ops::bf16_gemm`; with AMX in use im2col writes their columns packed for
+//! the tiles, never in f32. Off the CPU candle's conv2d is used. Outputs and
 //! gradients match candle's conv2d to float tolerance, pooled ones match the
 //! unpooled op followed by `ops::pool::max_pool2` (tests/ops.rs: random
 //! shapes, strides, padding and groups).
@@ -76,15 +77,10 @@ impl Conv2dOp {
     }
 
     /// Whether the layer's products run on AMX tiles over columns that
-    /// im2col writes packed: bf16 numerics with AMX in use, one group, an
-    /// even number of positions per sample, and at least 32 rows (narrower
-    /// columns would be mostly padding).
+    /// im2col writes packed: bf16 numerics with AMX in use, one group, and
+    /// at least 32 rows (narrower columns would be mostly padding).
     fn packed(&self) -> bool {
-        self.num.bf16()
-            && amx_in_use()
-            && self.groups == 1
-            && self.g.l().is_multiple_of(2)
-            && self.g.rows() >= 32
+        self.num.bf16() && amx_in_use() && self.groups == 1 && self.g.rows() >= 32
     }
 
     /// `a (m × k) · B` on AMX, B packed already with `kp` pairs.
