@@ -14,7 +14,8 @@ fn rand(shape: &[usize], rng: &mut Rng) -> Tensor {
 }
 
 /// Runs `f` on `inputs` made variables, then backpropagates a loss that
-/// weights every output differently: (output, gradient of each input).
+/// weights every output differently (by bf16 values, in the output's dtype):
+/// (output, gradient of each input).
 fn run(inputs: &[Tensor], f: &dyn Fn(&[Tensor]) -> Tensor) -> (Tensor, Vec<Option<Tensor>>) {
     let vars: Vec<Var> = inputs
         .iter()
@@ -26,7 +27,9 @@ fn run(inputs: &[Tensor], f: &dyn Fn(&[Tensor]) -> Tensor) -> (Tensor, Vec<Optio
         .unwrap()
         .reshape(y.shape())
         .unwrap();
-    let loss = (&y * (weights * 0.01).unwrap().sin().unwrap())
+    let weights = (weights * 0.01).unwrap().sin().unwrap();
+    let weights = weights.to_dtype(candle_core::DType::BF16).unwrap();
+    let loss = (&y * weights.to_dtype(y.dtype()).unwrap())
         .unwrap()
         .sum_all()
         .unwrap();
@@ -317,31 +320,12 @@ fn autocast_layers_equal_bf16_tensor_layers_bit_for_bit() {
             .to_dtype(DType::F32)
             .unwrap()
     };
-    // f(inputs) under a loss weighting each output by bf16-exact weights:
-    // (output, gradients), all as f32.
+    // Output and gradients, all as f32.
     let run = |inputs: &[Tensor], f: &dyn Fn(&[Tensor]) -> Tensor| {
-        let vars: Vec<Var> = inputs
-            .iter()
-            .map(|t| Var::from_tensor(t).unwrap())
-            .collect();
-        let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-        let y = f(&ts);
-        let n = y.elem_count();
-        let wts = round(
-            &(Tensor::arange(0f32, n as f32, &dev).unwrap() * 0.37)
-                .unwrap()
-                .sin()
-                .unwrap(),
-        )
-        .reshape(y.shape())
-        .unwrap()
-        .to_dtype(y.dtype())
-        .unwrap();
-        let g = (&y * wts).unwrap().sum_all().unwrap().backward().unwrap();
-        let mut out = vec![y.to_dtype(DType::F32).unwrap()];
-        for t in &ts {
-            out.push(g.get(t).expect("a gradient").to_dtype(DType::F32).unwrap());
-        }
+        let (y, grads) = run(inputs, f);
+        let f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+        let mut out = vec![f32(&y)];
+        out.extend(grads.iter().map(|g| f32(g.as_ref().expect("a gradient"))));
         out
     };
     let check = |name: &str, inputs: Vec<Tensor>, f: &dyn Fn(&[Tensor]) -> Tensor| {
