@@ -310,7 +310,7 @@ fn bf16_layers_on_the_cpu_match_f32_on_bf16_inputs_and_pass_gradients() {
 /// fallback for thin ones, pooled and unpooled.
 #[test]
 fn autocast_layers_equal_bf16_tensor_layers_bit_for_bit() {
-    use candle_core::{DType, Device, Tensor, Var};
+    use candle_core::{DType, Device, Tensor};
     use joulebench::ops::Activation;
     use joulebench::ops::conv::{ConvSpec, conv2d_fused};
     let dev = Device::Cpu;
