@@ -264,13 +264,17 @@ pub unsafe extern "C" fn nvmlDeviceGetTotalEnergyConsumption(
             return NOT_SUPPORTED;
         }
         let g = &s.gpus[i];
+        // The truth at the instant of the read, logged with what was
+        // reported (read once: a thread preempted between two reads of the
+        // clock would otherwise log a later truth than it reported).
+        let truth = s.true_joules(i);
         // An update period of 0: a continuous counter, exact at every read.
         let mj = if g.spec.counter_update_ms <= 0.0 {
-            (s.true_joules(i) * g.spec.counter_scale * 1000.0) as u64
+            (truth * g.spec.counter_scale * 1000.0) as u64
         } else {
             g.counter_mj
         };
-        s.log_read(i, mj);
+        s.log_read(i, mj, truth);
         // SAFETY: forwarded caller pointer.
         unsafe { put(energy, mj) }
     })

@@ -247,12 +247,13 @@ impl Sim {
         }
     }
 
-    /// Appends a total-energy read to the ledger.
-    pub fn log_read(&mut self, i: usize, reported_mj: u64) {
+    /// Appends a total-energy read to the ledger: what was reported, and
+    /// the true joules at the read (`truth`, from [`Sim::true_joules`]).
+    pub fn log_read(&mut self, i: usize, reported_mj: u64, truth: f64) {
         let line = format!(
             "{{\"gpu\":{i},\"t\":{},\"reported_mj\":{reported_mj},\"true_mj\":{}}}\n",
             self.now(),
-            self.true_joules(i) * 1000.0
+            truth * 1000.0
         );
         if let Some(f) = &mut self.ledger {
             let _ = f.write_all(line.as_bytes());
