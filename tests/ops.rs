@@ -305,9 +305,9 @@ fn bf16_layers_on_the_cpu_match_f32_on_bf16_inputs_and_pass_gradients() {
 /// Under the CPU's bf16 autocast, the fused layers on f32 tensors compute
 /// exactly what they compute on bf16 tensors: inputs, weights and incoming
 /// gradients rounded to bf16, outputs and gradients rounded to bf16 but kept
-/// in f32 tensors. Shapes cover the AMX products over packed columns (72 and
-/// 36 rows, odd positions per sample), the generic products and the f32
-/// fallback for thin ones, pooled and unpooled.
+/// in f32 tensors. Shapes cover the AMX products over packed columns (144
+/// rows, odd positions per sample), the generic products and the f32
+/// kernels for short and thin ones, pooled and unpooled.
 #[test]
 fn autocast_layers_equal_bf16_tensor_layers_bit_for_bit() {
     use candle_core::{DType, Device, Tensor};
@@ -355,7 +355,12 @@ fn autocast_layers_equal_bf16_tensor_layers_bit_for_bit() {
         let diff = common::max_abs_diff(&got[0], &f32s[0]);
         assert!(diff <= common::max_abs(&f32s[0]) / 64.0, "{name}: {diff}");
     };
-    for (b, c, hw, o, pool) in [(3, 8, 7, 12, false), (4, 4, 8, 6, true), (5, 1, 6, 4, true)] {
+    for (b, c, hw, o, pool) in [
+        (2, 16, 7, 8, false),
+        (3, 16, 6, 10, true),
+        (3, 8, 7, 12, false),
+        (5, 1, 6, 4, true),
+    ] {
         let x = Tensor::randn(0f32, 1.0, (b, c, hw, hw), &dev).unwrap();
         let w = Tensor::randn(0f32, 0.4, (o, c, 3, 3), &dev).unwrap();
         let bias = Tensor::randn(0f32, 0.3, o, &dev).unwrap();

@@ -30,7 +30,7 @@ const NR: usize = 32;
 /// Products below this many multiply-adds take the f32 kernels.
 const MIN_MACS: usize = 1 << 14;
 /// AMX products sum over at least this many values (`matmul_bf16_ptr`).
-const AMX_MIN_K: usize = 128;
+pub(super) const AMX_MIN_K: usize = 128;
 
 /// True where the CPU has AVX-512 F and BF16.
 pub fn cpu_has_avx512_bf16() -> bool {

@@ -22,7 +22,7 @@
 //! unpooled op followed by `ops::pool::max_pool2` (tests/ops.rs: random
 //! shapes, strides, padding and groups).
 
-use super::bf16_gemm::{amx_in_use, amx_packed_product};
+use super::bf16_gemm::{AMX_MIN_K, amx_in_use, amx_packed_product};
 use super::bf16_pack::{pack_a, pack_b};
 use super::depthwise;
 use super::im2col::{Geometry, PackedCols};
@@ -78,9 +78,11 @@ impl Conv2dOp {
 
     /// Whether the layer's products run on AMX tiles over columns that
     /// im2col writes packed: bf16 numerics with AMX in use, one group, and
-    /// at least 32 rows (narrower columns would be mostly padding).
+    /// as many rows as an AMX product sums over at least (`AMX_MIN_K`):
+    /// shorter sums, such as 1×1 convolutions over few channels, cost more
+    /// in tile starts and stores than they save.
     fn packed(&self) -> bool {
-        self.num.bf16() && amx_in_use() && self.groups == 1 && self.g.rows() >= 32
+        self.num.bf16() && amx_in_use() && self.groups == 1 && self.g.rows() >= AMX_MIN_K
     }
 
     /// `a (m × k) · B` on AMX, B packed already with `kp` pairs.
