@@ -275,13 +275,9 @@ impl CustomOp3 for Conv2dOp {
         let n = b * l;
         let mut saved = std::mem::take(&mut *self.saved.lock().unwrap_or_else(|p| p.into_inner()));
         let grad = grad.contiguous()?;
-        let grad = if self.num == Numerics::Autocast
-            && !with_f32(&grad, self.name(), |g| Ok(super::numerics::bf16_exact(g)))?
-        {
-            let g = with_f32(&grad, self.name(), |g| Ok(self.num.grad(g)))?;
-            Tensor::from_vec(g, grad.shape(), grad.device())?
-        } else {
-            grad
+        let grad = match with_f32(&grad, self.name(), |g| Ok(self.num.rounded_grad(g)))? {
+            Some(g) => Tensor::from_vec(g, grad.shape(), grad.device())?,
+            None => grad,
         };
         // gz (O, B·L): the gradient at the convolution's own output, with the
         // pooling routed back and the activation's mask applied.

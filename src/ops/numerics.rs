@@ -132,14 +132,16 @@ impl Numerics {
         }
     }
 
-    /// A copy of an incoming gradient (f32 values from the layer above) in
-    /// this format.
+    /// An incoming gradient (f32 values from the layer above) rounded to
+    /// this format, where that changes it: `None` when it holds bf16 values
+    /// already (other autocast layers' gradients do) or outside autocast.
+    pub(super) fn rounded_grad(self, g: &[f32]) -> Option<Vec<f32>> {
+        (self == Self::Autocast && !bf16_exact(g)).then(|| rounded_copy(g))
+    }
+
+    /// A copy of an incoming gradient in this format.
     pub(super) fn grad(self, g: &[f32]) -> Vec<f32> {
-        if self == Self::Autocast && !bf16_exact(g) {
-            rounded_copy(g)
-        } else {
-            g.to_vec()
-        }
+        self.rounded_grad(g).unwrap_or_else(|| g.to_vec())
     }
 
     /// Results as a storage of this format.
@@ -201,7 +203,7 @@ pub(super) fn round_bf16(x: f32) -> f32 {
 
 /// Whether every value is a bf16 value already (the outputs and gradients
 /// of other autocast layers are): one read, no copy.
-pub(super) fn bf16_exact(v: &[f32]) -> bool {
+fn bf16_exact(v: &[f32]) -> bool {
     v.par_chunks(super::CONVERT_CHUNK)
         .all(|c| c.iter().fold(0u32, |a, x| a | (x.to_bits() & 0xFFFF)) == 0)
 }
