@@ -50,7 +50,7 @@ pub(super) fn pair_run(src: &[f32], out: &mut [u32]) {
 }
 
 /// `out[j] = pair(r0[j], r1[j])` (r1 absent: zero).
-fn pair_rows(r0: &[f32], r1: Option<&[f32]>, out: &mut [u32]) {
+pub(super) fn pair_rows(r0: &[f32], r1: Option<&[f32]>, out: &mut [u32]) {
     match r1 {
         Some(r1) => {
             for ((o, &a), &b) in out.iter_mut().zip(r0).zip(r1) {
@@ -223,9 +223,9 @@ pub(super) fn pack_b(b: &Mat, panels: usize, kp: usize) -> Vec<u32> {
     pb
 }
 
-/// The packed-B pointer, shared by tasks that write disjoint lines.
-struct SendU32(*mut u32);
-// SAFETY: each task writes its own lines of the buffer only.
+/// A packed buffer shared by parallel tasks that write disjoint entries.
+pub(super) struct SendU32(pub(super) *mut u32);
+// SAFETY: each task writes its own entries of the buffer only.
 unsafe impl Sync for SendU32 {}
 
 #[cfg(test)]

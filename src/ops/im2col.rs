@@ -9,6 +9,7 @@
 //! weight operand is packed once; inference kernels that run their own
 //! product take the per-sample layout (B, C·k·k, Ho·Wo).
 
+use super::bf16_pack::SendU32;
 use super::filled;
 use candle_core::Result;
 use rayon::prelude::*;
@@ -204,7 +205,7 @@ impl Geometry {
         let fwd_len = p.panels_fwd * p.kp_fwd * LANES;
         let dw_len = if weight_grad { rows * p.kp_dw } else { 0 };
         let (mut fwd, mut dw) = (Vec::with_capacity(fwd_len), Vec::with_capacity(dw_len));
-        let (pf, pd) = (Shared(fwd.as_mut_ptr()), Shared(dw.as_mut_ptr()));
+        let (pf, pd) = (SendU32(fwd.as_mut_ptr()), SendU32(dw.as_mut_ptr()));
         // Samples per group: the fewest whose positions make whole panels.
         let group = LANES / gcd(l, LANES);
         (0..b.div_ceil(group)).into_par_iter().for_each(|gi| {
@@ -307,25 +308,18 @@ fn gcd(a: usize, b: usize) -> usize {
 /// # Safety
 /// `dst` points at 128 writable u32s.
 unsafe fn pair_lines(tmp: &[f32], span: usize, c0: usize, dst: *mut u32) {
-    use super::bf16_pack::{LANES, pair};
+    use super::bf16_pack::{LANES, pair_rows};
     for t in 0..LANES / 2 {
         let (a, b) = (
             &tmp[2 * t * span + c0..][..LANES],
             &tmp[(2 * t + 1) * span + c0..][..LANES],
         );
         let mut line = [0u32; LANES];
-        for ((v, &u), &w) in line.iter_mut().zip(a).zip(b) {
-            *v = pair(u, w);
-        }
+        pair_rows(a, Some(b), &mut line);
         // SAFETY: the caller's contract: 8 lines of 16 at dst.
         unsafe { std::ptr::copy_nonoverlapping(line.as_ptr(), dst.add(t * LANES), LANES) };
     }
 }
-
-/// A buffer written by parallel tasks at disjoint entries.
-struct Shared(*mut u32);
-// SAFETY: the tasks write disjoint entries only.
-unsafe impl Sync for Shared {}
 
 #[cfg(test)]
 mod tests {
