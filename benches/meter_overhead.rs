@@ -8,11 +8,11 @@
 
 use candle_core::{DType, Device};
 use criterion::{Criterion, criterion_group, criterion_main};
-use joulebench::harness::perf::StepBench;
 use joulebench::meter::Measurer;
 use joulebench::meter::fake::InstantGpu;
 use joulebench::meter::nvml::NvmlMeter;
 use joulebench::model::ModelKind;
+use joulebench::train::bench::StepBench;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -12,8 +12,8 @@
 
 use candle_core::{DType, Device};
 use criterion::{Criterion, criterion_group, criterion_main};
-use joulebench::harness::perf::StepBench;
 use joulebench::model::ModelKind;
+use joulebench::train::bench::StepBench;
 use std::time::Duration;
 
 fn bench(c: &mut Criterion) {

@@ -13,11 +13,11 @@
 //! Run: cargo run --release --example meter_overhead
 
 use candle_core::{DType, Device};
-use joulebench::harness::perf::StepBench;
 use joulebench::meter::Measurer;
 use joulebench::meter::fake::InstantGpu;
 use joulebench::meter::nvml::NvmlMeter;
 use joulebench::model::ModelKind;
+use joulebench::train::bench::StepBench;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

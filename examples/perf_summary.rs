@@ -17,9 +17,9 @@
 //! Run: cargo run --release --example perf_summary
 
 use candle_core::{DType, Device};
-use joulebench::harness::perf::{StepBench, median};
 use joulebench::model::ModelKind;
 use joulebench::record::PhaseTimes;
+use joulebench::train::bench::{StepBench, median};
 
 const CONFIGS: [&str; 5] = [
     "candle as-is",

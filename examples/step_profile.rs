@@ -7,8 +7,8 @@
 //! then e.g. `perf record -g target/release/examples/step_profile cnn`.
 
 use candle_core::{DType, Device};
-use joulebench::harness::perf::{StepBench, median};
 use joulebench::model::ModelKind;
+use joulebench::train::bench::{StepBench, median};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -30,6 +30,7 @@ pub mod util;
 pub mod config;
 
 pub mod data;
+pub mod gpu;
 pub mod impact;
 pub mod meter;
 pub mod ops;
@@ -45,6 +46,10 @@ pub mod technique;
 pub mod suite;
 
 pub mod console;
+
+pub mod runfolder;
+
+pub mod cluster;
 
 pub mod harness;
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use joulebench::harness::store::read_records;
+use joulebench::runfolder::store::read_records;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -373,7 +373,8 @@ teacher_epochs = 1
         .unwrap()
         .unwrap()
         .path();
-    let (recs, _, _) = joulebench::harness::store::read_records(&run.join("trials.jsonl")).unwrap();
+    let (recs, _, _) =
+        joulebench::runfolder::store::read_records(&run.join("trials.jsonl")).unwrap();
     let s = recs[0].structured.as_ref().expect("structured record");
     assert_eq!(s.size_after, ModelSize::Mlp { hidden: vec![32] });
     assert_eq!(s.parameters_after, 784 * 32 + 32 + 32 * 10 + 10);

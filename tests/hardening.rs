@@ -43,8 +43,8 @@ fn names_must_be_single_ordinary_path_components() {
     for bad in ["..", ".", "a/b", "/abs"] {
         let mut s = ok.clone();
         s.name = bad.into();
-        let m = joulebench::harness::manifest::Manifest::new(&s, "cpu", meter_info(), dir.path());
-        let e = joulebench::harness::store::RunDir::create(&root, &s, &m)
+        let m = joulebench::runfolder::manifest::Manifest::new(&s, "cpu", meter_info(), dir.path());
+        let e = joulebench::runfolder::store::RunDir::create(&root, &s, &m)
             .err()
             .unwrap()
             .to_string();
@@ -358,9 +358,10 @@ fn a_trial_that_cannot_fit_fails_with_the_estimate_and_the_suite_goes_on() {
     let env = Env::new(&suite);
     let o = env.run(&[]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let recs = joulebench::harness::store::read_records(&env.run_dir("hard").join("trials.jsonl"))
-        .unwrap()
-        .0;
+    let recs =
+        joulebench::runfolder::store::read_records(&env.run_dir("hard").join("trials.jsonl"))
+            .unwrap()
+            .0;
     assert_eq!(recs.len(), 4);
     let failed: Vec<_> = recs.iter().filter(|r| r.key.workload == "mlp").collect();
     for r in failed {
@@ -460,7 +461,7 @@ fn sigint_stops_after_the_trial_in_flight_and_resume_finishes_the_run() {
         cmd.contains("--resume") && cmd.contains("--meter fake"),
         "{cmd}"
     );
-    let (recs, _, torn) = joulebench::harness::store::read_records(&trials).unwrap();
+    let (recs, _, torn) = joulebench::runfolder::store::read_records(&trials).unwrap();
     assert_eq!(torn, 0, "no half-written record");
     assert!(
         recs.len() < 6
@@ -476,7 +477,7 @@ fn sigint_stops_after_the_trial_in_flight_and_resume_finishes_the_run() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let (recs, _, _) = joulebench::harness::store::read_records(&trials).unwrap();
+    let (recs, _, _) = joulebench::runfolder::store::read_records(&trials).unwrap();
     let mut keys: Vec<String> = recs.iter().map(|r| r.key.to_string()).collect();
     keys.sort();
     keys.dedup();

@@ -6,25 +6,32 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Top-level modules from the bottom up; a module may import from a lower
-/// rank only (same-rank siblings stay apart). `cli` is the binary's edge.
+/// Top-level modules from the bottom up, each at the rank its imports give
+/// it: 0 for a module that imports no other top-level module, else one
+/// above the highest it imports. `layers_match_what_the_modules_import`
+/// derives the ranks from the code and fails when this table differs, so a
+/// new import that lifts a module (or a table entry set higher than the
+/// code needs) cannot go unnoticed. `cli` is the binary's edge.
 const LAYERS: &[(&str, u32)] = &[
     ("util", 0),
     ("config", 1),
+    ("data", 1),
+    ("impact", 1),
+    ("gpu", 2),
     ("ops", 2),
-    ("data", 2),
-    ("meter", 2),
-    ("impact", 2),
+    ("suite", 2),
+    ("meter", 3),
     ("model", 3),
     ("record", 4),
     ("train", 5),
+    ("runfolder", 5),
     ("technique", 6),
-    ("suite", 7),
-    ("console", 8),
-    ("harness", 9),
-    ("analysis", 10),
-    ("reproduce", 11),
-    ("cli", 12),
+    ("cluster", 6),
+    ("console", 6),
+    ("analysis", 6),
+    ("harness", 7),
+    ("reproduce", 8),
+    ("cli", 9),
 ];
 
 type Module = Vec<String>;
@@ -232,6 +239,92 @@ fn no_module_import_cycle() {
             panic!("module import cycle: {}", names.join(" -> "));
         }
     }
+}
+
+/// Each top-level module's rank from its imports: 0 without any, else one
+/// above the highest-ranked top-level module it imports.
+fn derived_ranks(g: &BTreeMap<Module, BTreeSet<Module>>) -> BTreeMap<String, u32> {
+    let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (m, targets) in g {
+        let Some(top) = m.first() else { continue };
+        if top == "main" || top == "lib" {
+            continue;
+        }
+        let set = imports.entry(top.clone()).or_default();
+        set.extend(
+            targets
+                .iter()
+                .filter_map(|t| t.first())
+                .filter(|t| *t != top)
+                .cloned(),
+        );
+    }
+    fn rank_of(
+        m: &str,
+        imports: &BTreeMap<String, BTreeSet<String>>,
+        memo: &mut BTreeMap<String, u32>,
+        depth: usize,
+    ) -> u32 {
+        if let Some(r) = memo.get(m) {
+            return *r;
+        }
+        assert!(depth < 64, "module import cycle through {m}");
+        let r = imports
+            .get(m)
+            .into_iter()
+            .flatten()
+            .map(|t| rank_of(t, imports, memo, depth + 1) + 1)
+            .max()
+            .unwrap_or(0);
+        memo.insert(m.to_string(), r);
+        r
+    }
+    let mut memo = BTreeMap::new();
+    for m in imports.keys() {
+        rank_of(m, &imports, &mut memo, 0);
+    }
+    memo
+}
+
+#[test]
+fn layers_match_what_the_modules_import() {
+    let derived = derived_ranks(&graph());
+    let table: BTreeMap<String, u32> = LAYERS.iter().map(|(n, r)| (n.to_string(), *r)).collect();
+    let differ: Vec<String> = derived
+        .iter()
+        .filter(|(m, r)| table.get(*m) != Some(r))
+        .map(|(m, r)| {
+            format!(
+                "{m}: its imports rank it {r}, LAYERS says {:?}",
+                table.get(m)
+            )
+        })
+        .chain(
+            table
+                .keys()
+                .filter(|m| !derived.contains_key(*m))
+                .map(|m| format!("{m}: in LAYERS but not under src/")),
+        )
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "tests/layers.rs LAYERS is out of date (also update the table in src/lib.rs and the README):\n{}",
+        differ.join("\n")
+    );
+}
+
+#[test]
+fn derived_ranks_follow_the_highest_import() {
+    let m = |s: &str| vec![s.to_string()];
+    let g: BTreeMap<Module, BTreeSet<Module>> = [
+        (m("util"), BTreeSet::new()),
+        (m("config"), [m("util")].into()),
+        (m("suite"), [m("config"), m("util")].into()),
+        (m("cli"), [m("suite"), m("util")].into()),
+    ]
+    .into();
+    let r = derived_ranks(&g);
+    assert_eq!((r["util"], r["config"], r["suite"], r["cli"]), (0, 1, 2, 3));
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! scripted NVML, short windows, the idle baseline, and meter selection.
 
 use joulebench::config::MeterChoice;
-use joulebench::meter::nvml::{self, GpuApi, GpuState, NvmlMeter};
+use joulebench::gpu::api::{self as gpu, GpuApi, GpuState};
+use joulebench::meter::nvml::{self, NvmlMeter};
 use joulebench::meter::rapl::{RaplMeter, RealFs, SysfsReader};
 use joulebench::meter::window::{apply_idle, reading};
 use joulebench::meter::{
@@ -383,30 +384,30 @@ fn cuda_visible_devices_scopes_the_measured_gpus() {
         ("GPU-cccc-3333", true, true, 80.0),
     ]);
     assert_eq!(
-        nvml::select_gpus(api.as_ref(), None, &[0, 2]).unwrap(),
+        gpu::select_gpus(api.as_ref(), None, &[0, 2]).unwrap(),
         [0, 2]
     );
     assert_eq!(
-        nvml::select_gpus(api.as_ref(), Some("2,0"), &[0]).unwrap(),
+        gpu::select_gpus(api.as_ref(), Some("2,0"), &[0]).unwrap(),
         [2]
     );
     assert_eq!(
-        nvml::select_gpus(api.as_ref(), Some("2,0"), &[1]).unwrap(),
+        gpu::select_gpus(api.as_ref(), Some("2,0"), &[1]).unwrap(),
         [0]
     );
     assert_eq!(
-        nvml::select_gpus(api.as_ref(), Some("GPU-bbbb"), &[0]).unwrap(),
+        gpu::select_gpus(api.as_ref(), Some("GPU-bbbb"), &[0]).unwrap(),
         [1]
     );
     // As in CUDA, the list ends at the first invalid entry.
-    let e = nvml::select_gpus(api.as_ref(), Some("1,7,2"), &[1]).unwrap_err();
+    let e = gpu::select_gpus(api.as_ref(), Some("1,7,2"), &[1]).unwrap_err();
     assert!(
         e.contains("cuda:1 does not exist: 1 GPU(s) visible (CUDA_VISIBLE_DEVICES=1,7,2)"),
         "{e}"
     );
-    let e = nvml::select_gpus(api.as_ref(), Some("MIG-xyz"), &[0]).unwrap_err();
+    let e = gpu::select_gpus(api.as_ref(), Some("MIG-xyz"), &[0]).unwrap_err();
     assert!(e.contains("MIG instance"), "{e}");
-    assert!(nvml::select_gpus(api.as_ref(), Some(""), &[0]).is_err());
+    assert!(gpu::select_gpus(api.as_ref(), Some(""), &[0]).is_err());
 }
 
 #[test]

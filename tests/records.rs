@@ -2,11 +2,11 @@
 
 mod common;
 
-use joulebench::harness::manifest::Manifest;
-use joulebench::harness::store::{RunDir, StoreError, read_records};
 use joulebench::meter::window::{Band, DomainEnergy};
 use joulebench::meter::{EnergyReading, MeterInfo, Provenance};
 use joulebench::record::{EpochRecord, TrialRecord, TrialStatus};
+use joulebench::runfolder::manifest::Manifest;
+use joulebench::runfolder::store::{RunDir, StoreError, read_records};
 use joulebench::suite::Suite;
 use joulebench::util::units::{Joules, Seconds, Watts};
 use std::path::Path;

@@ -7,8 +7,8 @@
 mod common;
 
 use common::{SuiteEnv, text};
-use joulebench::harness::manifest::Manifest;
 use joulebench::ops::selfcheck::Kernel;
+use joulebench::runfolder::manifest::Manifest;
 use std::path::{Path, PathBuf};
 
 const SUITE: &str = r#"
@@ -61,7 +61,8 @@ fn run(env: &SuiteEnv, faulty: &str, extra: &[&str]) -> (Manifest, f64, f64, Str
     assert!(o.status.success(), "{}", text(&o));
     let run = only_run(&out);
     let m = Manifest::from_json(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
-    let (recs, _, _) = joulebench::harness::store::read_records(&run.join("trials.jsonl")).unwrap();
+    let (recs, _, _) =
+        joulebench::runfolder::store::read_records(&run.join("trials.jsonl")).unwrap();
     let test = recs[0].test.as_ref().expect("test window");
     let report = std::fs::read_to_string(run.join("report.md")).unwrap_or_default();
     (m, test.accuracy, test.loss, format!("{}{report}", text(&o)))

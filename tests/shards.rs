@@ -8,7 +8,7 @@
 mod common;
 
 use joulebench::analysis::Run;
-use joulebench::harness::sharded;
+use joulebench::runfolder::sharded;
 use joulebench::suite::Suite;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -115,7 +115,7 @@ fn two_shards_race_into_one_folder_and_merge_into_one_run() {
     assert_eq!(ids_in(&run), planned_ids(SUITE), "every planned trial once");
     // Shard k holds the trials whose index mod 3 is k, with its placement.
     for k in 0..3u32 {
-        let (recs, _, _) = joulebench::harness::store::read_records(
+        let (recs, _, _) = joulebench::runfolder::store::read_records(
             &sharded::shard_dir(&run, k).join("trials.jsonl"),
         )
         .unwrap();
@@ -161,9 +161,10 @@ fn slurm_and_kubernetes_variables_pick_the_shard_and_the_folder() {
         .env("CUDA_VISIBLE_DEVICES", "0"));
     assert!(o.contains("shard 1/2 (slurm-array) done"), "{o}");
     let run = env.path("out/sh/slurm-4242");
-    let (recs, _, _) =
-        joulebench::harness::store::read_records(&sharded::shard_dir(&run, 1).join("trials.jsonl"))
-            .unwrap();
+    let (recs, _, _) = joulebench::runfolder::store::read_records(
+        &sharded::shard_dir(&run, 1).join("trials.jsonl"),
+    )
+    .unwrap();
     assert_eq!(recs.len(), 3);
     let p = recs[0].placement.as_ref().unwrap();
     assert_eq!(
@@ -266,7 +267,7 @@ fn shards_that_disagree_with_the_run_are_refused() {
 fn a_running_shard_holds_its_folder() {
     let dir = tempfile::tempdir().unwrap();
     let suite = Suite::parse(&dir.path().join("s.toml"), SUITE).unwrap();
-    let m = joulebench::harness::manifest::Manifest::new(
+    let m = joulebench::runfolder::manifest::Manifest::new(
         &suite,
         "cpu",
         joulebench::meter::MeterInfo {
@@ -345,7 +346,7 @@ fn a_shard_killed_with_sigkill_resumes_its_own_file_exactly_once() {
         .run(&["--shard", "1/2", "--run-dir", "r"])
         .env("SLURM_RESTART_COUNT", "1"));
     assert!(o.contains("1 trial(s) run, 1 already present"), "{o}");
-    let (recs, _, torn) = joulebench::harness::store::read_records(&trials).unwrap();
+    let (recs, _, torn) = joulebench::runfolder::store::read_records(&trials).unwrap();
     assert_eq!((recs.len(), torn), (2, 0));
     assert_eq!(
         recs.iter()

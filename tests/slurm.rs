@@ -138,7 +138,7 @@ fn a_four_shard_array_survives_a_requeue_and_a_time_limit_signal() {
         .trim()
         .to_string();
     let guard = Job(job.clone());
-    let file = |k: u32| joulebench::harness::sharded::shard_dir(&run, k).join("trials.jsonl");
+    let file = |k: u32| joulebench::runfolder::sharded::shard_dir(&run, k).join("trials.jsonl");
 
     // Task 1: requeued by the scheduler in the middle of its second trial.
     wait_for("task 1's first record", Duration::from_secs(180), || {
@@ -171,7 +171,7 @@ fn a_four_shard_array_survives_a_requeue_and_a_time_limit_signal() {
     let plan = suite.plan().unwrap();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for k in 0..4u32 {
-        let (recs, _, torn) = joulebench::harness::store::read_records(&file(k)).unwrap();
+        let (recs, _, torn) = joulebench::runfolder::store::read_records(&file(k)).unwrap();
         assert_eq!(torn, 0);
         for r in &recs {
             *seen.entry(r.trial_id.clone()).or_default() += 1;

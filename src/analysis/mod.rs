@@ -16,10 +16,10 @@ pub mod series;
 pub mod sparsity_sweep;
 pub mod stats;
 
-use crate::harness::manifest::Manifest;
-use crate::harness::sharded;
-use crate::harness::store::{self, StoreError};
 use crate::record::TrialRecord;
+use crate::runfolder::manifest::Manifest;
+use crate::runfolder::sharded;
+use crate::runfolder::store::{self, StoreError};
 use crate::suite::Suite;
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,8 @@
 use super::args::{DataArgs, MeterArgs};
 use anyhow::{Context, Result};
 use clap::Args;
-use joulebench::harness::{sharded, slurm};
+use joulebench::cluster::slurm;
+use joulebench::runfolder::sharded;
 use joulebench::suite::Suite;
 use std::path::PathBuf;
 

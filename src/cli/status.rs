@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use joulebench::analysis::Run;
-use joulebench::harness::sharded;
+use joulebench::runfolder::sharded;
 use std::path::Path;
 
 pub fn run(dir: &Path) -> Result<i32> {

@@ -1,15 +1,7 @@
-//! Layer 9: running a plan — trials in order with their measurement, run
-//! folders that survive a crash, manifests, and the training-step fixtures
-//! the benches share.
+//! Running a plan: trials in order with their measurement, the data they
+//! train on, and the measurement settings in force.
 
 pub mod datasets;
-pub mod gpu_settings;
-pub mod manifest;
 pub mod meters_report;
 pub mod options;
-pub mod perf;
 pub mod runner;
-pub mod shard;
-pub mod sharded;
-pub mod slurm;
-pub mod store;

@@ -46,7 +46,7 @@ pub struct RunOptions {
     /// How `--device auto` chose the device, when it did.
     pub device_reason: Option<String>,
     /// Run one shard of the plan into a shared run folder.
-    pub shared: Option<crate::harness::shard::SharedRun>,
+    pub shared: Option<crate::cluster::shard::SharedRun>,
     /// Let trials change GPU power limits and clocks (restored after each).
     pub allow_gpu_settings: bool,
 }

@@ -3,14 +3,14 @@
 
 use crate::config::plan::TrialSpec;
 use crate::harness::datasets::{DataSets, DeviceData};
-use crate::harness::manifest::Manifest;
 pub use crate::harness::options::{
     DEFAULT_IDLE_SECONDS, Measurement, OptionsError, RunOptions, measurement,
 };
-use crate::harness::store::{RunDir, StoreError};
 use crate::impact::ImpactSettings;
 use crate::meter::{self, Measurer, MeterError};
 use crate::record::{DataRecord, TrialImpact, TrialRecord, TrialStatus};
+use crate::runfolder::manifest::Manifest;
+use crate::runfolder::store::{RunDir, StoreError};
 use crate::suite::Suite;
 use crate::technique::error::TrialError;
 use crate::train::init::SeededVars;
@@ -34,7 +34,7 @@ pub enum RunError {
     #[error(transparent)]
     Impact(#[from] crate::impact::ImpactError),
     #[error(transparent)]
-    GpuSettings(#[from] crate::harness::gpu_settings::GpuSettingsError),
+    GpuSettings(#[from] crate::gpu::control::GpuSettingsError),
     #[error(transparent)]
     Options(#[from] OptionsError),
     /// A command-line option out of range.
@@ -322,12 +322,13 @@ fn gpu_control(
     plan: &crate::config::plan::Plan,
     opts: &RunOptions,
     measurement: &Measurement,
-) -> Result<Option<crate::harness::gpu_settings::GpuControl>, RunError> {
-    use crate::harness::gpu_settings;
-    if !gpu_settings::check_allowed(plan.trials.iter(), opts.allow_gpu_settings)? {
+) -> Result<Option<crate::gpu::control::GpuControl>, RunError> {
+    use crate::gpu::control;
+    if !control::check_allowed(plan.trials.iter(), opts.allow_gpu_settings)? {
         return Ok(None);
     }
-    let c = gpu_settings::open(&measurement.meter, opts.device)?;
+    let m = &measurement.meter;
+    let c = control::open(m.nvml_lib.as_deref(), &m.gpus, opts.device)?;
     c.check(plan.trials.iter())?;
     Ok(Some(c))
 }
@@ -342,7 +343,7 @@ fn open_run(
 ) -> Result<(RunDir, Vec<TrialRecord>, usize), RunError> {
     let r = match (&opts.shared, &opts.resume) {
         (Some(sr), _) => {
-            crate::harness::sharded::join(&sr.dir, suite, sr.shard.shard, &manifest())?
+            crate::runfolder::sharded::join(&sr.dir, suite, sr.shard.shard, &manifest())?
         }
         (None, Some(path)) => RunDir::resume(path, suite)?,
         (None, None) => {
@@ -384,11 +385,11 @@ fn heartbeat(
     placement: &crate::record::Placement,
     done: usize,
     planned: usize,
-) -> Option<crate::harness::sharded::HeartbeatWriter> {
+) -> Option<crate::runfolder::sharded::HeartbeatWriter> {
     let sr = opts.shared.as_ref()?;
-    Some(crate::harness::sharded::HeartbeatWriter::start(
-        &crate::harness::sharded::shard_dir(&sr.dir, sr.shard.shard.index),
-        crate::harness::sharded::Heartbeat {
+    Some(crate::runfolder::sharded::HeartbeatWriter::start(
+        &crate::runfolder::sharded::shard_dir(&sr.dir, sr.shard.shard.index),
+        crate::runfolder::sharded::Heartbeat {
             hostname: placement.hostname.clone(),
             pid: placement.pid,
             job_id: placement.job_id.clone(),
@@ -418,7 +419,7 @@ impl TrialContext<'_> {
         spec: &crate::config::plan::TrialSpec,
         data: &mut DeviceData,
         measurer: &mut Measurer,
-        gpu_control: &mut Option<crate::harness::gpu_settings::GpuControl>,
+        gpu_control: &mut Option<crate::gpu::control::GpuControl>,
     ) -> Result<TrialRecord, RunError> {
         let available = data.sets.splits(&spec.config)?.train.len() as u64;
         let n_train = spec
@@ -476,8 +477,8 @@ pub fn run_suite(
     let mut measurer = Measurer::new(built.meter, device.clone());
     let mut gpu_control = gpu_control(&plan, opts, &measurement)?;
     let shard = opts.shared.as_ref().map(|s| s.shard);
-    let placement = crate::harness::shard::placement(
-        &crate::harness::shard::process_env,
+    let placement = crate::cluster::shard::placement(
+        &crate::cluster::shard::process_env,
         shard,
         &measurer.gpu_states(),
         measurer.info(),
@@ -501,7 +502,7 @@ pub fn run_suite(
     {
         tracing::warn!("{note}");
     }
-    let done = crate::harness::store::done_keys(&records);
+    let done = crate::runfolder::store::done_keys(&records);
     let mut data = DeviceData {
         sets,
         device,
@@ -561,7 +562,7 @@ pub fn run_suite(
         }
     }
     if let Some(h) = heartbeat {
-        h.finish(crate::harness::sharded::final_state(interrupted));
+        h.finish(crate::runfolder::sharded::final_state(interrupted));
     }
     records.sort_by_key(|r| r.trial_index);
     Ok(RunSummary {

@@ -1,7 +1,8 @@
 //! Several meters read as one (e.g. NVML for the GPU + RAPL for the CPU +
 //! the estimate for DRAM); each domain keeps its own meter and provenance.
 
-use super::{EnergyMeter, MeterError, MeterInfo, PowerSample, Snapshot, nvml::GpuState};
+use super::{EnergyMeter, MeterError, MeterInfo, PowerSample, Snapshot};
+use crate::gpu::api::GpuState;
 use std::time::Instant;
 
 pub struct CompositeMeter {

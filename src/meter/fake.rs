@@ -94,7 +94,7 @@ impl EnergyMeter for ScriptedMeter {
 /// Used to measure the poller's own overhead on a machine without a GPU.
 pub struct InstantGpu;
 
-impl super::nvml::GpuApi for InstantGpu {
+impl crate::gpu::api::GpuApi for InstantGpu {
     fn device_count(&self) -> Result<u32, String> {
         Ok(1)
     }
@@ -116,7 +116,7 @@ impl super::nvml::GpuApi for InstantGpu {
     fn power_usage_mw(&self, _: u32) -> Result<u32, String> {
         Ok(100_000)
     }
-    fn state(&self, _: u32) -> super::nvml::GpuState {
-        super::nvml::GpuState::default()
+    fn state(&self, _: u32) -> crate::gpu::api::GpuState {
+        crate::gpu::api::GpuState::default()
     }
 }

@@ -11,7 +11,6 @@ pub mod composite;
 pub mod cpu_power;
 pub mod estimate;
 pub mod fake;
-pub mod gpu;
 pub mod nvml;
 pub mod rapl;
 pub mod window;
@@ -152,7 +151,7 @@ pub trait EnergyMeter: Send {
         Vec::new()
     }
     /// Latest temperature, clocks, power limit and utilisation of measured GPUs.
-    fn gpu_states(&self) -> Vec<nvml::GpuState> {
+    fn gpu_states(&self) -> Vec<crate::gpu::api::GpuState> {
         Vec::new()
     }
     /// The GPU driver's version, where the meter reads one.
@@ -266,7 +265,7 @@ pub fn build(
                         .into(),
             });
         }
-        let api = gpu::Nvml::load(opts.nvml_lib.as_deref()).map_err(|reason| {
+        let api = crate::gpu::api::Nvml::load(opts.nvml_lib.as_deref()).map_err(|reason| {
             MeterError::Unavailable {
                 meter: "nvml".into(),
                 reason,

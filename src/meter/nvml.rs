@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use super::gpu::{GpuApi, GpuState, Nvml, select_gpus};
 use crate::config::GpuSelection;
+use crate::gpu::api::{GpuApi, GpuState};
 
 /// Trapezoid-rule energy of (seconds, watts) samples, in joules.
 pub fn trapezoid(samples: &[(f64, f64)]) -> f64 {
@@ -226,9 +226,13 @@ impl NvmlMeter {
             meter: "nvml".into(),
             reason,
         };
-        let targets =
-            super::gpu::resolve_selection(api.as_ref(), selection, cuda_visible_devices, ordinals)
-                .map_err(unavailable)?;
+        let targets = crate::gpu::api::resolve_selection(
+            api.as_ref(),
+            selection,
+            cuda_visible_devices,
+            ordinals,
+        )
+        .map_err(unavailable)?;
         if targets.is_empty() {
             return Err(unavailable("no GPU selected".into()));
         }

@@ -1,8 +1,8 @@
 //! Named measurement windows with the device synchronised at each edge, and
 //! the idle baseline (gross, idle and net energy).
 
-use super::nvml::GpuState;
 use super::{EnergyMeter, MeterError, MeterInfo, PowerSample, Provenance, Snapshot};
+use crate::gpu::api::GpuState;
 use crate::util::units::{Joules, Seconds, Watts};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};

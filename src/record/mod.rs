@@ -9,11 +9,10 @@ use crate::config::TrialConfig;
 use crate::config::plan::{TrialKey, TrialSpec};
 use crate::meter::EnergyReading;
 
-pub mod gpu;
 pub mod placement;
 pub mod technique;
 
-pub use gpu::GpuSettingsRecord;
+use crate::gpu::control::GpuSettingsRecord;
 pub use placement::{Placement, Shard};
 use serde::{Deserialize, Serialize};
 pub use technique::{DistillRecord, LayerSparsity, PruningRecord, StructuredRecord};

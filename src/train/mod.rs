@@ -16,6 +16,7 @@
 //! windows after training, `precision` the dtypes and loss scaling.
 
 mod batch_schedule;
+pub mod bench;
 pub mod cuda;
 pub mod early_stopping;
 mod epoch;

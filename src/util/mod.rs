@@ -2,6 +2,7 @@
 
 pub mod alloc;
 pub mod device;
+pub mod fsio;
 pub mod hash;
 pub mod interrupt;
 pub mod rng;

@@ -17,12 +17,12 @@
 //! skips what it holds, so each trial is recorded once.
 
 use crate::config::plan::{Plan, TrialKey};
-use crate::harness::manifest::Manifest;
-use crate::harness::store::{
+use crate::record::{Shard, TrialRecord, TrialStatus};
+use crate::runfolder::manifest::Manifest;
+use crate::runfolder::store::{
     MANIFEST_FILE, Resumed, RunDir, SUITE_FILE, StoreError, TRIALS_FILE, check_suite, io,
     read_records, replace_file, write_synced,
 };
-use crate::record::{Shard, TrialRecord, TrialStatus};
 use crate::suite::{Filters, Suite};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

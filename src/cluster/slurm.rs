@@ -2,7 +2,7 @@
 //! its submission. Every choice is visible in the script; values are checked
 //! here and shell-quoted there, so nothing a user types runs as shell code.
 
-use crate::harness::shard::MAX_SHARDS;
+use crate::cluster::shard::MAX_SHARDS;
 use std::path::{Path, PathBuf};
 
 /// Name of the script inside the run folder.

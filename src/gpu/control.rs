@@ -20,7 +20,7 @@
 //! re-applied.
 
 use crate::config::plan::TrialSpec;
-use crate::meter::gpu::GpuApi;
+use crate::gpu::api::GpuApi;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -76,7 +76,18 @@ pub struct Originals {
     pub clocks_locked: bool,
 }
 
-pub use crate::record::GpuSettingsRecord;
+/// What a trial ran with, as read back from NVML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuSettingsRecord {
+    pub requested_power_limit_w: Option<u32>,
+    /// Per GPU, the limit in force as NVML reports it after the change.
+    pub enforced_power_limit_w: Vec<f64>,
+    pub requested_sm_clock_mhz: Option<u32>,
+    /// Per GPU, the SM clock NVML reports after the change.
+    pub sm_clock_mhz: Vec<Option<u32>>,
+    /// Per GPU, the limit before joulebench changed it (restored after).
+    pub original_power_limit_w: Vec<f64>,
+}
 
 /// Changes and restores the settings of the run's GPUs.
 pub struct GpuControl {
@@ -228,8 +239,8 @@ impl GpuControl {
             clocks_locked: self.clocks_locked,
         };
         serde_json::to_vec_pretty(&o)
-            .map_err(crate::harness::store::StoreError::from)
-            .and_then(|b| crate::harness::store::replace_file(file, &b))
+            .map_err(std::io::Error::from)
+            .and_then(|b| crate::util::fsio::replace_file(file, &b))
             .map_err(|e| GpuSettingsError::File {
                 action: "write",
                 path: file.clone(),
@@ -321,20 +332,20 @@ impl Drop for GpuControl {
 
 /// Opens NVML for the run's measured GPUs.
 pub fn open(
-    meter: &crate::meter::MeterOptions,
+    nvml_lib: Option<&Path>,
+    selection: &crate::config::GpuSelection,
     device: crate::util::device::DeviceSpec,
 ) -> Result<GpuControl, GpuSettingsError> {
     let what = "gpu_power_limit_w / gpu_sm_clock_mhz";
-    let api = crate::meter::gpu::Nvml::load(meter.nvml_lib.as_deref())
+    let api = crate::gpu::api::Nvml::load(nvml_lib)
         .map_err(|reason| GpuSettingsError::NoNvml { what, reason })?;
     let ordinals: Vec<usize> = match device {
         crate::util::device::DeviceSpec::Cuda(i) => vec![i],
         _ => Vec::new(),
     };
     let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
-    let gpus =
-        crate::meter::gpu::resolve_selection(&api, &meter.gpus, visible.as_deref(), &ordinals)
-            .map_err(|reason| GpuSettingsError::NoNvml { what, reason })?;
+    let gpus = crate::gpu::api::resolve_selection(&api, selection, visible.as_deref(), &ordinals)
+        .map_err(|reason| GpuSettingsError::NoNvml { what, reason })?;
     let gpus = gpus
         .into_iter()
         .map(|(i, _)| (i, api.uuid(i).unwrap_or_else(|_| format!("index {i}"))))

@@ -3,8 +3,8 @@
 //! shared run folder the shards write into; and the placement each record
 //! carries (host, job, array task, restarts, GPUs, exclusivity).
 
+use crate::gpu::api::GpuState;
 use crate::meter::MeterInfo;
-use crate::meter::nvml::GpuState;
 use crate::record::{Placement, Shard};
 use std::path::{Path, PathBuf};
 
@@ -207,7 +207,7 @@ pub fn placement(
     gpus: &[GpuState],
     meter: &MeterInfo,
 ) -> Placement {
-    let host = crate::harness::manifest::Host::detect();
+    let host = crate::runfolder::manifest::Host::detect();
     let num = |v: &str| env(v).and_then(|s| s.trim().parse::<u32>().ok());
     let (exclusive, basis) = exclusivity(env, host.logical_cores);
     let cpu_counter = meter.domains.iter().any(|d| d.meter == "rapl");

@@ -39,7 +39,7 @@ pub struct Manifest {
     pub unavailable_meters: Vec<crate::meter::Unavailable>,
     /// GPUs measured (name, temperature, clocks, power limit) at the start.
     #[serde(default)]
-    pub gpus: Vec<crate::meter::nvml::GpuState>,
+    pub gpus: Vec<crate::gpu::api::GpuState>,
     /// The NVIDIA driver's version, when NVML is in use.
     #[serde(default)]
     pub gpu_driver: Option<String>,

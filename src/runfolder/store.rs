@@ -3,8 +3,8 @@
 //! fsynced as each trial ends, so a crash loses at most the trial in flight).
 
 use crate::config::plan::TrialKey;
-use crate::harness::manifest::Manifest;
 use crate::record::TrialRecord;
+use crate::runfolder::manifest::Manifest;
 use crate::suite::{Suite, SuiteError};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -164,7 +164,7 @@ impl RunDir {
         let manifest = path.join(MANIFEST_FILE);
         let used = match std::fs::read(&manifest) {
             Ok(b) => {
-                crate::harness::manifest::Manifest::from_json(&b)
+                crate::runfolder::manifest::Manifest::from_json(&b)
                     .map_err(|message| StoreError::Manifest {
                         run: path.to_path_buf(),
                         message,
@@ -296,18 +296,11 @@ fn same_suite(a: &Suite, b: &Suite) -> bool {
 /// Replaces `path` with `bytes` in one step: readers see the old file or
 /// the new one, never a part (a private file in the same folder, renamed).
 pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let name = path
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("replace", path))
+    crate::util::fsio::replace_file(path, bytes).map_err(io("replace", path))
 }
 
 pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let mut f = File::create(path).map_err(io("create", path))?;
-    f.write_all(bytes).map_err(io("write", path))?;
-    f.sync_all().map_err(io("sync", path))
+    crate::util::fsio::write_synced(path, bytes).map_err(io("write", path))
 }
 
 /// Reads `trials.jsonl`. Returns the records, the length in bytes of the
