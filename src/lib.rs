@@ -43,6 +43,8 @@ pub mod train;
 
 pub mod technique;
 
+pub mod measure;
+
 pub mod suite;
 
 pub mod console;

@@ -23,7 +23,15 @@ fn main() {
         .init();
     // Before any threads start; see joulebench::util::alloc for why and what it saves.
     joulebench::util::alloc::keep_freed_memory();
-    let args = cli::Cli::parse();
+    // Bad arguments exit 1 like every other bad input (exit 2 means failed
+    // trials, 3 a regression); --help and --version exit 0.
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
     match cli::main(args) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

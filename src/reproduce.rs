@@ -3,7 +3,8 @@
 
 use crate::analysis::claims::{self, Outcome};
 use crate::analysis::plots::png_font_available;
-use crate::harness::runner::{self, RunError, RunOptions};
+use crate::harness::options::RunOptions;
+use crate::harness::runner::{self, RunError};
 use crate::suite::Suite;
 use crate::train::Progress;
 use std::fmt::Write;

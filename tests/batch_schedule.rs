@@ -6,7 +6,7 @@
 mod common;
 
 use candle_core::Device;
-use joulebench::config::{BatchSchedule, TrialSpec};
+use joulebench::config::TrialSpec;
 use joulebench::data::fashion_mnist;
 use joulebench::suite::Suite;
 use joulebench::train::TrainOutcome;
@@ -70,7 +70,10 @@ fn adaptive_measures_noise_grows_within_caps_and_splits_steps_exactly() {
             assert!(ns.is_finite() && ns > 0.0, "noise scale {ns}");
         }
         if let Some((size, noise)) = prev {
-            assert_eq!(b.size, BatchSchedule::adaptive_next(size, 128, noise));
+            assert_eq!(
+                b.size,
+                joulebench::train::batch_schedule::adaptive_next(size, 128, noise)
+            );
             assert!(b.size >= size && b.size <= (size * 4).min(128));
         }
         assert!((b.learning_rate - 0.002 * (b.size as f64 / 8.0).sqrt()).abs() < 1e-12);

@@ -185,7 +185,7 @@ fn bad_input_gives_clear_errors_and_no_run_folder() {
     );
     fails_with(
         &["run", s, "--out", o, "--meter", "nvml9"],
-        "--meter \"nvml9\" is not known",
+        "invalid value 'nvml9' for '--meter <KIND>': unknown meter `nvml9`; known: auto, nvml, rapl, estimate, fake",
     );
     fails_with(
         &["run", s, "--out", o, "--variant", "x"],

@@ -482,7 +482,7 @@ fn calibration_measures_each_rung_against_the_model() {
     }
     assert!((steps[2].ratio() - 60.0 / 90.0).abs() < 0.05);
     let p = CpuProfile::new(&CpuInfo::default(), &CpuOverrides::default(), 4);
-    let table = joulebench::harness::meters_report::calibration_table(&p, &steps);
+    let table = joulebench::console::meters::calibration_table(&p, &steps);
     assert!(
         table.contains("4 threads") && table.contains("est/RAPL"),
         "{table}"

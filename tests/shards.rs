@@ -533,3 +533,56 @@ hidden = [16]
         text(&o)
     );
 }
+
+#[test]
+fn slurm_tasks_run_with_every_measurement_and_impact_setting_given() {
+    // `joulebench slurm` forwards the meter and impact flags to its array
+    // tasks: the generated script, run by bash as the two tasks Slurm would
+    // start, records the region, PUE and water constants it was given.
+    let env = Env::new(SUITE);
+    let mut c = env.bin();
+    c.args(["slurm", "s.toml", "--run-dir", "runs/m", "--shards", "2"])
+        .args([
+            "--meter",
+            "fake",
+            "--idle-seconds",
+            "0",
+            "--cooldown-seconds",
+            "0",
+        ])
+        .args(["--region", "GB", "--intensity", "annual", "--pue", "1.3"])
+        .args(["--wue", "0.4", "--water-offsite", "2.5", "--data-dir"])
+        .arg(&env.data);
+    ok(&mut c);
+    let run = std::path::absolute(env.path("runs/m")).unwrap();
+    let script = run.join("slurm.sbatch");
+    let text_of = std::fs::read_to_string(&script).unwrap();
+    assert!(
+        text_of.contains("--region GB --pue 1.3 --wue 0.4 --water-offsite 2.5 --intensity annual"),
+        "{text_of}"
+    );
+    for task in ["0", "1"] {
+        let o = Command::new("bash")
+            .arg(&script)
+            .env("SLURM_ARRAY_JOB_ID", "4242")
+            .env("SLURM_JOB_ID", format!("424{task}"))
+            .env("SLURM_ARRAY_TASK_ID", task)
+            .env("SLURM_ARRAY_TASK_COUNT", "2")
+            .env("JOULEBENCH_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "task {task}: {}", text(&o));
+    }
+    let merged = Run::load(&run).unwrap();
+    assert_eq!(merged.records.len(), 6, "every planned trial once");
+    for r in &merged.records {
+        let s = &r.impact.as_ref().expect("impact").settings;
+        assert_eq!(s.region.code, "GBR", "{}", r.key);
+        assert_eq!(
+            (s.pue, s.wue_onsite_l_per_kwh, s.water_offsite_l_per_kwh),
+            (1.3, 0.4, 2.5)
+        );
+        assert_eq!(s.intensity, joulebench::impact::Intensity::Annual);
+        assert_eq!(r.meter, "fake", "{}", r.key);
+    }
+}

@@ -119,6 +119,10 @@ fn a_four_shard_array_survives_a_requeue_and_a_time_limit_signal() {
             "estimate",
             "--idle-seconds",
             "0",
+            "--region",
+            "GB",
+            "--pue",
+            "1.3",
             "--data-dir",
         ])
         .arg(&data)
@@ -181,6 +185,9 @@ fn a_four_shard_array_survives_a_requeue_and_a_time_limit_signal() {
             assert_eq!(p.array_task_id, Some(k));
             assert_eq!(p.shard_source.as_deref(), Some("slurm-array"));
             assert_eq!(r.status, joulebench::record::TrialStatus::Completed);
+            // The impact flags reach every array task.
+            let imp = &r.impact.as_ref().unwrap().settings;
+            assert_eq!((imp.region.code.as_str(), imp.pue), ("GBR", 1.3));
         }
         let restarts: Vec<u32> = recs
             .iter()

@@ -1,44 +1,22 @@
 //! Arguments and checks shared by several subcommands.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
-use joulebench::config::MeterChoice;
-use joulebench::harness::runner::RunOptions;
-use joulebench::suite::METER_RANGES;
+use joulebench::harness::options::RunOptions;
+use joulebench::measure::MeasureSettings;
 use joulebench::util::device::DeviceSpec;
 use std::path::PathBuf;
 
-/// Measurement settings shared by `run` and `meters`.
+/// The device and the measurement settings, shared by `run`, `slurm`,
+/// `reproduce` and `meters`.
 #[derive(Args, Clone)]
 pub struct MeterArgs {
     /// Device to train on (and whose GPU NVML measures): auto (cuda:0 when
     /// this build has CUDA and a GPU is usable, else cpu), cpu or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Energy meter: auto, nvml, rapl or estimate.
-    #[arg(long)]
-    pub meter: Option<String>,
-    /// Rated watts per busy core for the CPU estimate.
-    #[arg(long)]
-    pub cpu_watts_per_core: Option<f64>,
-    /// The CPU's model name for the estimate (where a VM hides it), e.g. "AMD EPYC 7763".
-    #[arg(long)]
-    pub cpu_model: Option<String>,
-    /// Hardware threads of the CPU package sharing its TDP (the host's, in a VM).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub cpu_threads: Option<u32>,
-    /// GPUs NVML measures: run (the run's), all (every GPU of the node) or NVML indices, e.g. 0,1.
-    #[arg(long, value_parser = parse_gpus)]
-    pub gpus: Option<joulebench::config::GpuSelection>,
-    /// NVML library to load instead of the system's (else $JOULEBENCH_NVML_LIB).
-    #[arg(long)]
-    pub nvml_lib: Option<PathBuf>,
-    /// Idle window before each trial, seconds (0 disables the baseline).
-    #[arg(long)]
-    pub idle_seconds: Option<f64>,
-    /// Root of the powercap tree (default /sys/class/powercap).
-    #[arg(long, hide = true)]
-    pub rapl_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub measure: MeasureSettings,
 }
 
 /// Where the datasets are, shared by `run` and `reproduce`.
@@ -54,58 +32,50 @@ pub struct DataArgs {
 
 impl MeterArgs {
     /// These settings as `joulebench run` arguments (for a batch script).
-    pub fn to_args(&self) -> Vec<String> {
+    pub fn to_args(&self) -> Vec<std::ffi::OsString> {
         let mut v = Vec::new();
-        let mut opt = |flag: &str, val: Option<String>| {
-            if let Some(x) = val {
-                v.push(flag.to_string());
-                v.push(x);
-            }
-        };
-        opt(
-            "--device",
-            Some(self.device.clone()).filter(|d| d != "auto"),
-        );
-        opt("--meter", self.meter.clone());
-        opt(
-            "--cpu-watts-per-core",
-            self.cpu_watts_per_core.map(|x| x.to_string()),
-        );
-        opt("--cpu-model", self.cpu_model.clone());
-        opt("--cpu-threads", self.cpu_threads.map(|x| x.to_string()));
-        opt("--gpus", self.gpus.as_ref().map(|g| g.to_string()));
-        opt(
-            "--nvml-lib",
-            self.nvml_lib.as_ref().map(|p| p.display().to_string()),
-        );
-        opt("--idle-seconds", self.idle_seconds.map(|x| x.to_string()));
-        opt(
-            "--rapl-root",
-            self.rapl_root.as_ref().map(|p| p.display().to_string()),
-        );
+        if self.device != "auto" {
+            v.extend(["--device".into(), self.device.clone().into()]);
+        }
+        v.extend(self.measure.to_args());
         v
+    }
+
+    /// The measurement settings, each value checked (a flag's message names the flag).
+    pub fn checked(&self) -> Result<&MeasureSettings> {
+        if let Err(e) = self.measure.check() {
+            bail!("{}", e.for_flag());
+        }
+        Ok(&self.measure)
+    }
+
+    /// The device asked for (`auto` resolved, with the reason).
+    pub fn device(&self) -> Result<(DeviceSpec, Option<String>)> {
+        Ok(if self.device == "auto" {
+            let (d, why) = DeviceSpec::auto();
+            tracing::info!("--device {why}");
+            (d, Some(why))
+        } else {
+            (self.device.parse()?, None)
+        })
     }
 }
 
 impl DataArgs {
     /// These settings as `joulebench run` arguments.
-    pub fn to_args(&self) -> Vec<String> {
+    pub fn to_args(&self) -> Vec<std::ffi::OsString> {
         let mut v = Vec::new();
         for (flag, p) in [
             ("--data-dir", &self.data_dir),
             ("--corpus-dir", &self.corpus_dir),
         ] {
             if let Some(p) = p {
-                v.push(flag.to_string());
-                v.push(p.display().to_string());
+                v.push(flag.into());
+                v.push(p.clone().into_os_string());
             }
         }
         v
     }
-}
-
-fn parse_gpus(s: &str) -> Result<joulebench::config::GpuSelection, String> {
-    s.parse()
 }
 
 /// Checks `--target`: a validation accuracy.
@@ -118,43 +88,14 @@ pub fn check_target(t: Option<f64>) -> Result<()> {
     Ok(())
 }
 
-fn parse_meter_choice(m: &str) -> Result<MeterChoice> {
-    MeterChoice::parse(m).with_context(|| {
-        format!(
-            "--meter {m:?} is not known; allowed: {}",
-            MeterChoice::names().join(", ")
-        )
-    })
-}
-
 /// The measurement and data options of `run`, `reproduce` and `meters`.
 pub fn run_options(a: &MeterArgs, data: DataArgs) -> Result<RunOptions> {
-    // The same range as the suite's `[meter] cpu_watts_per_core`.
-    let range = &METER_RANGES[0];
-    debug_assert_eq!(range.key, "cpu_watts_per_core");
-    if let Some(w) = a.cpu_watts_per_core
-        && !range.contains(w)
-    {
-        bail!("--cpu-watts-per-core {w}: {}", range.allowed);
-    }
-    let (device, device_reason) = if a.device == "auto" {
-        let (d, why) = DeviceSpec::auto();
-        tracing::info!("--device {why}");
-        (d, Some(why))
-    } else {
-        (a.device.parse()?, None)
-    };
+    let measure = a.checked()?.clone();
+    let (device, device_reason) = a.device()?;
     Ok(RunOptions {
         device,
         device_reason,
-        meter: a.meter.as_deref().map(parse_meter_choice).transpose()?,
-        cpu_watts_per_core: a.cpu_watts_per_core,
-        idle_seconds: a.idle_seconds,
-        cpu_model: a.cpu_model.clone(),
-        cpu_threads: a.cpu_threads,
-        gpus: a.gpus.clone(),
-        nvml_lib: a.nvml_lib.clone(),
-        rapl_root: a.rapl_root.clone(),
+        measure,
         data_dir: data.data_dir,
         corpus_dir: data.corpus_dir,
         ..RunOptions::default()

@@ -4,7 +4,8 @@
 
 use anyhow::Result;
 use joulebench::config::{MeterChoice, ModelKind};
-use joulebench::suite::settings::{IMPACT_SETTINGS, METER_OTHER, METER_RANGES, SETTINGS};
+use joulebench::measure::MeasureSettings;
+use joulebench::suite::settings::Settings;
 
 pub fn run() -> Result<i32> {
     println!("workloads (models a [[workload]] can name with `model = ...`):");
@@ -15,9 +16,10 @@ pub fn run() -> Result<i32> {
     println!(
         "settings of [defaults], [[workload]] or [[variant]] (a variant wins over its workload, a workload over [defaults]):"
     );
-    for d in SETTINGS {
+    for (d, default) in Settings::builtin().values() {
+        let default = default.map_or(String::new(), |v| format!(" (default {v})"));
         println!("  {:<28} {}", d.key, d.about);
-        println!("  {:<28} allowed: {}", "", d.allowed.describe());
+        println!("  {:<28} allowed: {}{default}", "", d.allowed.describe());
     }
     println!();
     println!("[defaults] only:");
@@ -30,16 +32,19 @@ pub fn run() -> Result<i32> {
         "repeats"
     );
     println!();
-    println!("[meter] (the command line's flags win over these):");
-    for (k, d) in METER_OTHER {
-        println!("  {k:<28} {d}");
-    }
-    for r in &METER_RANGES {
-        println!("  {:<28} {}; {}", r.key, r.about, r.allowed);
-    }
-    println!("[impact] (the command line's flags win over these):");
-    for (k, d) in IMPACT_SETTINGS {
-        println!("  {k:<28} {d}");
+    let builtin = MeasureSettings::builtin();
+    for section in ["meter", "impact"] {
+        println!(
+            "[{section}] (each also a flag of run, slurm, reproduce and meters, which wins over the suite):"
+        );
+        for (spec, default) in builtin.knobs() {
+            if spec.section != section || spec.hidden {
+                continue;
+            }
+            let default = default.map_or(String::new(), |d| format!(" (default {})", d.shown()));
+            println!("  {:<28} {} (--{})", spec.key, spec.about, spec.flag);
+            println!("  {:<28} allowed: {}{default}", "", spec.allowed);
+        }
     }
     println!();
     println!("meters (--meter or [meter] kind; `joulebench meters` shows which work here):");

@@ -1,17 +1,18 @@
 //! `joulebench meters` and `joulebench regions`: what measures here, and the
 //! bundled carbon-intensity table.
 
-use super::args::{DataArgs, MeterArgs, run_options};
+use super::args::MeterArgs;
 use anyhow::Result;
+use joulebench::console::meters::{Target, calibrate, report};
 
-pub fn meters(meter: MeterArgs, calibrate: Option<f64>) -> Result<i32> {
-    let opts = run_options(&meter, DataArgs::default())?;
-    match calibrate {
-        None => print!("{}", joulebench::harness::meters_report::report(&opts)?),
-        Some(s) => print!(
-            "{}",
-            joulebench::harness::meters_report::calibrate(&opts, s)?
-        ),
+pub fn meters(meter: MeterArgs, calibrate_seconds: Option<f64>) -> Result<i32> {
+    let target = Target {
+        device: meter.device()?.0,
+        settings: meter.checked()?,
+    };
+    match calibrate_seconds {
+        None => print!("{}", report(&target)?),
+        Some(s) => print!("{}", calibrate(&target, s)?),
     }
     Ok(0)
 }

@@ -3,7 +3,7 @@
 use super::args::{DataArgs, MeterArgs, run_options};
 use anyhow::Result;
 use clap::Args;
-use joulebench::harness::runner::RunOptions;
+use joulebench::harness::options::RunOptions;
 use joulebench::reproduce;
 use std::path::PathBuf;
 

@@ -6,7 +6,8 @@ use clap::Args;
 use joulebench::analysis::Run;
 use joulebench::analysis::report::write_report;
 use joulebench::cluster::shard;
-use joulebench::harness::runner::{self, RunOptions};
+use joulebench::harness::options::RunOptions;
+use joulebench::harness::runner;
 use joulebench::record::TrialStatus;
 use joulebench::suite::Suite;
 use std::path::PathBuf;
@@ -28,22 +29,6 @@ pub struct RunArgs {
     data: DataArgs,
     #[command(flatten)]
     meter: MeterArgs,
-    /// Grid region for CO2e: country code or name, or cloud region (see `joulebench regions`).
-    #[arg(long)]
-    region: Option<String>,
-    /// Grid intensity: hourly (each hour's, where the region has a bundled
-    /// profile; the default there) or annual (the yearly average).
-    #[arg(long, value_parser = ["hourly", "annual"])]
-    intensity: Option<String>,
-    /// Power usage effectiveness (facility / IT energy).
-    #[arg(long)]
-    pue: Option<f64>,
-    /// On-site water usage effectiveness, L/kWh.
-    #[arg(long)]
-    wue: Option<f64>,
-    /// Off-site water intensity of electricity generation, L/kWh.
-    #[arg(long)]
-    water_offsite: Option<f64>,
     /// Run only these workloads (repeatable).
     #[arg(long = "workload")]
     workloads: Vec<String>,
@@ -129,11 +114,6 @@ pub fn run(a: RunArgs) -> Result<i32> {
         resume: a.resume,
         shared: shared.clone(),
         allow_gpu_settings: a.allow_gpu_settings,
-        region: a.region,
-        intensity: a.intensity,
-        pue: a.pue,
-        wue_onsite: a.wue,
-        water_offsite: a.water_offsite,
         ..run_options(&a.meter, a.data)?
     };
     let total = s.plan()?.trials.len();

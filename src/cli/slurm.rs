@@ -55,6 +55,7 @@ pub struct SlurmArgs {
 }
 
 pub fn run(a: SlurmArgs) -> Result<i32> {
+    a.meter.checked()?;
     let mut suite = Suite::load(&a.suite)?;
     suite.select(&a.workloads, &a.variants)?;
     let trials = suite.plan()?.trials.len();
@@ -84,10 +85,10 @@ pub fn run(a: SlurmArgs) -> Result<i32> {
     let mut run_args = a.meter.to_args();
     run_args.extend(a.data.to_args());
     for w in &a.workloads {
-        run_args.extend(["--workload".to_string(), w.clone()]);
+        run_args.extend(["--workload".into(), w.into()]);
     }
     for v in &a.variants {
-        run_args.extend(["--variant".to_string(), v.clone()]);
+        run_args.extend(["--variant".into(), v.into()]);
     }
     let binary = std::env::current_exe().context("cannot find the joulebench binary")?;
     let text = slurm::script(&slurm::ScriptInputs {

@@ -114,15 +114,36 @@ impl SbatchOptions {
     }
 }
 
-/// `s` quoted for a POSIX shell.
-pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@%+".contains(&b))
-    {
-        return s.to_string();
+/// `s` quoted for bash, byte for byte: plain words as they are, other
+/// UTF-8 text in single quotes, and bytes that are not UTF-8 (a path may
+/// hold any) as `$'\xNN'`, so the job sees exactly the bytes given.
+pub fn sh_quote(s: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = s.as_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(t)
+            if !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@%+".contains(&b)) =>
+        {
+            t.to_string()
+        }
+        Ok(t) if !t.chars().any(char::is_control) => {
+            format!("'{}'", t.replace('\'', "'\\''"))
+        }
+        _ => {
+            let mut q = String::from("$'");
+            for &b in bytes {
+                match b {
+                    b'\\' | b'\'' => q.push_str(&format!("\\{}", b as char)),
+                    0x20..=0x7e => q.push(b as char),
+                    _ => q.push_str(&format!("\\x{b:02x}")),
+                }
+            }
+            q.push('\'');
+            q
+        }
     }
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// What the script runs.
@@ -136,13 +157,13 @@ pub struct ScriptInputs<'a> {
     pub run_dir: &'a Path,
     pub workdir: &'a Path,
     /// Further `joulebench run` arguments (meter, data, filters).
-    pub run_args: &'a [String],
+    pub run_args: &'a [std::ffi::OsString],
 }
 
 /// The sbatch array script.
 pub fn script(i: &ScriptInputs) -> String {
     let o = i.options;
-    let q = |p: &Path| sh_quote(&p.display().to_string());
+    let q = |p: &Path| sh_quote(p.as_os_str());
     let mut s = String::new();
     let mut line = |l: String| {
         s.push_str(&l);
@@ -151,7 +172,7 @@ pub fn script(i: &ScriptInputs) -> String {
     line("#!/bin/bash".into());
     line(format!(
         "#SBATCH --job-name={}",
-        sh_quote(&format!("jb-{}", o.job_name))
+        sh_quote(format!("jb-{}", o.job_name).as_ref())
     ));
     line(format!(
         "#SBATCH --array=0-{}{}",
@@ -250,7 +271,13 @@ pub fn submit(script: &Path) -> Result<String, SlurmError> {
 
 /// Refuses a run-folder path sbatch could not take on an `#SBATCH` line.
 pub fn check_path(p: &Path) -> Result<PathBuf, SlurmError> {
-    let s = p.display().to_string();
+    let Some(s) = p.to_str() else {
+        return Err(invalid(
+            "--run-dir",
+            p.display().to_string(),
+            "a UTF-8 path (sbatch reads #SBATCH --output literally, so other bytes would name another folder)",
+        ));
+    };
     if s.chars()
         .any(|c| c.is_whitespace() || c.is_control() || c == '%')
     {
@@ -309,6 +336,12 @@ mod tests {
         }
         assert!(check_path(Path::new("/a b/c")).is_err());
         assert!(check_path(Path::new("/a/%j")).is_err());
+        use std::os::unix::ffi::OsStrExt;
+        let odd = std::ffi::OsStr::from_bytes(b"/data/caf\xe9 it's");
+        assert!(check_path(Path::new(odd)).is_err());
+        assert_eq!(sh_quote(odd), "$'/data/caf\\xe9 it\\'s'");
+        assert_eq!(sh_quote("a b".as_ref()), "'a b'");
+        assert_eq!(sh_quote("tab\there".as_ref()), "$'tab\\x09here'");
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod plan;
 pub mod technique;
 pub mod trial;
 
-pub use batch::{BatchRule, BatchSchedule, BatchScheduleSpec, NoiseScale};
+pub use batch::{BatchRule, BatchSchedule, BatchScheduleSpec};
 pub use measure::{GpuSelection, MeterChoice};
 pub use model::{Attention, AttentionKind, ModelKind, ModelSize};
 pub use plan::{Plan, TrialKey, TrialSpec};

@@ -2,6 +2,5 @@
 //! train on, and the measurement settings in force.
 
 pub mod datasets;
-pub mod meters_report;
 pub mod options;
 pub mod runner;

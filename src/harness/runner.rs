@@ -3,10 +3,9 @@
 
 use crate::config::plan::TrialSpec;
 use crate::harness::datasets::{DataSets, DeviceData};
-pub use crate::harness::options::{
-    DEFAULT_IDLE_SECONDS, Measurement, OptionsError, RunOptions, measurement,
-};
+use crate::harness::options::RunOptions;
 use crate::impact::ImpactSettings;
+use crate::measure::Measurement;
 use crate::meter::{self, Measurer, MeterError};
 use crate::record::{DataRecord, TrialImpact, TrialRecord, TrialStatus};
 use crate::runfolder::manifest::Manifest;
@@ -36,7 +35,7 @@ pub enum RunError {
     #[error(transparent)]
     GpuSettings(#[from] crate::gpu::control::GpuSettingsError),
     #[error(transparent)]
-    Options(#[from] OptionsError),
+    Measure(#[from] crate::measure::MeasureError),
     /// A command-line option out of range.
     #[error("{0}")]
     Option(String),
@@ -469,7 +468,7 @@ pub fn run_suite(
         &plan,
     )?;
     let data_dir = sets.fashion_mnist_dir.clone();
-    let measurement = measurement(suite, opts)?;
+    let measurement = opts.measurement(Some(suite))?;
     let built = meter::build(&measurement.meter, opts.device)?;
     let unavailable = built.unavailable.iter();
     unavailable.for_each(|u| tracing::info!("meter {} unavailable: {}", u.meter, u.reason));

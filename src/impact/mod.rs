@@ -111,6 +111,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Finds a region by code (case-insensitive) or exact country name.
+/// Checks that `region` names a bundled hourly profile or a row of the
+/// annual table (what `ImpactSettings::new` accepts), without building the settings.
+pub fn check_region(region: &str) -> Result<(), ImpactError> {
+    match hourly::find(region) {
+        Some(b) => lookup(b.annual).map(|_| ()),
+        None => lookup(region).map(|_| ()),
+    }
+}
+
 pub fn lookup(region: &str) -> Result<Region, ImpactError> {
     let all = regions()?;
     if region.chars().count() > 100 {

@@ -4,6 +4,7 @@
 
 use super::SuiteError;
 use super::settings::{Allowed, SETTINGS, Settings};
+use crate::measure::MeasureSettings;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -68,10 +69,56 @@ impl Ctx<'_> {
                 }));
             }
         };
-        self.check_training(prefix, &s)?;
-        self.check_techniques(prefix, &s)?;
-        self.check_model_size(prefix, &s)?;
+        self.check_table(prefix, &s)?;
+        self.check_sweeps(prefix, &s)?;
         Ok(s)
+    }
+
+    /// `[meter]` and `[impact]` into the measurement settings: a key the
+    /// table does not have, a value of the wrong type or out of what it
+    /// allows is an error naming `meter.KEY` or `impact.KEY`.
+    pub fn measurement(
+        &self,
+        meter: toml::Table,
+        impact: toml::Table,
+    ) -> Result<MeasureSettings, SuiteError> {
+        fn section<T: serde::de::DeserializeOwned>(
+            cx: &Ctx,
+            name: &str,
+            table: toml::Table,
+        ) -> Result<T, SuiteError> {
+            for spec in crate::measure::SPECS.iter().filter(|s| s.section == name) {
+                if let crate::measure::Check::Named(names) = spec.check
+                    && let Some(toml::Value::String(v)) = table.get(spec.key)
+                    && !names().contains(&v.as_str())
+                {
+                    let what = crate::config::MeterChoice::WHAT;
+                    return Err(cx.unknown(&format!("{name}.{}", spec.key), what, v, &names()));
+                }
+            }
+            T::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+                let culprit = table.iter().find(|(k, v)| {
+                    let mut one = toml::Table::new();
+                    one.insert((*k).clone(), (*v).clone());
+                    T::deserialize(toml::Value::Table(one)).is_err()
+                });
+                cx.parse_error(match culprit {
+                    Some((k, v)) => format!(
+                        "field `{name}.{k}` = {}: {}",
+                        clip(&v.to_string()),
+                        clip_message(e.message())
+                    ),
+                    None => format!("in `[{name}]`: {}", clip_message(e.message())),
+                })
+            })
+        }
+        let m = MeasureSettings {
+            meter: section(self, "meter", meter)?,
+            impact: section(self, "impact", impact)?,
+        };
+        m.check()
+            .map_err(|e| self.invalid(&e.key(), &e.value, &e.allowed))?;
+        Ok(m)
     }
 
     /// Enum-valued settings: a name outside the setting's table is reported
@@ -120,124 +167,16 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// `Some(v)` with v < 1 or beyond u32 is an error with `what`.
-    fn pos_int(&self, p: &str, field: &str, v: Option<i64>, what: &str) -> Result<(), SuiteError> {
-        match v {
-            Some(v) if v < 1 => Err(self.invalid(&format!("{p}.{field}"), v, what)),
-            Some(v) if v > u32::MAX as i64 => {
-                Err(self.invalid(&format!("{p}.{field}"), v, "at most 4294967295"))
+    /// Every value against what the settings table allows for its key.
+    fn check_table(&self, p: &str, s: &Settings) -> Result<(), SuiteError> {
+        for (doc, v) in s.values() {
+            if let Some(v) = v
+                && let Some(why) = doc.allowed.refuses(&v)
+            {
+                return Err(self.invalid(&format!("{p}.{}", doc.key), &v, &why));
             }
-            _ => Ok(()),
         }
-    }
-
-    /// `Some(v)` for which `ok` fails is an error with `allowed`.
-    fn real(
-        &self,
-        p: &str,
-        field: &str,
-        v: Option<f64>,
-        ok: impl Fn(f64) -> bool,
-        allowed: &str,
-    ) -> Result<(), SuiteError> {
-        match v {
-            Some(x) if !ok(x) => Err(self.invalid(&format!("{p}.{field}"), x, allowed)),
-            _ => Ok(()),
-        }
-    }
-
-    fn check_training(&self, p: &str, s: &Settings) -> Result<(), SuiteError> {
-        const BATCH: &str = "batch size must be an integer >= 1";
-        const CAP: &str = "a sample cap must be an integer >= 1 (omit it to use the whole split)";
-        self.pos_int(p, "epochs", s.epochs, "epochs must be an integer >= 1")?;
-        self.pos_int(p, "batch_size", s.batch_size, BATCH)?;
-        self.pos_int(p, "max_train_samples", s.max_train_samples, CAP)?;
-        self.pos_int(p, "max_eval_samples", s.max_eval_samples, CAP)?;
-        self.pos_int(p, "eval_batch_size", s.eval_batch_size, BATCH)?;
-        self.real(
-            p,
-            "learning_rate",
-            s.learning_rate,
-            |lr| lr.is_finite() && lr > 0.0 && lr <= 10.0,
-            "learning rate must be a finite number in (0, 10]",
-        )?;
-        let momentum = |m: f64| (0.0..1.0).contains(&m);
-        self.real(
-            p,
-            "momentum",
-            s.momentum,
-            momentum,
-            "momentum must be in [0, 1)",
-        )?;
-        self.real(
-            p,
-            "weight_decay",
-            s.weight_decay,
-            |w| w.is_finite() && w >= 0.0,
-            "weight decay must be a finite number >= 0",
-        )?;
-        self.pos_int(p, "reference_batch_size", s.reference_batch_size, BATCH)?;
-        self.pos_int(
-            p,
-            "accumulation_steps",
-            s.accumulation_steps,
-            "accumulation steps must be an integer >= 1 (1 = no accumulation)",
-        )?;
-        self.pos_int(
-            p,
-            "early_stopping_patience",
-            s.early_stopping_patience,
-            "patience is a number of evaluations >= 1",
-        )?;
-        self.pos_int(
-            p,
-            "eval_every_steps",
-            s.eval_every_steps,
-            "evaluate every N >= 1 optimizer steps (omit for once per epoch)",
-        )?;
-        self.pos_int(
-            p,
-            "loss_scale_growth_interval",
-            s.loss_scale_growth_interval,
-            "a number of clean steps >= 1",
-        )?;
-        self.real(
-            p,
-            "early_stopping_min_delta",
-            s.early_stopping_min_delta,
-            |d| d.is_finite() && d >= 0.0,
-            "a finite number >= 0",
-        )?;
-        self.real(
-            p,
-            "target_accuracy",
-            s.target_accuracy,
-            |t| t > 0.0 && t <= 1.0,
-            "an accuracy in (0, 1], e.g. 0.85",
-        )?;
-        self.real(
-            p,
-            "loss_scale_init",
-            s.loss_scale_init,
-            |x| x.is_finite() && x >= 1.0,
-            "a finite number >= 1 (a power of two such as 65536)",
-        )?;
-        let watts = |w: i64| (1..=2000).contains(&w);
-        self.real(
-            p,
-            "gpu_power_limit_w",
-            s.gpu_power_limit_w.map(|w| w as f64),
-            |w| watts(w as i64),
-            "a GPU power limit in watts, 1..=2000",
-        )?;
-        self.real(
-            p,
-            "gpu_sm_clock_mhz",
-            s.gpu_sm_clock_mhz.map(|w| w as f64),
-            |m| (1.0..=10000.0).contains(&m),
-            "an SM clock in MHz, 1..=10000",
-        )?;
-        self.check_sweeps(p, s)
+        Ok(())
     }
 
     /// The keys that expand one variant into several, and batch schedules.
@@ -349,68 +288,6 @@ impl Ctx<'_> {
             )),
             _ => Ok(()),
         }
-    }
-
-    fn check_techniques(&self, p: &str, s: &Settings) -> Result<(), SuiteError> {
-        self.real(
-            p,
-            "prune_sparsity",
-            s.prune_sparsity,
-            |x| (0.0..1.0).contains(&x),
-            "sparsity is the fraction of weights set to zero, in [0, 1)",
-        )?;
-        let after = s.prune_after_epochs;
-        self.pos_int(p, "prune_after_epochs", after, "an epoch number >= 1")?;
-        self.pos_int(p, "teacher_epochs", s.teacher_epochs, "an integer >= 1")?;
-        self.real(
-            p,
-            "distill_temperature",
-            s.distill_temperature,
-            |t| t.is_finite() && t > 0.0 && t <= 100.0,
-            "a temperature in (0, 100]",
-        )?;
-        let weight = |a: f64| (0.0..=1.0).contains(&a);
-        self.real(
-            p,
-            "distill_alpha",
-            s.distill_alpha,
-            weight,
-            "a weight in [0, 1]",
-        )
-    }
-
-    fn check_model_size(&self, p: &str, s: &Settings) -> Result<(), SuiteError> {
-        for (field, v, max) in [
-            ("fc_width", s.fc_width, 65_536),
-            ("d_model", s.d_model, 65_536),
-            ("layers", s.layers, 1_024),
-            ("heads", s.heads, 1_024),
-            ("context", s.context, 65_536),
-            ("attention_window", s.attention_window, 65_536),
-            ("sparse_block", s.sparse_block, 64),
-            ("prune_block", s.prune_block, 64),
-            ("generate_tokens", s.generate_tokens, 65_536),
-        ] {
-            self.pos_int(p, field, v, "an integer >= 1")?;
-            if let Some(x) = v
-                && x > max
-            {
-                let allowed = format!("an integer in 1..={max}");
-                return Err(self.invalid(&format!("{p}.{field}"), x, &allowed));
-            }
-        }
-        for (field, v) in [("hidden", &s.hidden), ("channels", &s.channels)] {
-            if let Some(v) = v
-                && (v.is_empty() || v.iter().any(|&w| !(1..=65_536).contains(&w)))
-            {
-                return Err(self.invalid(
-                    &format!("{p}.{field}"),
-                    format!("{v:?}"),
-                    "a non-empty list of widths in 1..=65536",
-                ));
-            }
-        }
-        Ok(())
     }
 }
 

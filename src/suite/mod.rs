@@ -15,12 +15,11 @@ mod expand;
 mod resolve;
 pub mod settings;
 
+use crate::config::ModelKind;
 use crate::config::claim::{Claim, Expect};
-use crate::config::{MeterChoice, ModelKind};
+use crate::measure::MeasureSettings;
 use check::{Ctx, valid_name};
-pub use settings::{
-    DataSection, Defaults, ImpactSection, METER_RANGES, MeterSection, SETTINGS, Settings,
-};
+pub use settings::{DataSection, Defaults, SETTINGS, Settings};
 use settings::{RawEntry, RawSuite};
 use std::path::{Path, PathBuf};
 
@@ -74,9 +73,9 @@ pub struct Suite {
     pub repeats: u32,
     pub defaults: Settings,
     pub data: DataSection,
-    pub meter: Option<MeterChoice>,
-    pub meter_section: MeterSection,
-    pub impact: ImpactSection,
+    /// `[meter]` and `[impact]` as written (checked; relative paths made
+    /// relative to the suite's folder).
+    pub measure: MeasureSettings,
     pub workloads: Vec<Workload>,
     pub variants: Vec<Variant>,
     /// The file's exact text (copied into each run folder).
@@ -121,10 +120,6 @@ impl std::fmt::Display for Filters {
 
 /// Most trials one suite may plan.
 pub const MAX_TRIALS: usize = 100_000;
-
-pub fn parse_meter(s: &str) -> Option<MeterChoice> {
-    MeterChoice::parse(s)
-}
 
 impl Suite {
     /// Reads and validates a suite file.
@@ -205,13 +200,9 @@ impl Suite {
                 return Err(cx.unknown("baseline", "variant", &b, &names));
             }
         };
-        let meter = measurement(&cx, &raw.meter, &raw.impact)?;
-        // A relative NVML library path is relative to the suite file.
-        if let Some(lib) = raw.meter.nvml_lib.as_mut()
-            && lib.is_relative()
-        {
-            *lib = path.parent().unwrap_or(Path::new(".")).join(&*lib);
-        }
+        let measure = cx
+            .measurement(raw.meter, raw.impact)?
+            .relative_to(path.parent().unwrap_or(Path::new(".")));
         let suite = Suite {
             path: path.to_path_buf(),
             name: raw.name,
@@ -221,9 +212,7 @@ impl Suite {
             repeats,
             defaults: default_settings,
             data: raw.data,
-            meter,
-            meter_section: raw.meter,
-            impact: raw.impact,
+            measure,
             workloads,
             variants,
             source,
@@ -437,64 +426,4 @@ fn workloads(cx: &Ctx, raw: Vec<RawEntry>) -> Result<Vec<Workload>, SuiteError> 
         });
     }
     Ok(workloads)
-}
-
-/// `[meter]` and `[impact]`: the meter's name and every number in range.
-fn measurement(
-    cx: &Ctx,
-    meter: &MeterSection,
-    impact: &ImpactSection,
-) -> Result<Option<MeterChoice>, SuiteError> {
-    let choice = match &meter.kind {
-        None => None,
-        Some(k) => Some(MeterChoice::parse(k).ok_or_else(|| {
-            cx.unknown("meter.kind", MeterChoice::WHAT, k, &MeterChoice::names())
-        })?),
-    };
-    if let Some(t) = meter.cpu_threads
-        && !(1..=4096).contains(&t)
-    {
-        return Err(cx.invalid(
-            "meter.cpu_threads",
-            t,
-            "hardware threads per package, 1..=4096",
-        ));
-    }
-    if let Some(m) = &meter.cpu_model
-        && (m.trim().is_empty() || m.len() > 200)
-    {
-        return Err(cx.invalid(
-            "meter.cpu_model",
-            format!("{m:?}"),
-            "a CPU model name of 1-200 characters, as in /proc/cpuinfo",
-        ));
-    }
-    for (r, v) in METER_RANGES.iter().zip(meter.values()) {
-        if let Some(v) = v
-            && !r.contains(v)
-        {
-            return Err(cx.invalid(&format!("meter.{}", r.key), v, r.allowed));
-        }
-    }
-    crate::impact::ImpactSettings::new(
-        impact.region.as_deref(),
-        impact.pue,
-        impact.wue_onsite,
-        impact.water_offsite,
-    )
-    .and_then(|s| s.with_intensity(impact.intensity.as_deref()))
-    .map_err(|e| match e {
-        crate::impact::ImpactError::Invalid {
-            field,
-            value,
-            allowed,
-        } => cx.invalid(&format!("impact.{field}"), value, allowed),
-        crate::impact::ImpactError::InvalidText {
-            field,
-            value,
-            allowed,
-        } => cx.invalid(&format!("impact.{field}"), format!("{value:?}"), &allowed),
-        other => cx.parse_error(format!("field `impact.region`: {other}")),
-    })?;
-    Ok(choice)
 }

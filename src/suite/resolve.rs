@@ -3,23 +3,12 @@
 //! a `TrialConfig`. Every value here was checked when the file was read.
 
 use super::check::Ctx;
-use super::settings::Settings;
+use super::settings::{Layers, Settings};
 use super::{Suite, SuiteError, Variant, Workload};
 use crate::config::{
-    Attention, AttentionKind, BatchRule, BatchSchedule, DistillConfig, EarlyStopping, LrScaling,
-    ModelSize, OptimizerConfig, OptimizerKind, Precision, PruneConfig, Schedule, Scope,
-    SparseConfig, SparseFormat, StopMetric, Structure, TrialConfig,
+    Attention, AttentionKind, BatchRule, BatchSchedule, DistillConfig, EarlyStopping, ModelSize,
+    OptimizerConfig, PruneConfig, SparseConfig, SparseFormat, Structure, TrialConfig,
 };
-
-/// The three layers of one trial, lowest first.
-struct Layers<'a>([&'a Settings; 3]);
-
-impl Layers<'_> {
-    /// The value of the highest layer that sets it.
-    fn get<T: Clone>(&self, f: impl Fn(&Settings) -> &Option<T>) -> Option<T> {
-        self.0.iter().rev().find_map(|l| f(l).clone())
-    }
-}
 
 impl Suite {
     /// Resolves the settings of one workload × variant.
@@ -29,11 +18,11 @@ impl Suite {
         let batch_schedule = batch_schedule(&l);
         let batch_size = match batch_schedule {
             Some(b) => b.start(),
-            None => l.get(|s| &s.batch_size).unwrap_or(128) as u32,
+            None => l.batch_size() as u32,
         };
-        let accumulation_steps = l.get(|s| &s.accumulation_steps).unwrap_or(1) as u32;
-        let lr_scaling = l.get(|s| &s.lr_scaling).unwrap_or(LrScaling::None);
-        let reference_batch_size = l.get(|s| &s.reference_batch_size).unwrap_or(128) as u32;
+        let accumulation_steps = l.accumulation_steps() as u32;
+        let lr_scaling = l.lr_scaling();
+        let reference_batch_size = l.reference_batch_size() as u32;
         let base = optimizer(&l);
         let base_learning_rate = base.learning_rate;
         let cx = Ctx { path: &self.path };
@@ -78,12 +67,10 @@ impl Suite {
                 "sparse_block applies to sparse_inference = \"bsr\" only",
             ));
         }
-        if l.get(|s| &s.prune_block).is_some_and(|b| b > 1)
-            && l.get(|s| &s.prune_structure) == Some(Structure::Structured)
-        {
+        if l.prune_block() > 1 && l.prune_structure() == Structure::Structured {
             return Err(cx.invalid(
                 &format!("variant[{}].prune_block", v.name),
-                l.get(|s| &s.prune_block).unwrap_or(1),
+                l.prune_block(),
                 "prune_block applies to unstructured pruning (structured pruning removes whole neurons or channels)",
             ));
         }
@@ -91,7 +78,7 @@ impl Suite {
             learning_rate,
             ..base
         };
-        let epochs = l.get(|s| &s.epochs).unwrap_or(1) as u32;
+        let epochs = l.epochs() as u32;
         Ok(TrialConfig {
             workload: w.name.clone(),
             model: w.model,
@@ -100,34 +87,33 @@ impl Suite {
             batch_size,
             batch_schedule,
             optimizer,
-            max_train_samples: cap(l.get(|s| &s.max_train_samples)),
-            max_eval_samples: cap(l.get(|s| &s.max_eval_samples)),
-            eval_batch_size: l.get(|s| &s.eval_batch_size).unwrap_or(1000) as u32,
-            precision: l.get(|s| &s.precision).unwrap_or(Precision::F32),
+            max_train_samples: cap(l.max_train_samples()),
+            max_eval_samples: cap(l.max_eval_samples()),
+            eval_batch_size: l.eval_batch_size() as u32,
+            precision: l.precision(),
             accumulation_steps,
             lr_scaling,
             base_learning_rate,
             reference_batch_size,
             early_stopping: early_stopping(&l),
-            eval_every_steps: cap(l.get(|s| &s.eval_every_steps)),
-            loss_scale_init: l.get(|s| &s.loss_scale_init).unwrap_or(65536.0),
-            loss_scale_growth_interval: l.get(|s| &s.loss_scale_growth_interval).unwrap_or(2000)
-                as u32,
+            eval_every_steps: cap(l.eval_every_steps()),
+            loss_scale_init: l.loss_scale_init(),
+            loss_scale_growth_interval: l.loss_scale_growth_interval() as u32,
             size: self.resolve_size(w, &l)?,
-            generate_tokens: l.get(|s| &s.generate_tokens).unwrap_or(64) as u32,
-            quantize: l.get(|s| &s.quantize),
-            sparse_inference: l.get(|s| &s.sparse_inference).map(|format| SparseConfig {
+            generate_tokens: l.generate_tokens() as u32,
+            quantize: l.quantize(),
+            sparse_inference: l.sparse_inference().map(|format| SparseConfig {
                 format,
                 block: match format {
                     SparseFormat::Csr => 1,
-                    SparseFormat::Bsr => l.get(|s| &s.sparse_block).unwrap_or(4) as u32,
+                    SparseFormat::Bsr => l.sparse_block() as u32,
                 },
             }),
             prune: prune(&l),
             distill: distill(&l, epochs),
-            save_weights: l.get(|s| &s.save_weights).unwrap_or(false),
-            gpu_power_limit_w: l.get(|s| &s.gpu_power_limit_w).map(|w| w as u32),
-            gpu_sm_clock_mhz: l.get(|s| &s.gpu_sm_clock_mhz).map(|m| m as u32),
+            save_weights: l.save_weights(),
+            gpu_power_limit_w: l.gpu_power_limit_w().map(|w| w as u32),
+            gpu_sm_clock_mhz: l.gpu_sm_clock_mhz().map(|m| m as u32),
         })
     }
 
@@ -317,53 +303,45 @@ fn misplaced(cx: &Ctx, w: &Workload, knob: &str, applies: &str) -> SuiteError {
 
 /// The optimizer with its learning rate before any batch-size scaling.
 fn optimizer(l: &Layers) -> OptimizerConfig {
-    let kind = l.get(|s| &s.optimizer).unwrap_or(OptimizerKind::Adamw);
+    let kind = l.optimizer();
     OptimizerConfig {
         kind,
-        learning_rate: l
-            .get(|s| &s.learning_rate)
-            .unwrap_or(kind.default_learning_rate()),
-        momentum: l.get(|s| &s.momentum).unwrap_or(0.9),
-        weight_decay: l
-            .get(|s| &s.weight_decay)
-            .unwrap_or(kind.default_weight_decay()),
-        fused: l.get(|s| &s.fused_optimizer).unwrap_or(true),
+        learning_rate: l.learning_rate().unwrap_or(kind.default_learning_rate()),
+        momentum: l.momentum(),
+        weight_decay: l.weight_decay().unwrap_or(kind.default_weight_decay()),
+        fused: l.fused_optimizer(),
     }
 }
 
 fn early_stopping(l: &Layers) -> Option<EarlyStopping> {
-    let patience = l.get(|s| &s.early_stopping_patience);
-    let target_accuracy = l.get(|s| &s.target_accuracy);
+    let patience = l.early_stopping_patience();
+    let target_accuracy = l.target_accuracy();
     (patience.is_some() || target_accuracy.is_some()).then(|| EarlyStopping {
         patience: patience.map(|p| p as u32),
-        min_delta: l.get(|s| &s.early_stopping_min_delta).unwrap_or(0.0),
-        metric: l
-            .get(|s| &s.early_stopping_metric)
-            .unwrap_or(StopMetric::ValLoss),
+        min_delta: l.early_stopping_min_delta(),
+        metric: l.early_stopping_metric(),
         target_accuracy,
     })
 }
 
 fn prune(l: &Layers) -> Option<PruneConfig> {
-    l.get(|s| &s.prune_sparsity).map(|sparsity| PruneConfig {
+    l.prune_sparsity().map(|sparsity| PruneConfig {
         sparsity,
-        scope: l.get(|s| &s.prune_scope).unwrap_or(Scope::Global),
-        schedule: l.get(|s| &s.prune_schedule).unwrap_or(Schedule::OneShot),
-        after_epochs: l.get(|s| &s.prune_after_epochs).unwrap_or(1) as u32,
-        structure: l
-            .get(|s| &s.prune_structure)
-            .unwrap_or(Structure::Unstructured),
-        block: l.get(|s| &s.prune_block).unwrap_or(1) as u32,
+        scope: l.prune_scope(),
+        schedule: l.prune_schedule(),
+        after_epochs: l.prune_after_epochs() as u32,
+        structure: l.prune_structure(),
+        block: l.prune_block() as u32,
     })
 }
 
 fn distill(l: &Layers, epochs: u32) -> Option<DistillConfig> {
-    l.get(|s| &s.distill_teacher).map(|teacher| DistillConfig {
+    l.distill_teacher().map(|teacher| DistillConfig {
         teacher,
         teacher_size: teacher.default_size(),
-        teacher_epochs: l.get(|s| &s.teacher_epochs).map_or(epochs, |e| e as u32),
-        teacher_weights: l.get(|s| &s.teacher_weights),
-        temperature: l.get(|s| &s.distill_temperature).unwrap_or(4.0),
-        alpha: l.get(|s| &s.distill_alpha).unwrap_or(0.9),
+        teacher_epochs: l.teacher_epochs().map_or(epochs, |e| e as u32),
+        teacher_weights: l.teacher_weights(),
+        temperature: l.distill_temperature(),
+        alpha: l.distill_alpha(),
     })
 }

@@ -9,27 +9,171 @@ use crate::config::{
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// What values a setting allows, for `joulebench list` and for the check
-/// of enum-valued settings.
+/// What values a setting allows: the check `suite::check` applies to every
+/// value of the key, and the words `joulebench list` and its errors show.
 #[derive(Debug, Clone, Copy)]
 pub enum Allowed {
-    /// A range or shape, in words.
+    /// A shape checked by hand in `check` (schedules, sweeps, lists), in words.
     Text(&'static str),
     /// One of a name table's names; `what` names one value in messages.
     Named {
         what: &'static str,
         names: fn() -> Vec<&'static str>,
     },
+    /// An integer in `min..=max`; `words` is the message below `min`.
+    Int {
+        min: i64,
+        max: i64,
+        words: &'static str,
+    },
+    /// A number in the interval; `words` is the message outside it.
+    Real {
+        min: f64,
+        min_open: bool,
+        max: f64,
+        max_open: bool,
+        words: &'static str,
+    },
+    /// A non-empty list of integers in `min..=max`.
+    Ints {
+        min: i64,
+        max: i64,
+        words: &'static str,
+    },
 }
 
 impl Allowed {
     pub fn describe(&self) -> String {
         match self {
-            Allowed::Text(t) => t.to_string(),
+            Allowed::Text(t)
+            | Allowed::Int { words: t, .. }
+            | Allowed::Real { words: t, .. }
+            | Allowed::Ints { words: t, .. } => t.to_string(),
             Allowed::Named { names, .. } => names().join(" | "),
         }
     }
+
+    /// Why `v` is not allowed (None: it is), for the checks that the table
+    /// itself can make.
+    pub fn refuses(&self, v: &Value) -> Option<String> {
+        match (self, v) {
+            (Allowed::Int { min, words, .. }, Value::Int(x)) if x < min => Some(words.to_string()),
+            // Above the top: a u32 count says its limit, words that give the
+            // range say it again, others get the range.
+            (Allowed::Int { min, max, words }, Value::Int(x)) if x > max => Some(if *max == U32 {
+                format!("at most {max}")
+            } else if words.contains("..=") {
+                words.to_string()
+            } else {
+                format!("an integer in {min}..={max}")
+            }),
+            (
+                Allowed::Real {
+                    min,
+                    min_open,
+                    max,
+                    max_open,
+                    words,
+                },
+                Value::Real(x),
+            ) => {
+                let above = if *min_open { *x > *min } else { *x >= *min };
+                let below = if *max_open { *x < *max } else { *x <= *max };
+                (!(x.is_finite() && above && below)).then(|| words.to_string())
+            }
+            (Allowed::Ints { min, max, words }, Value::Ints(xs)) => {
+                (xs.is_empty() || xs.iter().any(|x| x < min || x > max)).then(|| words.to_string())
+            }
+            _ => None,
+        }
+    }
 }
+
+/// A setting's value, for checks and for `joulebench list`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Real(f64),
+    Ints(Vec<i64>),
+    /// Anything else, as written in a suite (names, booleans, tables).
+    Shown(String),
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Int(x) => write!(f, "{x}"),
+            Value::Real(x) => write!(f, "{x}"),
+            Value::Ints(xs) => write!(f, "{xs:?}"),
+            Value::Shown(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A type a setting can hold.
+pub trait SettingValue {
+    fn value(&self) -> Value;
+}
+
+impl SettingValue for i64 {
+    fn value(&self) -> Value {
+        Value::Int(*self)
+    }
+}
+
+impl SettingValue for f64 {
+    fn value(&self) -> Value {
+        Value::Real(*self)
+    }
+}
+
+impl SettingValue for Vec<i64> {
+    fn value(&self) -> Value {
+        Value::Ints(self.clone())
+    }
+}
+
+impl SettingValue for bool {
+    fn value(&self) -> Value {
+        Value::Shown(self.to_string())
+    }
+}
+
+impl SettingValue for String {
+    fn value(&self) -> Value {
+        Value::Shown(format!("{self:?}"))
+    }
+}
+
+impl SettingValue for BatchScheduleSpec {
+    fn value(&self) -> Value {
+        Value::Shown(format!("{self:?}"))
+    }
+}
+
+macro_rules! named_values {
+    ($($t:ty),+) => {
+        $(impl SettingValue for $t {
+            fn value(&self) -> Value {
+                Value::Shown(self.name().to_string())
+            }
+        })+
+    };
+}
+
+named_values!(
+    OptimizerKind,
+    Precision,
+    LrScaling,
+    StopMetric,
+    AttentionKind,
+    QuantType,
+    SparseFormat,
+    Scope,
+    Schedule,
+    Structure,
+    ModelKind
+);
 
 /// One documented setting.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +191,52 @@ const fn text(t: &'static str) -> Allowed {
     Allowed::Text(t)
 }
 
+const U32: i64 = u32::MAX as i64;
+
+/// An integer from `min` (message `words` below it) to `max`.
+const fn int(min: i64, max: i64, words: &'static str) -> Allowed {
+    Allowed::Int { min, max, words }
+}
+
+/// A number in `[min, max]`, `(min, max]` (`open`), or `[min, max)` (`half`).
+const fn real(min: f64, max: f64, words: &'static str) -> Allowed {
+    Allowed::Real {
+        min,
+        min_open: false,
+        max,
+        max_open: false,
+        words,
+    }
+}
+
+const fn open(min: f64, max: f64, words: &'static str) -> Allowed {
+    Allowed::Real {
+        min,
+        min_open: true,
+        max,
+        max_open: false,
+        words,
+    }
+}
+
+const fn half(min: f64, max: f64, words: &'static str) -> Allowed {
+    Allowed::Real {
+        min,
+        min_open: false,
+        max,
+        max_open: true,
+        words,
+    }
+}
+
+const fn widths(words: &'static str) -> Allowed {
+    Allowed::Ints {
+        min: 1,
+        max: 65_536,
+        words,
+    }
+}
+
 /// Teachers are image classifiers: every model but the language model.
 pub fn teacher_names() -> Vec<&'static str> {
     ModelKind::ALL
@@ -56,10 +246,23 @@ pub fn teacher_names() -> Vec<&'static str> {
         .collect()
 }
 
-/// Declares `Settings` (every field optional: unset means "inherit") and
-/// `SETTINGS`, its documentation, from one list.
+/// The three layers of one trial, lowest first: `[defaults]`, the
+/// workload, the variant. The getters `settings!` declares read a key from
+/// the highest layer that sets it, falling back to the table's default.
+pub struct Layers<'a>(pub [&'a Settings; 3]);
+
+impl Layers<'_> {
+    /// The value of the highest layer that sets it.
+    pub fn get<T: Clone>(&self, f: impl Fn(&Settings) -> &Option<T>) -> Option<T> {
+        self.0.iter().rev().find_map(|l| f(l).clone())
+    }
+}
+
+/// Declares `Settings` (every field optional: unset means "inherit"),
+/// `SETTINGS`, its documentation and checks, `Settings::builtin` (the
+/// defaults) and one getter per key on `Layers`, from one list.
 macro_rules! settings {
-    ($( #[doc = $about:literal] $field:ident : $ty:ty => $allowed:expr ),+ $(,)?) => {
+    ($( #[doc = $about:literal] $field:ident : $ty:ty => $allowed:expr $(, default $default:expr)? );+ $(;)?) => {
         /// Knobs that `[defaults]`, a workload or a variant may set. All
         /// optional; unset means "inherit".
         #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -72,116 +275,149 @@ macro_rules! settings {
         pub const SETTINGS: &[SettingDoc] = &[
             $( SettingDoc { key: stringify!($field), allowed: $allowed, about: $about.trim_ascii() }, )+
         ];
+
+        impl Settings {
+            /// The built-in defaults (unset where the default depends on
+            /// the model or on another setting).
+            pub fn builtin() -> Settings {
+                Settings { $( $field: settings!(@default $($default)?), )+ }
+            }
+
+            /// Every key with its value (None: unset), in table order.
+            pub fn values(&self) -> Vec<(&'static SettingDoc, Option<Value>)> {
+                let mut docs = SETTINGS.iter();
+                vec![$( (docs.next().expect("one doc per field"), self.$field.as_ref().map(SettingValue::value)), )+]
+            }
+        }
+
+        #[allow(dead_code)]
+        impl Layers<'_> {
+            $( settings!(@getter $field $ty $(, $default)?); )+
+        }
+    };
+    (@default) => { None };
+    (@default $d:expr) => { Some($d) };
+    (@getter $field:ident $ty:ty) => {
+        /// The highest layer's value, if any sets it.
+        pub fn $field(&self) -> Option<$ty> {
+            self.get(|s| &s.$field)
+        }
+    };
+    (@getter $field:ident $ty:ty, $d:expr) => {
+        /// The highest layer's value, else the table's default.
+        pub fn $field(&self) -> $ty {
+            self.get(|s| &s.$field).unwrap_or($d)
+        }
     };
 }
 
 settings! {
     /// Training epochs.
-    epochs: i64 => text("integer >= 1 (default 1)"),
+    epochs: i64 => int(1, U32, "epochs must be an integer >= 1"), default 1;
     /// Training batch size.
-    batch_size: i64 => text("integer >= 1 (default 128)"),
+    batch_size: i64 => int(1, U32, "batch size must be an integer >= 1"), default 128;
     /// Learning rate at `reference_batch_size` (default 1e-3 for AdamW, 0.05 for SGD).
-    learning_rate: f64 => text("finite number in (0, 10]"),
-    /// Optimizer (default adamw).
-    optimizer: OptimizerKind => named(OptimizerKind::WHAT, OptimizerKind::names),
-    /// SGD momentum (default 0.9).
-    momentum: f64 => text("[0, 1)"),
+    learning_rate: f64 => open(0.0, 10.0, "learning rate must be a finite number in (0, 10]");
+    /// Optimizer.
+    optimizer: OptimizerKind => named(OptimizerKind::WHAT, OptimizerKind::names), default OptimizerKind::Adamw;
+    /// SGD momentum.
+    momentum: f64 => half(0.0, 1.0, "momentum must be in [0, 1)"), default 0.9;
     /// Weight decay: decoupled for AdamW (default 0.01), L2 for SGD (default 0).
-    weight_decay: f64 => text("finite number >= 0"),
-    /// Cap on training samples (quick runs); the first N of the training split.
-    max_train_samples: i64 => text("integer >= 1 (default: the whole split)"),
-    /// Cap on validation and test samples (quick runs).
-    max_eval_samples: i64 => text("integer >= 1 (default: the whole split)"),
+    weight_decay: f64 => real(0.0, f64::MAX, "weight decay must be a finite number >= 0");
+    /// Cap on training samples (quick runs); the first N of the training split (default: the whole split).
+    max_train_samples: i64 => int(1, U32, "a sample cap must be an integer >= 1 (omit it to use the whole split)");
+    /// Cap on validation and test samples (quick runs; default: the whole split).
+    max_eval_samples: i64 => int(1, U32, "a sample cap must be an integer >= 1 (omit it to use the whole split)");
     /// Batch size of evaluation and of the inference window.
-    eval_batch_size: i64 => text("integer >= 1 (default 1000)"),
-    /// Numeric precision: mixed bf16/f16 keep f32 master weights (f16 with loss scaling); tf32 is CUDA only (default f32).
-    precision: Precision => named(Precision::WHAT, Precision::names),
-    /// Learning-rate scaling with the effective batch size, relative to `reference_batch_size` (default none).
-    lr_scaling: LrScaling => named(LrScaling::WHAT, LrScaling::names),
+    eval_batch_size: i64 => int(1, U32, "batch size must be an integer >= 1"), default 1000;
+    /// Numeric precision: mixed bf16/f16 keep f32 master weights (f16 with loss scaling); tf32 is CUDA only.
+    precision: Precision => named(Precision::WHAT, Precision::names), default Precision::F32;
+    /// Learning-rate scaling with the effective batch size, relative to `reference_batch_size`.
+    lr_scaling: LrScaling => named(LrScaling::WHAT, LrScaling::names), default LrScaling::None;
     /// Batch size at which `learning_rate` applies unchanged (for `lr_scaling`).
-    reference_batch_size: i64 => text("integer >= 1 (default 128)"),
+    reference_batch_size: i64 => int(1, U32, "batch size must be an integer >= 1"), default 128;
     /// Micro-batches whose gradients are summed before one optimizer step (effective batch = batch_size x this).
-    accumulation_steps: i64 => text("integer >= 1 (default 1)"),
-    /// Stop after this many evaluations without improvement.
-    early_stopping_patience: i64 => text("integer >= 1 (default: off)"),
+    accumulation_steps: i64 => int(1, U32, "accumulation steps must be an integer >= 1 (1 = no accumulation)"), default 1;
+    /// Stop after this many evaluations without improvement (default: off).
+    early_stopping_patience: i64 => int(1, U32, "patience is a number of evaluations >= 1");
     /// Smallest change that counts as an improvement.
-    early_stopping_min_delta: f64 => text("finite number >= 0 (default 0)"),
-    /// The validation metric early stopping watches (default val_loss).
-    early_stopping_metric: StopMetric => named(StopMetric::WHAT, StopMetric::names),
-    /// Stop at the first evaluation with validation accuracy >= this.
-    target_accuracy: f64 => text("(0, 1], e.g. 0.85 (default: off)"),
+    early_stopping_min_delta: f64 => real(0.0, f64::MAX, "a finite number >= 0"), default 0.0;
+    /// The validation metric early stopping watches.
+    early_stopping_metric: StopMetric => named(StopMetric::WHAT, StopMetric::names), default StopMetric::ValLoss;
+    /// Stop at the first evaluation with validation accuracy >= this (default: off).
+    target_accuracy: f64 => open(0.0, 1.0, "an accuracy in (0, 1], e.g. 0.85");
     /// Evaluate every N optimizer steps (default: once per epoch).
-    eval_every_steps: i64 => text("integer >= 1"),
+    eval_every_steps: i64 => int(1, U32, "evaluate every N >= 1 optimizer steps (omit for once per epoch)");
     /// Initial dynamic loss scale for f16.
-    loss_scale_init: f64 => text("finite number >= 1 (default 65536)"),
+    loss_scale_init: f64 => real(1.0, f64::MAX, "a finite number >= 1 (a power of two such as 65536)"), default 65536.0;
     /// Clean steps before the f16 loss scale doubles.
-    loss_scale_growth_interval: i64 => text("integer >= 1 (default 2000)"),
+    loss_scale_growth_interval: i64 => int(1, U32, "a number of clean steps >= 1"), default 2000;
     /// Batch size over epochs instead of a fixed one; the learning rate follows `lr_scaling` at each epoch's batch.
-    batch_schedule: BatchScheduleSpec => text("{ rule = \"ramp\", start = 32, end = 512, over_epochs = 3 } | { rule = \"adaptive\", start = 32, end = 1024 }"),
+    batch_schedule: BatchScheduleSpec => text("{ rule = \"ramp\", start = 32, end = 512, over_epochs = 3 } | { rule = \"adaptive\", start = 32, end = 1024 }");
     /// Variants only: one variant per batch size, named `<variant>-b<size>`.
-    batch_sizes: Vec<i64> => text("non-empty list of integers >= 1"),
+    batch_sizes: Vec<i64> => text("non-empty list of integers >= 1");
     /// GPU power limit in watts, set through NVML right before the trial's idle window and restored after it (needs `run --allow-gpu-settings`).
-    gpu_power_limit_w: i64 => text("watts, 1..=2000; checked against the GPU's NVML limits at run start"),
+    gpu_power_limit_w: i64 => int(1, 2000, "a GPU power limit in watts, 1..=2000 (checked against the GPU's NVML limits at run start)");
     /// Variants only: one variant per GPU power limit, named `<variant>-p<watts>`.
-    gpu_power_limits_w: Vec<i64> => text("non-empty list of watts, 1..=2000"),
+    gpu_power_limits_w: Vec<i64> => text("non-empty list of watts, 1..=2000");
     /// Lock the GPU's SM clock at this many MHz for the trial (reset after it; needs `run --allow-gpu-settings`).
-    gpu_sm_clock_mhz: i64 => text("MHz, 1..=10000; NVML refuses clocks the GPU does not support"),
+    gpu_sm_clock_mhz: i64 => int(1, 10_000, "an SM clock in MHz, 1..=10000 (NVML refuses clocks the GPU does not support)");
     /// MLP hidden widths (mlp only; default [512, 256]).
-    hidden: Vec<i64> => text("non-empty list of widths in 1..=65536"),
+    hidden: Vec<i64> => widths("a non-empty list of widths in 1..=65536");
     /// CNN channel widths: [c1, c2] for cnn; stem + blocks for separable-cnn/standard-cnn.
-    channels: Vec<i64> => text("non-empty list of widths in 1..=65536"),
+    channels: Vec<i64> => widths("a non-empty list of widths in 1..=65536");
     /// Width of the CNN's hidden linear layer (cnn only; default 128).
-    fc_width: i64 => text("integer >= 1"),
-    /// Transformer width (char-transformer only; default 128).
-    d_model: i64 => text("integer >= 1, divisible by heads"),
+    fc_width: i64 => int(1, 65_536, "an integer >= 1");
+    /// Transformer width (char-transformer only; default 128; divisible by heads).
+    d_model: i64 => int(1, 65_536, "an integer >= 1");
     /// Transformer depth (char-transformer only; default 2).
-    layers: i64 => text("integer >= 1"),
+    layers: i64 => int(1, 1_024, "an integer >= 1");
     /// Attention heads (char-transformer only; default 4).
-    heads: i64 => text("integer >= 1"),
+    heads: i64 => int(1, 1_024, "an integer >= 1");
     /// Context length in characters (char-transformer only; default 64).
-    context: i64 => text("integer >= 1"),
+    context: i64 => int(1, 65_536, "an integer >= 1");
     /// Tie the output layer to the embedding (char-transformer only; default true).
-    tied: bool => text("true | false"),
+    tied: bool => text("true | false");
     /// Causal self-attention of the char-transformer (default full): local is a sliding window, linear the elu+1 kernel form.
-    attention: AttentionKind => named(AttentionKind::WHAT, AttentionKind::names),
+    attention: AttentionKind => named(AttentionKind::WHAT, AttentionKind::names);
     /// Tokens a local-attention query sees, itself included (attention = "local" only; a window >= context is full attention).
-    attention_window: i64 => text("integer in 1..=65536"),
+    attention_window: i64 => int(1, 65_536, "an integer >= 1");
     /// Variants only: one variant per context length, named `<variant>-t<T>` (char-transformer only).
-    contexts: Vec<i64> => text("non-empty list of context lengths in 1..=65536"),
+    contexts: Vec<i64> => text("non-empty list of context lengths in 1..=65536");
     /// Language models: tokens generated per prompt in the inference window.
-    generate_tokens: i64 => text("integer >= 1 (default 64)"),
+    generate_tokens: i64 => int(1, 65_536, "an integer >= 1"), default 64;
     /// Post-training quantization of linear layers for an extra inference window.
-    quantize: QuantType => named(QuantType::WHAT, QuantType::names),
-    /// Unstructured pruning of whole b x b blocks of each weight matrix (by mean magnitude), the pattern BSR execution can skip (default 1: single weights).
-    prune_block: i64 => text("integer in 1..=64"),
+    quantize: QuantType => named(QuantType::WHAT, QuantType::names);
+    /// Unstructured pruning of whole b x b blocks of each weight matrix (by mean magnitude), the pattern BSR execution can skip (1: single weights).
+    prune_block: i64 => int(1, 64, "an integer >= 1"), default 1;
     /// Run the trained model's linear layers sparse (skipping pruned zeros) in an extra inference window beside the dense one.
-    sparse_inference: SparseFormat => named(SparseFormat::WHAT, SparseFormat::names),
-    /// BSR block edge: b x b blocks (sparse_inference = "bsr" only; default 4).
-    sparse_block: i64 => text("integer in 1..=64"),
-    /// Magnitude pruning: fraction of weights (or neurons/channels, structured) removed.
-    prune_sparsity: f64 => text("[0, 1) (default: no pruning)"),
-    /// Where the magnitude threshold is taken (default global).
-    prune_scope: Scope => named(Scope::WHAT, Scope::names),
-    /// Prune once after `prune_after_epochs`, or ramp up over them (default one-shot).
-    prune_schedule: Schedule => named(Schedule::WHAT, Schedule::names),
+    sparse_inference: SparseFormat => named(SparseFormat::WHAT, SparseFormat::names);
+    /// BSR block edge: b x b blocks (sparse_inference = "bsr" only).
+    sparse_block: i64 => int(1, 64, "an integer >= 1"), default 4;
+    /// Magnitude pruning: fraction of weights (or neurons/channels, structured) removed (default: no pruning).
+    prune_sparsity: f64 => half(0.0, 1.0, "sparsity is the fraction of weights set to zero, in [0, 1)");
+    /// Where the magnitude threshold is taken.
+    prune_scope: Scope => named(Scope::WHAT, Scope::names), default Scope::Global;
+    /// Prune once after `prune_after_epochs`, or ramp up over them.
+    prune_schedule: Schedule => named(Schedule::WHAT, Schedule::names), default Schedule::OneShot;
     /// One-shot: prune after this epoch (the rest fine-tune); gradual: ramp over these epochs.
-    prune_after_epochs: i64 => text("an epoch number >= 1 (default 1)"),
-    /// Masks (unstructured) or whole neurons/channels removed and the model rebuilt smaller (default unstructured).
-    prune_structure: Structure => named(Structure::WHAT, Structure::names),
+    prune_after_epochs: i64 => int(1, U32, "an epoch number >= 1"), default 1;
+    /// Masks (unstructured) or whole neurons/channels removed and the model rebuilt smaller.
+    prune_structure: Structure => named(Structure::WHAT, Structure::names), default Structure::Unstructured;
     /// Distil from a teacher of this model, trained in the trial.
-    distill_teacher: ModelKind => named("teacher model", teacher_names),
+    distill_teacher: ModelKind => named("teacher model", teacher_names);
     /// Teacher training epochs (default: the trial's epochs).
-    teacher_epochs: i64 => text("integer >= 1"),
+    teacher_epochs: i64 => int(1, U32, "an integer >= 1");
     /// Load the teacher from a safetensors file instead (relative: to the run folder).
-    teacher_weights: String => text("a file path"),
-    /// Distillation temperature T (default 4).
-    distill_temperature: f64 => text("(0, 100]"),
-    /// Weight of the soft (teacher) loss (default 0.9).
-    distill_alpha: f64 => text("[0, 1]"),
-    /// Save the trained weights to <run>/weights/<trial>.safetensors (default false).
-    save_weights: bool => text("true | false"),
-    /// Use the fused in-place AdamW / SGD on CPU f32 parameters (default true).
-    fused_optimizer: bool => text("true | false"),
+    teacher_weights: String => text("a file path");
+    /// Distillation temperature T.
+    distill_temperature: f64 => open(0.0, 100.0, "a temperature in (0, 100]"), default 4.0;
+    /// Weight of the soft (teacher) loss.
+    distill_alpha: f64 => real(0.0, 1.0, "a weight in [0, 1]"), default 0.9;
+    /// Save the trained weights to <run>/weights/<trial>.safetensors.
+    save_weights: bool => text("true | false"), default false;
+    /// Use the fused in-place AdamW / SGD on CPU f32 parameters.
+    fused_optimizer: bool => text("true | false"), default true;
 }
 
 /// `[defaults]`: suite-wide seeds and repeats, plus any `Settings` key
@@ -204,169 +440,6 @@ pub struct DataSection {
     /// Folder of plain-text files for the character-level corpus.
     pub corpus: Option<PathBuf>,
 }
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MeterSection {
-    /// auto | nvml | rapl | estimate | fake
-    pub kind: Option<String>,
-    /// Rated watts of one fully busy core, for the estimate meter.
-    pub cpu_watts_per_core: Option<f64>,
-    /// Watts per GB of resident memory, for the DRAM estimate.
-    pub dram_watts_per_gb: Option<f64>,
-    /// Length of the idle window before each trial (0 disables the baseline).
-    pub idle_seconds: Option<f64>,
-    /// Pause before each trial's idle window.
-    pub cooldown_seconds: Option<f64>,
-    /// Before each trial, wait (at most 120 s) until the GPU is at or below this temperature.
-    pub cooldown_temperature_c: Option<f64>,
-    /// NVML polling interval in milliseconds.
-    pub poll_interval_ms: Option<f64>,
-    /// The CPU's model name for the estimate, where a VM hides it (e.g. "AMD EPYC 7763").
-    pub cpu_model: Option<String>,
-    /// Hardware threads of the CPU package that share its TDP (the host's, in a VM).
-    pub cpu_threads: Option<i64>,
-    /// Which GPUs NVML measures: "run", "all" or a list of NVML indices.
-    pub gpus: Option<crate::config::GpuSelection>,
-    /// The NVML library to load instead of the system's (relative: to the suite file).
-    pub nvml_lib: Option<PathBuf>,
-}
-
-/// A numeric `[meter]` setting: its key, the open lower and closed upper
-/// bound, and what is allowed, in words.
-pub struct MeterRange {
-    pub key: &'static str,
-    pub above: f64,
-    pub at_most: f64,
-    pub allowed: &'static str,
-    pub about: &'static str,
-}
-
-/// The numeric `[meter]` settings, in the order of `MeterSection::values`.
-pub const METER_RANGES: [MeterRange; 6] = [
-    MeterRange {
-        key: "cpu_watts_per_core",
-        above: 0.0,
-        at_most: 1000.0,
-        allowed: "rated watts per core must be in (0, 1000]",
-        about: "a flat W per busy core instead of the estimate's CPU power model (no band)",
-    },
-    MeterRange {
-        key: "dram_watts_per_gb",
-        above: 0.0,
-        at_most: 10.0,
-        allowed: "watts per GB must be in (0, 10]",
-        about: "a fixed W per GB of resident memory instead of the banded 0.284-0.392 (central 0.375)",
-    },
-    MeterRange {
-        key: "idle_seconds",
-        above: -1e-12,
-        at_most: 600.0,
-        allowed: "idle window seconds must be in [0, 600] (0 disables the baseline)",
-        about: "idle window before each trial",
-    },
-    MeterRange {
-        key: "cooldown_seconds",
-        above: -1e-12,
-        at_most: 3600.0,
-        allowed: "cool-down seconds must be in [0, 3600]",
-        about: "pause before each trial's idle window",
-    },
-    MeterRange {
-        key: "cooldown_temperature_c",
-        above: 10.0,
-        at_most: 100.0,
-        allowed: "a GPU temperature in (10, 100] degrees C",
-        about: "before each trial, wait (at most 120 s) until the GPU is this cool",
-    },
-    MeterRange {
-        key: "poll_interval_ms",
-        above: 1.0 - 1e-9,
-        at_most: 1000.0,
-        allowed: "polling interval in milliseconds, in [1, 1000]",
-        about: "NVML power polling interval",
-    },
-];
-
-impl MeterRange {
-    pub fn contains(&self, v: f64) -> bool {
-        v.is_finite() && v > self.above && v <= self.at_most
-    }
-}
-
-impl MeterSection {
-    /// The numeric settings in the order of `METER_RANGES`.
-    pub fn values(&self) -> [Option<f64>; 6] {
-        [
-            self.cpu_watts_per_core,
-            self.dram_watts_per_gb,
-            self.idle_seconds,
-            self.cooldown_seconds,
-            self.cooldown_temperature_c,
-            self.poll_interval_ms,
-        ]
-    }
-}
-
-/// `[impact]`: how energy becomes CO2e and water (see `impact.rs` for defaults).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImpactSection {
-    /// Country code, country name or cloud region (`gcp:europe-west1`).
-    pub region: Option<String>,
-    pub pue: Option<f64>,
-    /// On-site water usage effectiveness, L/kWh of IT energy.
-    pub wue_onsite: Option<f64>,
-    /// Off-site water intensity of electricity generation, L/kWh.
-    pub water_offsite: Option<f64>,
-    /// `hourly` (default where the region has a bundled profile) or `annual`.
-    pub intensity: Option<String>,
-}
-
-/// The `[meter]` settings that are not numeric ranges, with what they allow.
-pub const METER_OTHER: [(&str, &str); 5] = [
-    ("kind", "auto | nvml | rapl | estimate | fake"),
-    (
-        "cpu_model",
-        "the CPU's model name for the estimate's TDP lookup, where a VM hides it, e.g. \"AMD EPYC 7763\"",
-    ),
-    (
-        "cpu_threads",
-        "hardware threads of the CPU package sharing its TDP (the host's, in a VM); integer 1..=4096",
-    ),
-    (
-        "gpus",
-        "GPUs NVML measures: \"run\" (the run's, default), \"all\" (every GPU of the node) or a list of NVML indices, e.g. [0, 1]",
-    ),
-    (
-        "nvml_lib",
-        "path of the NVML library to load instead of the system's (else $JOULEBENCH_NVML_LIB), e.g. the stand-in of scripts/nvml-standin.sh",
-    ),
-];
-
-/// The `[impact]` settings with what they allow (checked by `impact`).
-pub const IMPACT_SETTINGS: [(&str, &str); 5] = [
-    (
-        "region",
-        "grid region for CO2e: country code or name, or cloud region (`joulebench regions`)",
-    ),
-    (
-        "pue",
-        "power usage effectiveness (facility / IT energy), >= 1",
-    ),
-    (
-        "wue_onsite",
-        "on-site water usage effectiveness, L/kWh, >= 0",
-    ),
-    (
-        "water_offsite",
-        "off-site water intensity of generation, L/kWh, >= 0",
-    ),
-    (
-        "intensity",
-        "hourly | annual: CO2e from the intensity of each hour the energy was drawn in (default where the region has a bundled hourly profile: GB, DE, FR, ES, NO, US-CAL-CISO, ...) or the yearly average",
-    ),
-];
 
 /// A `[[workload]]` or `[[variant]]` table before checking.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -391,10 +464,11 @@ pub struct RawSuite {
     pub defaults: Option<Defaults>,
     #[serde(default)]
     pub data: DataSection,
+    /// `[meter]` and `[impact]`: checked key by key into `MeasureSettings`.
     #[serde(default)]
-    pub meter: MeterSection,
+    pub meter: toml::Table,
     #[serde(default)]
-    pub impact: ImpactSection,
+    pub impact: toml::Table,
     #[serde(default, rename = "workload")]
     pub workloads: Vec<RawEntry>,
     #[serde(default, rename = "variant")]
@@ -410,6 +484,21 @@ pub struct RawSuite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defaults_pass_their_own_checks() {
+        for (doc, v) in Settings::builtin().values() {
+            if let Some(v) = v {
+                assert_eq!(doc.allowed.refuses(&v), None, "{}: default {v}", doc.key);
+            }
+        }
+        let l = Layers([
+            &Settings::default(),
+            &Settings::default(),
+            &Settings::builtin(),
+        ]);
+        assert_eq!((l.batch_size(), l.epochs(), l.prune_block()), (128, 1, 1));
+    }
 
     #[test]
     fn every_settings_field_is_documented_once() {

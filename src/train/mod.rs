@@ -15,7 +15,7 @@
 //! step, `epoch` one epoch with its validation checkpoints, `eval` the
 //! windows after training, `precision` the dtypes and loss scaling.
 
-mod batch_schedule;
+pub mod batch_schedule;
 pub mod bench;
 pub mod cuda;
 pub mod early_stopping;
@@ -147,7 +147,7 @@ struct Loop<'a> {
     /// The batch size of the epoch in progress (changes under a schedule).
     batch: u32,
     /// The adaptive schedule's gradient-noise measurement of this epoch.
-    noise: Option<crate::config::NoiseScale>,
+    noise: Option<batch_schedule::NoiseScale>,
     step: u64,
     samples_seen: u64,
     totals: Cumulative,

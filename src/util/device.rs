@@ -21,8 +21,9 @@ pub enum DeviceError {
 }
 
 /// A parsed device request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DeviceSpec {
+    #[default]
     Cpu,
     Cuda(usize),
 }

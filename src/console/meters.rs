@@ -2,21 +2,44 @@
 //! counter update period, and a short idle reading per domain.
 
 use crate::config::MeterChoice;
-use crate::harness::runner::{Measurement, RunError, RunOptions};
+use crate::measure::{MeasureError, MeasureSettings, Measurement};
 use crate::meter::cpu_power::{
     CCF_LINES, CpuModel, CpuProfile, DRAM_WATTS_PER_GB, LOAD_CURVE, table_len,
 };
 use crate::meter::{self, Measurer, MeterError};
+use crate::util::device::DeviceSpec;
 use std::fmt::Write;
 
-fn status(opts: &RunOptions, choice: MeterChoice) -> Result<String, RunError> {
-    let suite_defaults = crate::harness::runner::Measurement::defaults(opts)?;
+/// Why `joulebench meters` could not report.
+#[derive(Debug, thiserror::Error)]
+pub enum MetersError {
+    #[error(transparent)]
+    Measure(#[from] MeasureError),
+    #[error(transparent)]
+    Meter(#[from] MeterError),
+    #[error("--calibrate compares the estimate with RAPL, which is not available here: {0}")]
+    NoRapl(MeterError),
+}
+
+/// The device `meters` reports for, and the measurement settings given.
+pub struct Target<'a> {
+    pub device: DeviceSpec,
+    pub settings: &'a MeasureSettings,
+}
+
+impl Target<'_> {
+    fn measurement(&self) -> Result<Measurement, MeasureError> {
+        self.settings.resolve()
+    }
+}
+
+fn status(t: &Target, choice: MeterChoice) -> Result<String, MetersError> {
     let mut mo = crate::meter::MeterOptions {
         choice,
-        ..suite_defaults.meter
+        ..t.measurement()?.meter
     };
-    node_gpus_on_cpu(&mut mo, opts);
-    Ok(match meter::build(&mo, opts.device) {
+    node_gpus_on_cpu(&mut mo, t.device);
+    Ok(match meter::build(&mo, t.device) {
         Ok(b) => {
             let info = b.meter.info();
             let mut s = format!(
@@ -44,9 +67,9 @@ fn status(opts: &RunOptions, choice: MeterChoice) -> Result<String, RunError> {
 
 /// On a CPU run `meters` shows the node's GPUs anyway (they draw power
 /// too): NVML with the run's GPUs becomes NVML with all of them.
-fn node_gpus_on_cpu(mo: &mut crate::meter::MeterOptions, opts: &RunOptions) {
+fn node_gpus_on_cpu(mo: &mut crate::meter::MeterOptions, device: DeviceSpec) {
     if mo.choice == MeterChoice::Nvml
-        && opts.device == crate::util::device::DeviceSpec::Cpu
+        && device == DeviceSpec::Cpu
         && mo.gpus == crate::config::GpuSelection::Run
     {
         mo.gpus = crate::config::GpuSelection::All;
@@ -54,21 +77,21 @@ fn node_gpus_on_cpu(mo: &mut crate::meter::MeterOptions, opts: &RunOptions) {
 }
 
 /// The report as text.
-pub fn report(opts: &RunOptions) -> Result<String, RunError> {
+pub fn report(t: &Target) -> Result<String, MetersError> {
     let mut out = String::new();
-    let _ = writeln!(out, "energy meters for --device {}:", opts.device);
+    let _ = writeln!(out, "energy meters for --device {}:", t.device);
     for (name, choice) in [
         ("nvml", MeterChoice::Nvml),
         ("rapl", MeterChoice::Rapl),
         ("estimate", MeterChoice::Estimate),
     ] {
-        let _ = writeln!(out, "  {name:<9} {}", status(opts, choice)?);
+        let _ = writeln!(out, "  {name:<9} {}", status(t, choice)?);
     }
-    let mut m = Measurement::defaults(opts)?;
-    node_gpus_on_cpu(&mut m.meter, opts);
+    let mut m = t.measurement()?;
+    node_gpus_on_cpu(&mut m.meter, t.device);
     out.push_str(&cpu_model_report(&m));
-    let built = meter::build(&m.meter, opts.device)?;
-    let device = match opts.device.open() {
+    let built = meter::build(&m.meter, t.device)?;
+    let device = match t.device.open() {
         Ok(d) => d,
         Err(e) => {
             let _ = writeln!(out, "no idle reading: {e}");
@@ -76,7 +99,7 @@ pub fn report(opts: &RunOptions) -> Result<String, RunError> {
         }
     };
     let mut measurer = Measurer::new(built.meter, device);
-    let secs = opts.idle_seconds.unwrap_or(1.0).max(0.2);
+    let secs = t.settings.meter.idle_seconds.unwrap_or(1.0).max(0.2);
     let idle = measurer.measure_idle(secs)?;
     let _ = writeln!(
         out,
@@ -174,13 +197,9 @@ fn cpu_model_report(m: &Measurement) -> String {
 }
 
 /// `joulebench meters --calibrate`: the load ladder against RAPL.
-pub fn calibrate(opts: &RunOptions, seconds: f64) -> Result<String, RunError> {
-    let m = Measurement::defaults(opts)?;
-    let mut rapl = meter::rapl::RaplMeter::open(&m.meter.rapl_root).map_err(|e| {
-        RunError::Option(format!(
-            "--calibrate compares the estimate with RAPL, which is not available here: {e}"
-        ))
-    })?;
+pub fn calibrate(t: &Target, seconds: f64) -> Result<String, MetersError> {
+    let m = t.measurement()?;
+    let mut rapl = meter::rapl::RaplMeter::open(&m.meter.rapl_root).map_err(MetersError::NoRapl)?;
     let p = m.meter.cpu_profile();
     let model = CpuModel::new(&p, m.meter.cpu_watts_per_core);
     let steps = meter::calibrate::ladder(
