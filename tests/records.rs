@@ -54,6 +54,8 @@ fn reading(name: &str, j: f64, s: f64) -> EnergyReading {
             watts: Watts(3.0),
         }],
         gpu_states: vec![],
+        interference: None,
+        validity: None,
     }
 }
 
@@ -117,6 +119,7 @@ fn record(s: &Suite, i: usize) -> TrialRecord {
         distillation: None,
         weights_file: None,
         gpu_self_check: vec![],
+        validity: None,
         gpu_settings: None,
         placement: None,
     }

@@ -11,8 +11,10 @@ pub mod composite;
 pub mod cpu_power;
 pub mod estimate;
 pub mod fake;
+pub mod interference;
 pub mod nvml;
 pub mod rapl;
+pub mod validity;
 pub mod window;
 
 use crate::util::units::{Joules, Seconds};

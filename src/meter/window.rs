@@ -114,6 +114,12 @@ pub struct EnergyReading {
     /// GPU temperature, clocks, power limit, utilisation at the window's end.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpu_states: Vec<GpuState>,
+    /// Other processes' use of the machine during the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interference: Option<super::interference::Interference>,
+    /// Whether the window's figure can be trusted, and why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity: Option<super::validity::Validity>,
 }
 
 impl EnergyReading {
@@ -143,6 +149,8 @@ impl EnergyReading {
             flags: Vec::new(),
             timeline: Vec::new(),
             gpu_states: Vec::new(),
+            interference: None,
+            validity: None,
         };
         let add = |a: &mut Option<Joules>, b: Option<Joules>| {
             if let Some(b) = b {
@@ -577,6 +585,8 @@ pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> Ener
         flags,
         timeline: Vec::new(),
         gpu_states: Vec::new(),
+        interference: None,
+        validity: None,
     };
     r.set_bands();
     r

@@ -209,6 +209,10 @@ pub struct TrialRecord {
     /// trial (when at least 3 s long): the disagreement, warned above 2%.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpu_self_check: Vec<crate::meter::window::SelfCheck>,
+    /// Whether the trial's figures can be trusted: the worst verdict of its
+    /// windows, with every finding (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity: Option<crate::meter::validity::Validity>,
     /// The GPU power limit / locked clocks the trial ran with, read back from NVML.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_settings: Option<GpuSettingsRecord>,
@@ -375,6 +379,7 @@ impl TrialRecord {
             distillation: None,
             weights_file: None,
             gpu_self_check: Vec::new(),
+            validity: None,
             gpu_settings: None,
             placement: None,
         }

@@ -70,6 +70,8 @@ pub fn window(
         flags: vec![],
         timeline: vec![],
         gpu_states: vec![],
+        interference: None,
+        validity: None,
     }
 }
 
@@ -165,6 +167,7 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
             distillation: None,
             weights_file: None,
             gpu_self_check: vec![],
+            validity: None,
             gpu_settings: None,
             placement: None,
         };
