@@ -209,7 +209,8 @@ fn validate_and_list_describe_the_plan_and_the_catalogue() {
         .unwrap();
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success());
-    assert!(s.contains("= 8 trials"), "{s}");
+    assert!(s.contains("= 24 trials"), "{s}");
+    assert!(s.contains("adaptive seeds: 3 to 6 from seed 1"), "{s}");
     assert!(s.contains("mlp/b128/s1/r0"), "{s}");
     let o = bin().arg("list").output().unwrap();
     let s = String::from_utf8_lossy(&o.stdout);

@@ -120,6 +120,7 @@ fn record(s: &Suite, i: usize) -> TrialRecord {
         weights_file: None,
         gpu_self_check: vec![],
         validity: None,
+        warmup: None,
         gpu_settings: None,
         placement: None,
     }

@@ -94,11 +94,23 @@ impl Run {
             _ => None,
         };
         let suite = Suite::load(&dir.join(store::SUITE_FILE)).ok();
+        // Adaptive seeds: the seeds the rule chose not to run are not missing.
+        let seeds: Option<crate::record::seeds::SeedDecisions> =
+            std::fs::read(dir.join(store::SEEDS_FILE))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
         let missing = suite
             .clone()
             .and_then(|s| sharded::plan_of(dir, s).ok())
             .map(|plan| sharded::missing(&plan, &records))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|k| {
+                !seeds
+                    .as_ref()
+                    .is_some_and(|d| d.skipped(&k.workload, k.seed))
+            })
+            .collect();
         Ok(Run {
             dir: dir.to_path_buf(),
             manifest,

@@ -1,27 +1,22 @@
 //! Small-sample statistics: mean, standard deviation, Student-t 95%
-//! confidence intervals, paired differences and MAD outlier flags.
+//! confidence intervals (t quantiles from statrs), paired differences and
+//! MAD outlier flags.
 
 use serde::{Deserialize, Serialize};
 
-/// Two-sided 97.5% quantiles of Student's t for df = 1..=30.
-const T975: [f64; 30] = [
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-    2.052, 2.048, 2.045, 2.042,
-];
-
-/// t such that P(|T| <= t) = 0.95 for `df` degrees of freedom.
+/// t such that P(|T| <= t) = 0.95 for `df` degrees of freedom (statrs'
+/// inverse CDF of Student's t; NaN for df = 0).
 pub fn t_975(df: usize) -> f64 {
-    match df {
-        0 => f64::NAN,
-        1..=30 => T975[df - 1],
-        // Beyond 30: the Cornish-Fisher expansion around z = 1.959964.
-        _ => {
-            let z: f64 = 1.959964;
-            let d = df as f64;
-            z + (z.powi(3) + z) / (4.0 * d)
-                + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * d * d)
-        }
+    t_quantile(0.975, df as f64)
+}
+
+/// The `p` quantile of Student's t with `df` degrees of freedom (NaN when
+/// df is not positive).
+pub fn t_quantile(p: f64, df: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    match StudentsT::new(0.0, 1.0, df) {
+        Ok(t) if df > 0.0 && (0.0..=1.0).contains(&p) => t.inverse_cdf(p),
+        _ => f64::NAN,
     }
 }
 
@@ -106,6 +101,110 @@ impl Estimate {
     }
 }
 
+/// A paired comparison on the log scale: for each pair (same seed and
+/// repeat) the log of treatment / baseline, their mean and a Student t 95%
+/// interval, read back as percent changes.
+///
+/// Why the log scale: energy and time differences between variants are
+/// multiplicative (a batch size that doubles the joules doubles them on
+/// every seed), so log ratios are additive and their interval is symmetric
+/// on the scale the effect acts on; a percent of the baseline is not
+/// (2x more is +100 %, 2x less is -50 %), and averaging percents of
+/// differently sized baselines mixes scales. Student t rather than a
+/// bootstrap: with the 2-10 pairs a suite has, a bootstrap's resamples
+/// cannot show more spread than the few pairs hold and its intervals come
+/// out too narrow; t's interval accounts for the unknown spread.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ratio {
+    /// Mean, sd and 95% half-width of log(treatment / baseline).
+    pub log: Estimate,
+}
+
+impl Ratio {
+    /// From (baseline, treatment) pairs; pairs that are not both positive
+    /// and finite are left out.
+    pub fn of_pairs(pairs: &[(f64, f64)]) -> Ratio {
+        let logs: Vec<f64> = pairs
+            .iter()
+            .filter(|(b, t)| b.is_finite() && t.is_finite() && *b > 0.0 && *t > 0.0)
+            .map(|(b, t)| (t / b).ln())
+            .collect();
+        Ratio {
+            log: Estimate::of(&logs),
+        }
+    }
+
+    pub fn pairs(&self) -> usize {
+        self.log.n
+    }
+
+    fn pct(x: f64) -> f64 {
+        (x.exp() - 1.0) * 100.0
+    }
+
+    /// The change of the treatment against the baseline, percent (geometric mean ratio − 1).
+    pub fn change_pct(&self) -> f64 {
+        Self::pct(self.log.mean)
+    }
+
+    /// The interval's ends, percent (NaN without an interval).
+    pub fn low_pct(&self) -> f64 {
+        Self::pct(self.log.low())
+    }
+
+    pub fn high_pct(&self) -> f64 {
+        Self::pct(self.log.high())
+    }
+
+    /// The interval excludes no change.
+    pub fn excludes_zero(&self) -> bool {
+        self.log.excludes_zero()
+    }
+
+    /// The interval lies within ± `margin_pct`: any difference is smaller than what matters.
+    pub fn within(&self, margin_pct: f64) -> bool {
+        let m = (1.0 + margin_pct / 100.0).ln();
+        self.log.ci95.is_finite() && self.log.low() > -m && self.log.high() < m
+    }
+
+    /// Resolved: a difference is shown, or ruled out beyond `margin_pct`.
+    pub fn resolved(&self, margin_pct: f64) -> bool {
+        self.excludes_zero() || self.within(margin_pct)
+    }
+
+    /// Pairs the observed spread needs for the question to be resolved at
+    /// `margin_pct`: the fewest n whose t interval, with this sd, is narrow
+    /// enough either to exclude zero at the observed mean or to fit inside
+    /// ± margin around it. None without a spread (fewer than 2 pairs), or
+    /// beyond 10,000 pairs.
+    pub fn pairs_needed(&self, margin_pct: f64) -> Option<usize> {
+        let sd = self.log.sd;
+        if !(sd.is_finite() && sd > 0.0) {
+            return (self.log.n >= 2 && sd == 0.0).then_some(self.log.n);
+        }
+        let d = self.log.mean.abs();
+        let m = (1.0 + margin_pct / 100.0).ln();
+        let target = d.max(m - d);
+        (2..=10_000).find(|&n| t_975(n - 1) * sd / (n as f64).sqrt() < target)
+    }
+
+    /// `+12.3 % [+8.1, +16.7]` (or the change alone without an interval).
+    pub fn show(&self) -> String {
+        if !self.log.mean.is_finite() {
+            return "-".into();
+        }
+        if !self.log.ci95.is_finite() {
+            return format!("{:+.1} %", self.change_pct());
+        }
+        format!(
+            "{:+.1} % [{:+.1}, {:+.1}]",
+            self.change_pct(),
+            self.low_pct(),
+            self.high_pct()
+        )
+    }
+}
+
 pub fn median(xs: &[f64]) -> f64 {
     if xs.is_empty() {
         return f64::NAN;
@@ -145,4 +244,52 @@ pub fn outliers(xs: &[f64]) -> Vec<usize> {
         .filter(|(_, z)| z.abs() > 3.5)
         .map(|(i, _)| i)
         .collect()
+}
+
+#[cfg(test)]
+mod t_tests {
+    use super::*;
+
+    #[test]
+    fn a_doubling_on_every_seed_is_resolved_and_noise_is_not() {
+        // mlp/b32 against b128 on the quick suite: 2.01x and 2.45x.
+        let r = Ratio::of_pairs(&[(10.0, 20.1), (10.0, 24.5)]);
+        assert!((r.change_pct() - 121.9).abs() < 0.5, "{}", r.change_pct());
+        // Two pairs: t(1) = 12.7, the interval spans zero ...
+        assert!(!r.resolved(5.0));
+        // ... and the spread says how many pairs would settle it.
+        let n = r.pairs_needed(5.0).unwrap();
+        assert!(n == 3, "{n}");
+        let r3 = Ratio::of_pairs(&[(10.0, 20.1), (10.0, 24.5), (10.0, 22.0)]);
+        assert!(r3.excludes_zero() && r3.low_pct() > 50.0, "{}", r3.show());
+        // Identical figures up to 1 % noise over 6 pairs: within a 5 % margin.
+        let same: Vec<(f64, f64)> = (0..6)
+            .map(|i| (10.0, 10.0 * (1.0 + 0.01 * ((i % 3) as f64 - 1.0))))
+            .collect();
+        let r = Ratio::of_pairs(&same);
+        assert!(r.within(5.0) && !r.excludes_zero(), "{}", r.show());
+        assert_eq!(Ratio::of_pairs(&[(10.0, 12.0)]).pairs_needed(5.0), None);
+    }
+
+    #[test]
+    fn t_quantiles_match_the_published_table() {
+        // Two-sided 95% critical values (e.g. NIST/SEMATECH e-Handbook, table 1.3.6.7.2).
+        for (df, t) in [
+            (1, 12.706),
+            (2, 4.303),
+            (3, 3.182),
+            (4, 2.776),
+            (10, 2.228),
+            (30, 2.042),
+            (100, 1.984),
+            (1000, 1.962),
+        ] {
+            assert!(
+                (t_975(df) - t).abs() < 6e-4,
+                "df {df}: {} vs {t}",
+                t_975(df)
+            );
+        }
+        assert!(t_975(0).is_nan());
+    }
 }

@@ -19,9 +19,23 @@ pub fn run(path: &Path, quick: bool) -> Result<i32> {
         plan.trials.len(),
         s.baseline
     );
-    println!("order (steps assume the 55,000-image Fashion-MNIST training split):");
+    let p = &s.protocol;
+    println!(
+        "protocol: variants {} within each seed{}; warm-up {} before each workload's first trial",
+        match p.order {
+            joulebench::config::protocol::Order::Shuffled =>
+                format!("shuffled (order seed {})", p.order_seed),
+            joulebench::config::protocol::Order::Fixed => "in the listed order".into(),
+        },
+        p.adaptive.map_or(String::new(), |a| format!(
+            "; adaptive seeds: {} to {} from seed {}, until each comparison with {} is resolved at +-{}% (the plan lists the cap)",
+            a.min, a.max, a.first, s.baseline, a.margin_pct
+        )),
+        if p.warmup_steps == 0 { "off".to_string() } else { format!("{} steps", p.warmup_steps) }
+    );
+    println!("run order (steps assume the 55,000-image Fashion-MNIST training split):");
     let mut total = 0;
-    for t in &plan.trials {
+    for t in plan.run_order(&s.protocol) {
         let steps = Plan::steps(t, 55_000);
         total += steps;
         println!("{}", line(t, steps));

@@ -9,6 +9,7 @@ pub mod measure;
 pub mod model;
 pub mod names;
 pub mod plan;
+pub mod protocol;
 pub mod technique;
 pub mod trial;
 

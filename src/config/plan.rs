@@ -61,3 +61,32 @@ impl Plan {
         spec.config.steps_per_epoch(train_samples) * spec.config.epochs as u64
     }
 }
+
+impl Plan {
+    /// The trials in the order they run: blocks of one workload × seed ×
+    /// repeat in plan order; within each block the variants as listed
+    /// (`Order::Fixed`) or shuffled by an RNG seeded from the protocol's
+    /// `order_seed` and the block (`Order::Shuffled`), so the same suite
+    /// runs in the same order everywhere and drift spreads over variants.
+    pub fn run_order(&self, protocol: &super::protocol::Protocol) -> Vec<&TrialSpec> {
+        let mut out: Vec<&TrialSpec> = Vec::with_capacity(self.trials.len());
+        let mut i = 0;
+        while i < self.trials.len() {
+            let k = &self.trials[i].key;
+            let n = self.trials[i..]
+                .iter()
+                .take_while(|t| {
+                    (&t.key.workload, t.key.seed, t.key.repeat) == (&k.workload, k.seed, k.repeat)
+                })
+                .count();
+            let mut block: Vec<&TrialSpec> = self.trials[i..i + n].iter().collect();
+            if protocol.order == super::protocol::Order::Shuffled {
+                let purpose = format!("order/{}/{}/{}", k.workload, k.seed, k.repeat);
+                crate::util::rng::Rng::derive(protocol.order_seed, &purpose).shuffle(&mut block);
+            }
+            out.extend(block);
+            i += n;
+        }
+        out
+    }
+}

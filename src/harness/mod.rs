@@ -3,4 +3,5 @@
 
 pub mod datasets;
 pub mod options;
+pub mod rounds;
 pub mod runner;

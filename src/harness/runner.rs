@@ -410,6 +410,44 @@ struct TrialContext<'a> {
 }
 
 impl TrialContext<'_> {
+    /// The discarded warm-up before a workload's first trial: `spec`'s
+    /// configuration for `steps` steps, without idle window or cool-down.
+    fn warmup(
+        &self,
+        run_dir: &std::path::Path,
+        spec: &crate::config::plan::TrialSpec,
+        steps: u32,
+        data: &mut DeviceData,
+        measurer: &mut Measurer,
+    ) -> crate::record::seeds::Warmup {
+        let w = super::rounds::warmup_spec(spec, steps);
+        let quiet = Measurement {
+            idle_seconds: 0.0,
+            cooldown_seconds: 0.0,
+            cooldown_temperature_c: None,
+            ..self.measurement.clone()
+        };
+        let t = std::time::Instant::now();
+        let r = run_trial(
+            self.suite,
+            run_dir,
+            &w,
+            data,
+            measurer,
+            &quiet,
+            &crate::train::Silent,
+        );
+        let outcome = match &r.status {
+            TrialStatus::Failed { error } => format!("failed: {error}"),
+            other => format!("{other:?}").to_lowercase(),
+        };
+        crate::record::seeds::Warmup {
+            steps: r.epochs.iter().map(|e| e.steps).sum(),
+            seconds: crate::util::units::Seconds(t.elapsed().as_secs_f64()),
+            outcome,
+        }
+    }
+
     /// Runs one planned trial, its GPU settings applied around it, and
     /// returns its record (with where it ran).
     fn run(
@@ -451,6 +489,22 @@ impl TrialContext<'_> {
         record.placement = Some(self.placement.clone());
         Ok(record)
     }
+}
+
+/// Writes the adaptive-seeds decisions into the run folder.
+fn write_decisions(
+    run: &std::path::Path,
+    d: &crate::record::seeds::SeedDecisions,
+) -> Result<(), RunError> {
+    let path = run.join(crate::runfolder::store::SEEDS_FILE);
+    let bytes = serde_json::to_vec_pretty(d).map_err(StoreError::from)?;
+    crate::util::fsio::replace_file(&path, &bytes).map_err(|source| {
+        RunError::Store(StoreError::Io {
+            action: "write",
+            path,
+            source,
+        })
+    })
 }
 
 /// Runs (or resumes) a suite.
@@ -508,56 +562,76 @@ pub fn run_suite(
         device_name: opts.device.to_string(),
         cache: HashMap::new(),
     };
-    let mine: Vec<&crate::config::plan::TrialSpec> = plan
-        .trials
-        .iter()
-        .filter(|t| shard.is_none_or(|s| s.shard.owns(t.index)))
-        .collect();
+    let owned = |t: &crate::config::plan::TrialSpec| shard.is_none_or(|s| s.shard.owns(t.index));
+    let mine = plan.trials.iter().filter(|t| owned(t)).count();
     let total = plan.trials.len();
-    let heartbeat = heartbeat(opts, &placement, records.len(), mine.len());
+    if suite.protocol.adaptive.is_some() && shard.is_some() {
+        return Err(RunError::Option(
+            "adaptive seeds (`seeds = { first, min, max, ... }`) decide the next seed from every trial so far, so they run in one process: give the suite a list of seeds to run it in shards".into(),
+        ));
+    }
+    let rounds = super::rounds::Rounds::new(&plan, &suite.protocol, &suite.baseline, &suite.seeds);
+    let heartbeat = heartbeat(opts, &placement, records.len(), mine);
     let mut ran = 0;
     let mut interrupted = None;
-    for spec in mine {
-        if done.contains(&spec.key) {
-            continue;
-        }
-        if let Some(sig) = crate::util::interrupt::requested() {
-            interrupted = Some(sig);
+    // Workloads warmed up in this process (a resumed run warms up again).
+    let mut warmed: std::collections::HashSet<String> = std::collections::HashSet::new();
+    'rounds: loop {
+        let todo: Vec<&crate::config::plan::TrialSpec> = rounds
+            .next(&records)
+            .into_iter()
+            .filter(|t| owned(t) && !done.contains(&t.key))
+            .collect();
+        if todo.is_empty() {
             break;
         }
-        let ctx = TrialContext {
-            suite,
-            measurement: &measurement,
-            placement: &placement,
-            progress,
-            total,
-        };
-        let record = ctx.run(&run.path, spec, &mut data, &mut measurer, &mut gpu_control)?;
-        // A trial cut short by a signal is discarded: its partial windows
-        // would read as a finished trial. Resume runs it again.
-        if let Some(sig) = crate::util::interrupt::requested()
-            && record.status != TrialStatus::Completed
-        {
-            tracing::warn!(
-                "{}: interrupted by {}; not recorded",
-                spec.key,
-                crate::util::interrupt::name(sig)
+        for spec in todo {
+            if let Some(sig) = crate::util::interrupt::requested() {
+                interrupted = Some(sig);
+                break 'rounds;
+            }
+            let ctx = TrialContext {
+                suite,
+                measurement: &measurement,
+                placement: &placement,
+                progress,
+                total,
+            };
+            let steps = suite.protocol.warmup_steps;
+            let warmup = (steps > 0 && warmed.insert(spec.key.workload.clone()))
+                .then(|| ctx.warmup(&run.path, spec, steps, &mut data, &mut measurer));
+            let mut record =
+                ctx.run(&run.path, spec, &mut data, &mut measurer, &mut gpu_control)?;
+            record.warmup = warmup;
+            // A trial cut short by a signal is discarded: its partial windows
+            // would read as a finished trial. Resume runs it again.
+            if let Some(sig) = crate::util::interrupt::requested()
+                && record.status != TrialStatus::Completed
+            {
+                tracing::warn!(
+                    "{}: interrupted by {}; not recorded",
+                    spec.key,
+                    crate::util::interrupt::name(sig)
+                );
+                interrupted = Some(sig);
+                break 'rounds;
+            }
+            run.append(&record)?;
+            progress.trial_end(
+                &spec.key.to_string(),
+                &crate::console::summary::one_line(&record),
             );
-            interrupted = Some(sig);
-            break;
+            records.push(record);
+            ran += 1;
+            if let Some(h) = &heartbeat {
+                h.update(|b| {
+                    b.done = records.len();
+                    b.current = None;
+                });
+            }
         }
-        run.append(&record)?;
-        progress.trial_end(
-            &spec.key.to_string(),
-            &crate::console::summary::one_line(&record),
-        );
-        records.push(record);
-        ran += 1;
-        if let Some(h) = &heartbeat {
-            h.update(|b| {
-                b.done = records.len();
-                b.current = None;
-            });
+        if let Some(d) = rounds.decisions(&records) {
+            write_decisions(&run.path, &d)?;
         }
     }
     if let Some(h) = heartbeat {

@@ -10,6 +10,7 @@ use crate::config::plan::{TrialKey, TrialSpec};
 use crate::meter::EnergyReading;
 
 pub mod placement;
+pub mod seeds;
 pub mod technique;
 
 use crate::gpu::control::GpuSettingsRecord;
@@ -213,6 +214,10 @@ pub struct TrialRecord {
     /// windows, with every finding (absent in older records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity: Option<crate::meter::validity::Validity>,
+    /// The discarded warm-up that ran just before this trial (the first of
+    /// its workload in a process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<seeds::Warmup>,
     /// The GPU power limit / locked clocks the trial ran with, read back from NVML.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_settings: Option<GpuSettingsRecord>,
@@ -380,6 +385,7 @@ impl TrialRecord {
             weights_file: None,
             gpu_self_check: Vec::new(),
             validity: None,
+            warmup: None,
             gpu_settings: None,
             placement: None,
         }

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 pub const TRIALS_FILE: &str = "trials.jsonl";
 pub const SUITE_FILE: &str = "suite.toml";
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// What the adaptive-seeds rule decided (`record::seeds::SeedDecisions`).
+pub const SEEDS_FILE: &str = "seeds.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

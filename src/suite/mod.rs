@@ -12,6 +12,7 @@
 
 mod check;
 mod expand;
+mod protocol;
 mod resolve;
 pub mod settings;
 
@@ -69,8 +70,11 @@ pub struct Suite {
     pub name: String,
     pub description: String,
     pub baseline: String,
+    /// Every seed the plan may run (adaptive seeds: up to the cap).
     pub seeds: Vec<u64>,
     pub repeats: u32,
+    /// Trial order, warm-up and adaptive seeds.
+    pub protocol: crate::config::protocol::Protocol,
     pub defaults: Settings,
     pub data: DataSection,
     /// `[meter]` and `[impact]` as written (checked; relative paths made
@@ -180,7 +184,7 @@ impl Suite {
             ));
         }
         let defaults = raw.defaults.unwrap_or_default();
-        let seeds = seeds(&cx, defaults.seeds)?;
+        let (seeds, protocol) = protocol::protocol(&cx, raw.protocol, defaults.seeds)?;
         let repeats = match defaults.repeats {
             None => 1,
             Some(r) if (1..=1000).contains(&r) => r as u32,
@@ -210,6 +214,7 @@ impl Suite {
             baseline,
             seeds,
             repeats,
+            protocol,
             defaults: default_settings,
             data: raw.data,
             measure,
@@ -339,11 +344,7 @@ fn apply_quick(cx: &Ctx, d: &mut Defaults, quick: toml::Table) -> Result<(), Sui
     use serde::Deserialize;
     for (k, v) in quick {
         match k.as_str() {
-            "seeds" => {
-                d.seeds = Some(Vec::<i64>::deserialize(v).map_err(|e| {
-                    cx.invalid("quick.seeds", e.message(), "a list of integer seeds")
-                })?)
-            }
+            "seeds" => d.seeds = Some(v),
             "repeats" => {
                 d.repeats = Some(
                     i64::deserialize(v)
@@ -356,40 +357,6 @@ fn apply_quick(cx: &Ctx, d: &mut Defaults, quick: toml::Table) -> Result<(), Sui
         }
     }
     Ok(())
-}
-
-fn seeds(cx: &Ctx, seeds: Option<Vec<i64>>) -> Result<Vec<u64>, SuiteError> {
-    let Some(v) = seeds else { return Ok(vec![0]) };
-    if v.is_empty() {
-        return Err(cx.invalid(
-            "defaults.seeds",
-            "[]",
-            "give at least one seed, e.g. seeds = [1, 2, 3]",
-        ));
-    }
-    if v.len() > MAX_TRIALS {
-        return Err(cx.invalid(
-            "defaults.seeds",
-            format!("({} seeds)", v.len()),
-            &format!("at most {MAX_TRIALS} seeds"),
-        ));
-    }
-    let mut out = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for s in v {
-        if s < 0 {
-            return Err(cx.invalid("defaults.seeds", s, "seeds are integers >= 0"));
-        }
-        if !seen.insert(s) {
-            return Err(cx.invalid(
-                "defaults.seeds",
-                s,
-                "each seed may appear once (use `repeats` to repeat a seed)",
-            ));
-        }
-        out.push(s as u64);
-    }
-    Ok(out)
 }
 
 fn workloads(cx: &Ctx, raw: Vec<RawEntry>) -> Result<Vec<Workload>, SuiteError> {

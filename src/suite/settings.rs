@@ -424,8 +424,9 @@ settings! {
 /// (checked strictly when the flattened table is turned into `Settings`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Defaults {
+    /// A list of seeds, or the table of adaptive seeds (`suite::protocol`).
     #[serde(default)]
-    pub seeds: Option<Vec<i64>>,
+    pub seeds: Option<toml::Value>,
     #[serde(default)]
     pub repeats: Option<i64>,
     #[serde(flatten)]
@@ -439,6 +440,16 @@ pub struct DataSection {
     pub fashion_mnist: Option<PathBuf>,
     /// Folder of plain-text files for the character-level corpus.
     pub corpus: Option<PathBuf>,
+}
+
+/// `[protocol]` as written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProtocol {
+    /// `shuffled` (default) or `fixed`.
+    pub order: Option<String>,
+    pub order_seed: Option<i64>,
+    pub warmup_steps: Option<i64>,
 }
 
 /// A `[[workload]]` or `[[variant]]` table before checking.
@@ -464,6 +475,9 @@ pub struct RawSuite {
     pub defaults: Option<Defaults>,
     #[serde(default)]
     pub data: DataSection,
+    /// Trial order and warm-up.
+    #[serde(default)]
+    pub protocol: RawProtocol,
     /// `[meter]` and `[impact]`: checked key by key into `MeasureSettings`.
     #[serde(default)]
     pub meter: toml::Table,

@@ -168,6 +168,7 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
             weights_file: None,
             gpu_self_check: vec![],
             validity: None,
+            warmup: None,
             gpu_settings: None,
             placement: None,
         };
