@@ -3,8 +3,10 @@
 
 mod common;
 
+use joulebench::analysis::STUDIES;
 use joulebench::analysis::aggregate::{energy_to_accuracy, paired, summarize};
 use joulebench::analysis::stats::{Estimate, median, modified_z, outliers, t_975};
+use joulebench::analysis::study::Ctx;
 use joulebench::analysis::{Run, compare, csv_export, plots, report, series};
 use joulebench::meter::Provenance;
 use std::path::Path;
@@ -115,7 +117,25 @@ fn every_plot_renders_with_its_series_and_axis_labels_and_estimates_are_marked()
     ))
     .unwrap();
     let files = plots::draw_all(&run, &dir.path().join("plots"), 0.78).unwrap();
-    assert_eq!(files.len(), 12, "{files:?}");
+    // An SVG and a PNG per registered chart that applies, and none of the others.
+    let ctx = Ctx {
+        run: &run,
+        target: 0.78,
+    };
+    let applies: Vec<&str> = plots::applicable(&ctx).map(|c| c.stem()).collect();
+    assert_eq!(files.len(), 2 * applies.len(), "{files:?}");
+    for c in plots::CHARTS {
+        for ext in ["svg", "png"] {
+            let f = dir.path().join("plots").join(format!("{}.{ext}", c.stem()));
+            assert_eq!(files.contains(&f), applies.contains(&c.stem()), "{f:?}");
+            assert_eq!(f.is_file(), applies.contains(&c.stem()), "{f:?}");
+        }
+    }
+    // The fixture has no sparse-execution records and no transformer sweep.
+    for stem in ["sparsity-sweep", "context-sweep"] {
+        assert!(plots::CHARTS.iter().any(|c| c.stem() == stem), "{stem}");
+        assert!(!applies.contains(&stem), "{stem}");
+    }
     for f in &files {
         assert!(
             std::fs::metadata(f).unwrap().len() > 1000,
@@ -225,6 +245,25 @@ fn report_and_csv_match_golden_files() {
     let rows: Vec<_> = rdr.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 8);
     assert!(rows.iter().all(|r| r.len() == n));
+    // The studies' columns close the header, in registry order, and every
+    // study gives one cell per column it declares.
+    let theirs: Vec<&str> = STUDIES
+        .iter()
+        .flat_map(|s| s.csv_columns().iter().copied())
+        .collect();
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(header[n - theirs.len()..], theirs[..]);
+    for s in STUDIES {
+        for r in &run.records {
+            let m = joulebench::analysis::aggregate::metrics(r);
+            assert_eq!(
+                s.csv_cells(r, &m).len(),
+                s.csv_columns().len(),
+                "{}",
+                s.name()
+            );
+        }
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 use super::Run;
 use super::stats::Estimate;
+use super::study::{Ctx, Study};
 use std::fmt::Write as _;
 
 /// One epoch of one scheduled workload/variant, over its trials.
@@ -65,8 +66,22 @@ pub fn rows(run: &Run) -> Vec<EpochRow> {
         .collect()
 }
 
+/// The "Batch schedules" study: each scheduled epoch's batch size, learning
+/// rate and gradient noise scale.
+pub struct BatchSchedules;
+
+impl Study for BatchSchedules {
+    fn name(&self) -> &'static str {
+        "batch-schedules"
+    }
+
+    fn section(&self, ctx: &Ctx, o: &mut String) {
+        report_section(o, ctx.run);
+    }
+}
+
 /// The report's "Batch schedules" section (nothing without scheduled trials).
-pub fn report_section(o: &mut String, run: &Run) {
+fn report_section(o: &mut String, run: &Run) {
     let rows = rows(run);
     if rows.is_empty() {
         return;

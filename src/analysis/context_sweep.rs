@@ -5,6 +5,7 @@
 
 use super::Run;
 use super::stats::Estimate;
+use super::study::{Ctx, Study};
 use crate::config::ModelSize;
 use crate::record::TrialRecord;
 use std::fmt::Write as _;
@@ -110,8 +111,21 @@ pub fn points(run: &Run) -> Vec<Point> {
         .collect()
 }
 
+/// The context-length sweep study.
+pub struct ContextSweep;
+
+impl Study for ContextSweep {
+    fn name(&self) -> &'static str {
+        "context-sweep"
+    }
+
+    fn section(&self, ctx: &Ctx, o: &mut String) {
+        report_section(o, ctx.run);
+    }
+}
+
 /// The report's "Context-length sweep" section (nothing without a sweep).
-pub fn report_section(o: &mut String, run: &Run) {
+fn report_section(o: &mut String, run: &Run) {
     let pts = points(run);
     if pts.is_empty() {
         return;

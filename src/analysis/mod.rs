@@ -15,6 +15,7 @@ pub mod schedule;
 pub mod series;
 pub mod sparsity_sweep;
 pub mod stats;
+pub mod study;
 
 use crate::record::TrialRecord;
 use crate::runfolder::manifest::Manifest;
@@ -22,6 +23,20 @@ use crate::runfolder::sharded;
 use crate::runfolder::store::{self, StoreError};
 use crate::suite::Suite;
 use std::path::{Path, PathBuf};
+
+/// The studies in the order of their `report.md` sections (and of their
+/// `trials.csv` columns).
+pub const STUDIES: &[&dyn study::Study] = &[
+    &report::variants::Variants,
+    &report::baseline::AgainstBaseline,
+    &report::estimate_band::EstimateBand,
+    &report::energy_to_accuracy::EnergyToAccuracy,
+    &batch_schedules::BatchSchedules,
+    &power_limit::PowerLimit,
+    &schedule::CarbonByStartTime,
+    &context_sweep::ContextSweep,
+    &sparsity_sweep::SparsitySweep,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {

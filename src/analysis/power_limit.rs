@@ -6,6 +6,7 @@
 
 use super::Run;
 use super::aggregate::energy_to_accuracy;
+use super::study::{Ctx, Study};
 use std::fmt::Write as _;
 
 /// One (workload, batch size, power limit) point, means over its trials.
@@ -78,8 +79,21 @@ pub fn cost(p: &Point, eta: f64, max_power_w: f64) -> f64 {
     eta * p.eta_j + (1.0 - eta) * max_power_w * p.tta_s
 }
 
+/// The power limit x batch size study (Zeus).
+pub struct PowerLimit;
+
+impl Study for PowerLimit {
+    fn name(&self) -> &'static str {
+        "power-limit"
+    }
+
+    fn section(&self, ctx: &Ctx, o: &mut String) {
+        report_section(o, ctx.run, ctx.target);
+    }
+}
+
 /// The report section (nothing when no trial set a power limit).
-pub fn report_section(o: &mut String, run: &Run, target: f64) {
+fn report_section(o: &mut String, run: &Run, target: f64) {
     let pts = points(run, target);
     if pts.is_empty() {
         return;

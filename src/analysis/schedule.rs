@@ -3,6 +3,7 @@
 //! and computes the CO2e for a start at every hour of each chosen region's
 //! data year (`impact::schedule`), then writes `schedule/` in the run folder.
 
+use super::study::{Ctx, Study};
 use super::{AnalysisError, Run};
 use crate::impact::hourly::{self, Span};
 use crate::impact::schedule::{Load, WhatIf, what_if};
@@ -331,8 +332,21 @@ fn attributions(whatifs: &[WhatIf]) -> String {
         .join(" ")
 }
 
+/// The report's carbon-by-start-time study (runs with an hourly profile).
+pub struct CarbonByStartTime;
+
+impl Study for CarbonByStartTime {
+    fn name(&self) -> &'static str {
+        "carbon-by-start-time"
+    }
+
+    fn section(&self, ctx: &Ctx, o: &mut String) {
+        report_section(o, ctx.run);
+    }
+}
+
 /// The report's short section when the run's region has an hourly profile.
-pub fn report_section(o: &mut String, run: &Run) {
+fn report_section(o: &mut String, run: &Run) {
     let Some(h) = run
         .manifest
         .as_ref()

@@ -5,6 +5,7 @@
 
 use super::Run;
 use super::stats::Estimate;
+use super::study::{Ctx, Study};
 use crate::record::{TrialRecord, TrialStatus};
 use std::fmt::Write as _;
 
@@ -122,8 +123,21 @@ pub fn series(pts: &[Point]) -> Vec<(String, String, Vec<&Point>)> {
     out
 }
 
+/// The sparse-execution study.
+pub struct SparsitySweep;
+
+impl Study for SparsitySweep {
+    fn name(&self) -> &'static str {
+        "sparsity-sweep"
+    }
+
+    fn section(&self, ctx: &Ctx, o: &mut String) {
+        report_section(o, ctx.run);
+    }
+}
+
 /// The report's "Sparse execution" section (nothing without sparse records).
-pub fn report_section(o: &mut String, run: &Run) {
+fn report_section(o: &mut String, run: &Run) {
     let pts = points(run);
     if pts.is_empty() {
         return;

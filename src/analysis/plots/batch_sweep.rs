@@ -1,13 +1,27 @@
 //! Batch-size sweep: energy and time against the (fixed) batch size, and,
 //! when the run has batch schedules, the batch size each epoch used.
 
+use super::chart::{Area, Chart};
 use super::style::{Res, at, color, energy_label, legend, line_with_bars};
 use crate::analysis::Run;
 use crate::analysis::stats::Estimate;
+use crate::analysis::study::Ctx;
 use crate::record::TrialRecord;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+
+/// The batch-size sweep (every run).
+pub struct BatchSweep;
+
+impl Chart for BatchSweep {
+    const STEM: &'static str = "batch-size-sweep";
+    const SIZE: (u32, u32) = (1100, 500);
+
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>, ctx: &Ctx) -> Res {
+        batch_sweep(area, ctx.run)
+    }
+}
 
 /// 5. Batch-size sweep: training energy and time versus batch size, per workload.
 pub fn batch_sweep<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run) -> Res {

@@ -1,10 +1,20 @@
 //! Measured treatment/baseline ratios against the published ones, per claim.
 
+use super::chart::{Area, Figure};
 use super::style::{Res, color, index_label, legend};
 use crate::analysis::claims::Outcome;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+
+/// The measured-vs-published chart of a reproduction's outcomes.
+pub struct ClaimsChart<'a>(pub &'a [&'a Outcome]);
+
+impl Figure for ClaimsChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> Res {
+        claims_chart(area, self.0)
+    }
+}
 
 /// Measured treatment/baseline ratio (95% CI) against the published ratio,
 /// per claim, on a log axis.

@@ -2,12 +2,30 @@
 //! generated tokens and validation bits per character against T, one line
 //! per workload × attention variant.
 
+use super::chart::{Area, Chart};
 use super::style::{Res, at, color, energy_label, legend, line_with_bars};
-use crate::analysis::context_sweep::Point;
+use crate::analysis::context_sweep::{Point, points};
 use crate::analysis::stats::Estimate;
+use crate::analysis::study::Ctx;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+
+/// The context-length sweep (runs whose transformer trials span two or more contexts or attention variants).
+pub struct ContextSweepChart;
+
+impl Chart for ContextSweepChart {
+    const STEM: &'static str = "context-sweep";
+    const SIZE: (u32, u32) = (1500, 480);
+
+    fn applies(&self, ctx: &Ctx) -> bool {
+        !points(ctx.run).is_empty()
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>, ctx: &Ctx) -> Res {
+        context_sweep(area, &points(ctx.run), ctx.run.modelled())
+    }
+}
 
 type Metric = fn(&Point) -> &Estimate;
 

@@ -1,12 +1,26 @@
 //! Energy versus accuracy, one point per trial, with the Pareto frontier.
 
+use super::chart::{Area, Chart};
 use super::style::{Res, color, energy_label, legend, pad};
 use crate::analysis::Run;
 use crate::analysis::aggregate::metrics;
 use crate::analysis::series::pareto;
+use crate::analysis::study::Ctx;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+
+/// Energy versus accuracy (every run).
+pub struct EnergyAccuracy;
+
+impl Chart for EnergyAccuracy {
+    const STEM: &'static str = "energy-vs-accuracy";
+    const SIZE: (u32, u32) = (900, 560);
+
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>, ctx: &Ctx) -> Res {
+        energy_accuracy(area, ctx.run)
+    }
+}
 
 /// 2. Energy versus accuracy, one point per trial, Pareto frontier drawn.
 pub fn energy_accuracy<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run) -> Res {

@@ -1,13 +1,27 @@
 //! Energy per variant: stacked idle + net bars with the 95% CI of gross,
 //! and, for estimated energy, the estimate's band as a wide bracket.
 
+use super::chart::{Area, Chart};
 use super::style::{Res, color, energy_label, index_label, legend};
 use crate::analysis::Run;
 use crate::analysis::aggregate::{VariantSummary, summarize};
+use crate::analysis::study::Ctx;
 
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+
+/// Energy per variant (every run).
+pub struct EnergyBars;
+
+impl Chart for EnergyBars {
+    const STEM: &'static str = "energy-per-variant";
+    const SIZE: (u32, u32) = (900, 560);
+
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>, ctx: &Ctx) -> Res {
+        energy_bars(area, ctx.run)
+    }
+}
 
 /// 1. Energy per variant: stacked idle + net bars with the 95% CI of gross.
 pub fn energy_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run) -> Res {

@@ -1,10 +1,24 @@
 //! Energy to accuracy: validation accuracy against cumulative energy.
 
+use super::chart::{Area, Chart};
 use super::style::{Res, color, energy_label, legend, pad};
 use crate::analysis::Run;
+use crate::analysis::study::Ctx;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+
+/// Energy-to-accuracy curves (every run).
+pub struct EtaCurves;
+
+impl Chart for EtaCurves {
+    const STEM: &'static str = "energy-to-accuracy";
+    const SIZE: (u32, u32) = (900, 560);
+
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>, ctx: &Ctx) -> Res {
+        eta_curves(area, ctx.run, ctx.target)
+    }
+}
 
 /// 3. Cumulative energy versus validation accuracy (ETA curves), target marked.
 pub fn eta_curves<DB: DrawingBackend>(

@@ -1,11 +1,25 @@
 //! CO2e and water of the whole run for a list of regions.
 
+use super::chart::{Area, Chart};
 use super::style::{Res, color, energy_label, index_label};
 use crate::analysis::Run;
 use crate::analysis::series::impact_by_region;
+use crate::analysis::study::Ctx;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+
+/// CO2e by grid region (every run).
+pub struct ImpactRegions;
+
+impl Chart for ImpactRegions {
+    const STEM: &'static str = "impact-by-region";
+    const SIZE: (u32, u32) = (900, 520);
+
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>, ctx: &Ctx) -> Res {
+        impact_regions(area, ctx.run)
+    }
+}
 
 /// 6. CO2e and water of the whole run for a list of regions.
 pub fn impact_regions<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run) -> Res {

@@ -1,6 +1,12 @@
 //! Comparison plots (plotters), each written as SVG and PNG: one file per
 //! chart, shared style in `style`, the data they draw in `analysis::series`.
 //!
+//! A run's charts are registered in `CHARTS`: adding one is a new file with
+//! a type implementing `chart::Chart` (stem, size, whether it applies to a
+//! run, the drawing) and one line there. `draw_all` checks the font once and
+//! draws every chart that applies, through `chart::render`, which the
+//! reproduction's and the scheduling charts use too.
+//!
 //! Modelled energy (estimated or fake) is marked in every title and legend.
 //! Text layout needs a TrueType font: `$JOULEBENCH_FONT`, DejaVu Sans
 //! (Debian `fonts-dejavu-core`, which `scripts/setup-data.sh` installs) or
@@ -10,6 +16,7 @@
 #[macro_use]
 mod style;
 mod batch_sweep;
+pub mod chart;
 mod claims_chart;
 mod context_sweep_chart;
 mod energy_accuracy;
@@ -21,10 +28,24 @@ mod schedule_charts;
 mod sparsity_chart;
 
 use super::claims::Outcome;
+use super::study::Ctx;
 use super::{AnalysisError, Run};
+use chart::{Registered, render};
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+/// The run's charts, in the order they are drawn and listed in `report.md`.
+pub const CHARTS: &[&dyn Registered] = &[
+    &energy_bars::EnergyBars,
+    &energy_accuracy::EnergyAccuracy,
+    &eta_curves::EtaCurves,
+    &power_timeline::PowerTimeline,
+    &batch_sweep::BatchSweep,
+    &impact_regions::ImpactRegions,
+    &sparsity_chart::SparsityChart,
+    &context_sweep_chart::ContextSweepChart,
+];
 
 const FONT_CANDIDATES: &[&str] = &[
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -53,42 +74,12 @@ pub fn png_font_available() -> bool {
     })
 }
 
-/// Draws `$draw(&area)` to `<stem>.svg` and, with a font, `<stem>.png`.
-macro_rules! render {
-    ($files:expr, $stem:expr, $size:expr, $draw:expr) => {{
-        let stem: PathBuf = $stem;
-        let name = stem
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let err = |message: String| AnalysisError::Plot {
-            plot: name.clone(),
-            message,
-        };
-        let svg = stem.with_extension("svg");
-        {
-            let area = SVGBackend::new(&svg, $size).into_drawing_area();
-            ($draw)(&area).map_err(err)?;
-            area.present().map_err(|e| err(e.to_string()))?;
-        }
-        $files.push(svg);
-        {
-            let png = stem.with_extension("png");
-            {
-                let area = BitMapBackend::new(&png, $size).into_drawing_area();
-                ($draw)(&area).map_err(err)?;
-                area.present().map_err(|e| err(e.to_string()))?;
-            }
-            $files.push(png);
-        }
-    }};
-}
-
-/// Draws every plot into `dir`; returns the files written.
-pub fn draw_all(run: &Run, dir: &Path, target: f64) -> Result<Vec<PathBuf>, AnalysisError> {
+/// Checks the font (SVG text is laid out with it too, so without one no
+/// chart can be drawn) and creates `dir`. `plot` names what was to be drawn.
+fn ready(dir: &Path, plot: &str) -> Result<(), AnalysisError> {
     if !png_font_available() {
         return Err(AnalysisError::Plot {
-            plot: "any plot".into(),
+            plot: plot.into(),
             message: format!(
                 "no TrueType font found for plot text (looked at $JOULEBENCH_FONT and {}); install one with `apt-get install fonts-dejavu-core` or set JOULEBENCH_FONT=/path/to/font.ttf",
                 FONT_CANDIDATES.join(", ")
@@ -98,60 +89,32 @@ pub fn draw_all(run: &Run, dir: &Path, target: f64) -> Result<Vec<PathBuf>, Anal
     std::fs::create_dir_all(dir).map_err(|e| AnalysisError::File {
         path: dir.to_path_buf(),
         message: e.to_string(),
-    })?;
+    })
+}
+
+/// The registered charts that apply to the run, in drawing order.
+pub fn applicable<'c>(ctx: &'c Ctx) -> impl Iterator<Item = &'static dyn Registered> + 'c {
+    CHARTS.iter().copied().filter(|c| c.applies(ctx))
+}
+
+/// Draws every registered chart that applies to the run into `dir`;
+/// returns the files written (SVG then PNG per chart).
+pub fn draw_all(run: &Run, dir: &Path, target: f64) -> Result<Vec<PathBuf>, AnalysisError> {
+    ready(dir, "any plot")?;
+    let ctx = Ctx { run, target };
     let mut files = Vec::new();
-    render!(files, dir.join("energy-per-variant"), (900, 560), |a| {
-        energy_bars::energy_bars(a, run)
-    });
-    render!(files, dir.join("energy-vs-accuracy"), (900, 560), |a| {
-        energy_accuracy::energy_accuracy(a, run)
-    });
-    render!(files, dir.join("energy-to-accuracy"), (900, 560), |a| {
-        eta_curves::eta_curves(a, run, target)
-    });
-    if let Some(r) = run.records.iter().find(|r| !r.epochs.is_empty()) {
-        render!(files, dir.join("power-timeline"), (900, 500), |a| {
-            power_timeline::power_timeline(a, r)
-        });
-    }
-    render!(files, dir.join("batch-size-sweep"), (1100, 500), |a| {
-        batch_sweep::batch_sweep(a, run)
-    });
-    render!(files, dir.join("impact-by-region"), (900, 520), |a| {
-        impact_regions::impact_regions(a, run)
-    });
-    let sparse = super::sparsity_sweep::points(run);
-    if !sparse.is_empty() {
-        render!(files, dir.join("sparsity-sweep"), (1000, 560), |a| {
-            sparsity_chart::sparsity_sweep(a, &sparse, run.modelled())
-        });
-    }
-    let sweep = super::context_sweep::points(run);
-    if !sweep.is_empty() {
-        render!(files, dir.join("context-sweep"), (1500, 480), |a| {
-            context_sweep_chart::context_sweep(a, &sweep, run.modelled())
-        });
+    for c in applicable(&ctx) {
+        files.extend(c.render(&ctx, dir)?);
     }
     Ok(files)
 }
 
 /// Writes `measured-vs-published.{svg,png}` into `dir`.
 pub fn claims_plot(outcomes: &[&Outcome], dir: &Path) -> Result<Vec<PathBuf>, AnalysisError> {
-    if !png_font_available() {
-        return Err(AnalysisError::Plot {
-            plot: "measured-vs-published".into(),
-            message: "no TrueType font found; install fonts-dejavu-core".into(),
-        });
-    }
-    std::fs::create_dir_all(dir).map_err(|e| AnalysisError::File {
-        path: dir.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let mut files = Vec::new();
-    render!(files, dir.join("measured-vs-published"), (1000, 600), |a| {
-        claims_chart::claims_chart(a, outcomes)
-    });
-    Ok(files)
+    let stem = "measured-vs-published";
+    ready(dir, stem)?;
+    let fig = claims_chart::ClaimsChart(outcomes);
+    Ok(render(&fig, &dir.join(stem), (1000, 600))?.to_vec())
 }
 
 /// Writes the scheduling charts into `dir`: `co2e-by-start-hour` for all
@@ -161,23 +124,14 @@ pub fn schedule_plots(
     dir: &Path,
     modelled: bool,
 ) -> Result<Vec<PathBuf>, AnalysisError> {
-    if !png_font_available() {
-        return Err(AnalysisError::Plot {
-            plot: "co2e-by-start-hour".into(),
-            message: "no TrueType font found; install fonts-dejavu-core".into(),
-        });
-    }
-    let mut files = Vec::new();
-    render!(files, dir.join("co2e-by-start-hour"), (1000, 560), |a| {
-        schedule_charts::by_start_hour(a, whatifs, modelled)
-    });
-    for w in whatifs {
-        render!(
-            files,
-            dir.join(format!("month-hour-{}", w.region)),
-            (1000, 480),
-            |a| { schedule_charts::month_hour_heatmap(a, w, modelled) }
-        );
+    let stem = "co2e-by-start-hour";
+    ready(dir, stem)?;
+    let all = schedule_charts::ByStartHour { whatifs, modelled };
+    let mut files = render(&all, &dir.join(stem), (1000, 560))?.to_vec();
+    for whatif in whatifs {
+        let one = schedule_charts::MonthHour { whatif, modelled };
+        let stem = dir.join(format!("month-hour-{}", whatif.region));
+        files.extend(render(&one, &stem, (1000, 480))?);
     }
     Ok(files)
 }

@@ -1,11 +1,37 @@
 //! Power over one trial, per domain.
 
+use super::chart::{Area, Chart};
 use super::style::{Res, color, energy_label, legend};
 use crate::analysis::series::power_series;
+use crate::analysis::study::Ctx;
 use crate::record::TrialRecord;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+
+/// The power timeline of the first trial with epochs.
+pub struct PowerTimeline;
+
+/// The trial the timeline shows: the first with epochs.
+fn first_trial<'a>(ctx: &Ctx<'a>) -> Option<&'a TrialRecord> {
+    ctx.run.records.iter().find(|r| !r.epochs.is_empty())
+}
+
+impl Chart for PowerTimeline {
+    const STEM: &'static str = "power-timeline";
+    const SIZE: (u32, u32) = (900, 500);
+
+    fn applies(&self, ctx: &Ctx) -> bool {
+        first_trial(ctx).is_some()
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>, ctx: &Ctx) -> Res {
+        match first_trial(ctx) {
+            Some(r) => power_timeline(area, r),
+            None => Err("no trial with epochs".into()),
+        }
+    }
+}
 
 /// 4. Power timeline of one trial, per domain.
 pub fn power_timeline<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &TrialRecord) -> Res {

@@ -2,10 +2,35 @@
 //! and 10-90% band over the days of the year), and one region's month x hour
 //! heatmap.
 
+use super::chart::{Area, Figure};
 use super::style::{Res, color, energy_label, legend};
 use crate::impact::schedule::WhatIf;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+
+/// `co2e-by-start-hour`: every region's CO2e by UTC start hour.
+pub struct ByStartHour<'a> {
+    pub whatifs: &'a [WhatIf],
+    pub modelled: bool,
+}
+
+impl Figure for ByStartHour<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> Res {
+        by_start_hour(area, self.whatifs, self.modelled)
+    }
+}
+
+/// `month-hour-<region>`: one region's month x hour heatmap.
+pub struct MonthHour<'a> {
+    pub whatif: &'a WhatIf,
+    pub modelled: bool,
+}
+
+impl Figure for MonthHour<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> Res {
+        month_hour_heatmap(area, self.whatif, self.modelled)
+    }
+}
 
 /// Scale and unit for grams.
 fn unit(max: f64) -> (f64, &'static str) {

@@ -1,11 +1,29 @@
 //! Sparse execution: inference J per 1,000 against measured sparsity, dense
 //! and sparse execution per format, with each format's break-even marked.
 
+use super::chart::{Area, Chart};
 use super::style::{Res, at, color, energy_label, legend, line_with_bars};
-use crate::analysis::sparsity_sweep::{Point, break_even, series};
+use crate::analysis::sparsity_sweep::{Point, break_even, points, series};
+use crate::analysis::study::Ctx;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+
+/// The sparsity sweep (runs with sparse-execution records).
+pub struct SparsityChart;
+
+impl Chart for SparsityChart {
+    const STEM: &'static str = "sparsity-sweep";
+    const SIZE: (u32, u32) = (1000, 560);
+
+    fn applies(&self, ctx: &Ctx) -> bool {
+        !points(ctx.run).is_empty()
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>, ctx: &Ctx) -> Res {
+        sparsity_sweep(area, &points(ctx.run), ctx.run.modelled())
+    }
+}
 
 /// 8. Sparsity sweep.
 pub fn sparsity_sweep<DB: DrawingBackend>(
