@@ -426,6 +426,26 @@ mod tests {
     }
 
     #[test]
+    fn hour_stamps_parse_to_the_hour_of_their_year_and_impossible_dates_do_not() {
+        assert_eq!(parse_hour("2023-01-01T00:00Z"), Some((2023, 0)));
+        assert_eq!(parse_hour("2024-02-29T07:00Z"), Some((2024, 59 * 24 + 7)));
+        assert_eq!(parse_hour("2023-12-31T23:00Z"), Some((2023, 8759)));
+        for bad in [
+            "2023-04-31T00:00Z",
+            "2023-02-29T00:00Z",
+            "2023-13-01T00:00Z",
+            "2023-00-10T00:00Z",
+            "2023-01-00T00:00Z",
+            "2023-01-01T24:00Z",
+            "2023-01-01T05:30Z",
+            "2023-01-01 05:00Z",
+            "2023-01-01T05:00",
+        ] {
+            assert_eq!(parse_hour(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn gaps_repeats_bad_values_and_short_years_are_refused_with_the_line() {
         let mut rows = vec!["# c".to_string(), "utc_hour,gco2_per_kwh".to_string()];
         for h in 0..8760 {

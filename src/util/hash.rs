@@ -22,5 +22,9 @@ mod tests {
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+        // A trial id's input (key and config as JSON), computed with the
+        // code of commit dc3fb4a: ids in records written then stay valid.
+        let json = br#"[{"workload":"mlp","variant":"base","seed":1,"repeat":0},{}]"#;
+        assert_eq!(format!("{:016x}", fnv1a64(json)), "78bef95fcac7c610");
     }
 }

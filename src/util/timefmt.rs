@@ -81,4 +81,58 @@ mod tests {
         assert_eq!(rfc3339(t), "2024-02-29T12:34:56.250Z");
         assert_eq!(folder_stamp(t), "20240229T123456Z");
     }
+
+    #[test]
+    fn stamps_stay_what_older_versions_wrote() {
+        // Computed with the hand-written calendar of commit dc3fb4a.
+        let at = |ns: u64| UNIX_EPOCH + Duration::from_nanos(ns);
+        for (ns, rfc, stamp) in [
+            (0, "1970-01-01T00:00:00.000Z", "19700101T000000Z"),
+            // Milliseconds are truncated, never rounded up.
+            (
+                1_709_210_096_999_999_999,
+                "2024-02-29T12:34:56.999Z",
+                "20240229T123456Z",
+            ),
+            (
+                946_684_799_000_000_001,
+                "1999-12-31T23:59:59.000Z",
+                "19991231T235959Z",
+            ),
+            (
+                4_107_542_400_123_456_789,
+                "2100-03-01T00:00:00.123Z",
+                "21000301T000000Z",
+            ),
+            (
+                1_798_761_599_500_000_000,
+                "2026-12-31T23:59:59.500Z",
+                "20261231T235959Z",
+            ),
+        ] {
+            assert_eq!(rfc3339(at(ns)), rfc);
+            assert_eq!(folder_stamp(at(ns)), stamp);
+        }
+        // Before 1970 (a clock set wrong): the epoch.
+        let before = UNIX_EPOCH - Duration::from_secs(5);
+        assert_eq!(rfc3339(before), "1970-01-01T00:00:00.000Z");
+        assert_eq!(folder_stamp(before), "19700101T000000Z");
+    }
+
+    #[test]
+    fn civil_dates_stay_what_older_versions_computed() {
+        for (days, ymd) in [
+            (-719_468, (0, 3, 1)),
+            (-1, (1969, 12, 31)),
+            (0, (1970, 1, 1)),
+            (59, (1970, 3, 1)),
+            (11_016, (2000, 2, 29)),
+            (19_782, (2024, 2, 29)),
+            (47_541, (2100, 3, 1)),
+            (2_932_896, (9999, 12, 31)),
+        ] {
+            assert_eq!(civil(days), ymd);
+            assert_eq!(days_from_civil(ymd.0, ymd.1, ymd.2), days);
+        }
+    }
 }
