@@ -20,12 +20,7 @@ fn splitmix64(state: &mut u64) -> u64 {
 
 /// FNV-1a hash of a string, used to derive independent streams by name.
 pub fn hash_str(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    crate::util::hash::fnv1a64(s.as_bytes())
 }
 
 impl Rng {
