@@ -128,7 +128,8 @@ fn sorted(v: impl IntoIterator<Item = f64>) -> Vec<f64> {
 
 /// Month (1-12), day and hour of day of hour `h` of `year`.
 fn calendar(year: i32, h: usize) -> (u32, u32, u32) {
-    let day0 = crate::util::timefmt::days_from_civil(year as i64, 1, 1);
+    // A profile's year is four digits (`hourly::parse`): 1 January is a date.
+    let day0 = crate::util::timefmt::days_from_civil(year as i64, 1, 1).unwrap_or(0);
     let (_, m, d) = crate::util::timefmt::civil(day0 + (h / 24) as i64);
     (m, d, (h % 24) as u32)
 }
