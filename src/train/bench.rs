@@ -143,9 +143,7 @@ impl StepBench {
 /// The median of each phase, and the median step total, over `samples`.
 pub fn median(samples: &[PhaseTimes]) -> (f64, PhaseTimes) {
     let med = |f: &dyn Fn(&PhaseTimes) -> f64| {
-        let mut v: Vec<f64> = samples.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+        crate::util::stats::median(&samples.iter().map(f).collect::<Vec<_>>())
     };
     (
         med(&|p| p.forward_s + p.backward_s + p.optimizer_s + p.data_s),
@@ -161,6 +159,20 @@ pub fn median(samples: &[PhaseTimes]) -> (f64, PhaseTimes) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_two_middle_steps() {
+        let step = |f: f64| PhaseTimes {
+            data_s: 0.0,
+            forward_s: f,
+            backward_s: 2.0 * f,
+            optimizer_s: 1.0,
+        };
+        let (total, p) = median(&[step(4.0), step(1.0), step(3.0), step(2.0)]);
+        assert_eq!((p.forward_s, p.backward_s, p.optimizer_s), (2.5, 5.0, 1.0));
+        assert_eq!(total, 8.5);
+        assert!(median(&[]).0.is_nan());
+    }
 
     #[test]
     fn a_step_changes_the_loss_and_times_every_phase() {

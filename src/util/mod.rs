@@ -6,6 +6,7 @@ pub mod fsio;
 pub mod hash;
 pub mod interrupt;
 pub mod rng;
+pub mod stats;
 pub mod timefmt;
 pub mod units;
 
