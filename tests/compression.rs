@@ -379,14 +379,14 @@ teacher_epochs = 1
     assert_eq!(s.size_after, ModelSize::Mlp { hidden: vec![32] });
     assert_eq!(s.parameters_after, 784 * 32 + 32 + 32 * 10 + 10);
     assert!(s.macs_after * 2 <= s.macs_before + 100);
-    assert!(s.pretrain_joules > 0.0 && s.finetune_joules > 0.0);
+    assert!(s.pretrain_joules.0 > 0.0 && s.finetune_joules.0 > 0.0);
     assert_eq!(recs[0].epochs.len(), 2);
     let w = recs[0].weights_file.as_ref().unwrap();
     assert!(run.join(w).is_file(), "{w}");
     let d = recs[1].distillation.as_ref().expect("distillation record");
     assert!(d.teacher_training.as_ref().unwrap().joules.0 > 0.0);
     assert!(d.teacher_inference.joules.0 > 0.0);
-    assert!(d.student_only_joules > 0.0);
+    assert!(d.student_only_joules.0 > 0.0);
     assert!(d.teacher_test_accuracy.unwrap() > 0.3);
     assert!(recs[1].test.as_ref().unwrap().accuracy > 0.3);
 }

@@ -65,7 +65,7 @@ pub fn table(records: &[TrialRecord]) -> String {
             format!("{:.1}", total.joules.0),
             r.inference
                 .as_ref()
-                .map_or("-".into(), |i| format!("{:.2}", i.joules_per_1k)),
+                .map_or("-".into(), |i| format!("{:.2}", i.joules_per_1k.0)),
             r.impact
                 .as_ref()
                 .map_or("-".into(), |i| format!("{:.2}", i.co2e_g() * 1000.0)),
