@@ -5,48 +5,65 @@
 use anyhow::Result;
 use joulebench::config::{MeterChoice, ModelKind};
 use joulebench::suite::settings::{IMPACT_SETTINGS, METER_OTHER, METER_RANGES, SETTINGS};
+use joulebench::util::table::{Col, TextTable};
 
 pub fn run() -> Result<i32> {
     println!("workloads (models a [[workload]] can name with `model = ...`):");
+    let mut t = list();
     for (name, kind) in ModelKind::ALL {
-        println!("  {name:<18} {}", kind.describe());
+        t.row([name.to_string(), kind.describe().to_string()]);
     }
+    print!("{}", t.render());
     println!();
     println!(
         "settings of [defaults], [[workload]] or [[variant]] (a variant wins over its workload, a workload over [defaults]):"
     );
+    let mut t = list();
     for d in SETTINGS {
-        println!("  {:<28} {}", d.key, d.about);
-        println!("  {:<28} allowed: {}", "", d.allowed.describe());
+        t.row([
+            d.key.to_string(),
+            format!("{}\nallowed: {}", d.about, d.allowed.describe()),
+        ]);
     }
+    print!("{}", t.render());
     println!();
     println!("[defaults] only:");
-    println!(
-        "  {:<28} seeds of the trials; list of distinct integers >= 0 (default [0])",
-        "seeds"
-    );
-    println!(
-        "  {:<28} repeats of each seed; 1..=1000 (default 1)",
-        "repeats"
-    );
+    let mut t = list();
+    t.row([
+        "seeds",
+        "seeds of the trials; list of distinct integers >= 0 (default [0])",
+    ]);
+    t.row(["repeats", "repeats of each seed; 1..=1000 (default 1)"]);
+    print!("{}", t.render());
     println!();
     println!("[meter] (the command line's flags win over these):");
+    let mut t = list();
     for (k, d) in METER_OTHER {
-        println!("  {k:<28} {d}");
+        t.row([k.to_string(), d.to_string()]);
     }
     for r in &METER_RANGES {
-        println!("  {:<28} {}; {}", r.key, r.about, r.allowed);
+        t.row([r.key.to_string(), format!("{}; {}", r.about, r.allowed)]);
     }
+    print!("{}", t.render());
     println!("[impact] (the command line's flags win over these):");
+    let mut t = list();
     for (k, d) in IMPACT_SETTINGS {
-        println!("  {k:<28} {d}");
+        t.row([k.to_string(), d.to_string()]);
     }
+    print!("{}", t.render());
     println!();
     println!("meters (--meter or [meter] kind; `joulebench meters` shows which work here):");
+    let mut t = list();
     for m in MeterChoice::ALL.iter().map(|(_, m)| *m) {
-        println!("  {:<10} {}", m.name(), describe(m));
+        t.row([m.name().to_string(), describe(m)]);
     }
+    print!("{}", t.render());
     Ok(0)
+}
+
+/// Names and what they mean, indented, the meaning wrapped on a terminal.
+fn list() -> TextTable {
+    TextTable::bare(&[Col::Left, Col::Wrap]).indent(2)
 }
 
 fn describe(m: MeterChoice) -> String {

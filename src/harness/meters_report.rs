@@ -7,6 +7,7 @@ use crate::meter::cpu_power::{
     CCF_LINES, CpuModel, CpuProfile, DRAM_WATTS_PER_GB, LOAD_CURVE, table_len,
 };
 use crate::meter::{self, Measurer, MeterError};
+use crate::util::table::{Col, TextTable};
 use std::fmt::Write;
 
 fn status(opts: &RunOptions, choice: MeterChoice) -> Result<String, RunError> {
@@ -29,7 +30,7 @@ fn status(opts: &RunOptions, choice: MeterChoice) -> Result<String, RunError> {
             for d in info.domains {
                 let _ = write!(
                     s,
-                    "\n      {} [{}] {}",
+                    "\n  {} [{}] {}",
                     d.domain,
                     d.provenance.label(),
                     d.method
@@ -57,13 +58,15 @@ fn node_gpus_on_cpu(mo: &mut crate::meter::MeterOptions, opts: &RunOptions) {
 pub fn report(opts: &RunOptions) -> Result<String, RunError> {
     let mut out = String::new();
     let _ = writeln!(out, "energy meters for --device {}:", opts.device);
+    let mut meters = TextTable::bare(&[Col::Left, Col::Wrap]).indent(2);
     for (name, choice) in [
         ("nvml", MeterChoice::Nvml),
         ("rapl", MeterChoice::Rapl),
         ("estimate", MeterChoice::Estimate),
     ] {
-        let _ = writeln!(out, "  {name:<9} {}", status(opts, choice)?);
+        meters.row([name.to_string(), status(opts, choice)?]);
     }
+    out.push_str(&meters.render());
     let mut m = Measurement::defaults(opts)?;
     node_gpus_on_cpu(&mut m.meter, opts);
     out.push_str(&cpu_model_report(&m));
@@ -85,16 +88,15 @@ pub fn report(opts: &RunOptions) -> Result<String, RunError> {
         measurer.info().name
     );
     let _ = writeln!(out, "idle reading over {:.1} s:", idle.seconds.0);
+    let mut domains = TextTable::bare(&[Col::Left, Col::Right, Col::Wrap]).indent(2);
     for d in &idle.domains {
-        let _ = writeln!(
-            out,
-            "  {:<16} {:>9.3} W  ({}, {})",
-            d.domain,
-            d.avg_watts.0,
-            d.meter,
-            d.provenance.label()
-        );
+        domains.row([
+            d.domain.clone(),
+            format!("{:.3} W", d.avg_watts.0),
+            format!("({}, {})", d.meter, d.provenance.label()),
+        ]);
     }
+    out.push_str(&domains.render());
     if idle.is_modelled() {
         let _ = writeln!(
             out,
@@ -195,12 +197,14 @@ pub fn calibrate(opts: &RunOptions, seconds: f64) -> Result<String, RunError> {
 
 /// The ladder as a table.
 pub fn calibration_table(p: &CpuProfile, steps: &[meter::calibrate::Step]) -> String {
-    let mut o = cpu_model_summary(p);
-    let _ = writeln!(
-        o,
-        "{:<14} {:>8} {:>12} {:>10} {:>24} {:>10}",
-        "step", "seconds", "RAPL cpu W", "RAPL dram W", "estimate W (low-high)", "est/RAPL"
-    );
+    let mut t = TextTable::new(&[
+        ("step", Col::Left),
+        ("seconds", Col::Right),
+        ("RAPL cpu W", Col::Right),
+        ("RAPL dram W", Col::Right),
+        ("estimate W (low-high)", Col::Right),
+        ("est/RAPL", Col::Right),
+    ]);
     for s in steps {
         let name = match s.busy {
             0 => "idle".to_string(),
@@ -208,18 +212,16 @@ pub fn calibration_table(p: &CpuProfile, steps: &[meter::calibrate::Step]) -> St
             n => format!("{n} threads"),
         };
         let e = s.estimated_w;
-        let _ = writeln!(
-            o,
-            "{:<14} {:>8.2} {:>12.2} {:>10.2} {:>24} {:>10.2}",
+        t.row([
             name,
-            s.seconds,
-            s.measured_cpu_w,
-            s.measured_dram_w,
+            format!("{:.2}", s.seconds),
+            format!("{:.2}", s.measured_cpu_w),
+            format!("{:.2}", s.measured_dram_w),
             format!("{:.2} ({:.2}-{:.2})", e.central, e.low, e.high),
-            s.ratio()
-        );
+            format!("{:.2}", s.ratio()),
+        ]);
     }
-    o
+    cpu_model_summary(p) + &t.render()
 }
 
 fn cpu_model_summary(p: &CpuProfile) -> String {

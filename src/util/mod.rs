@@ -7,6 +7,7 @@ pub mod hash;
 pub mod interrupt;
 pub mod rng;
 pub mod stats;
+pub mod table;
 pub mod timefmt;
 pub mod units;
 
