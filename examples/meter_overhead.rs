@@ -18,6 +18,7 @@ use joulebench::meter::fake::InstantGpu;
 use joulebench::meter::nvml::NvmlMeter;
 use joulebench::model::ModelKind;
 use joulebench::train::bench::StepBench;
+use joulebench::util::stats::quantile;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,12 +31,6 @@ fn steps(b: &mut StepBench, n: usize) -> f64 {
         b.step().unwrap();
     }
     t.elapsed().as_secs_f64() / n as f64
-}
-
-fn quantile(v: &[f64], q: f64) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
 /// CPU nanoseconds of this process's thread named `name` (Linux only).

@@ -38,7 +38,8 @@ fn measure(kind: ModelKind, fused_optimizer: bool, bf16: bool) -> (f64, PhaseTim
     }
     .unwrap();
     let samples: Vec<PhaseTimes> = (0..35).map(|_| b.step().unwrap()).skip(5).collect();
-    median(&samples)
+    let (s, p) = median(&samples);
+    (s.0, p)
 }
 
 fn main() {
@@ -79,9 +80,9 @@ fn main() {
             kind.name(),
             CONFIGS[*config],
             s * 1e3,
-            p.forward_s * 1e3,
-            p.backward_s * 1e3,
-            p.optimizer_s * 1e3,
+            p.forward_s.0 * 1e3,
+            p.backward_s.0 * 1e3,
+            p.optimizer_s.0 * 1e3,
             base(*kind) / s
         );
     }
@@ -96,9 +97,9 @@ fn main() {
             kind.name(),
             if *config == 4 { "bf16" } else { "f32" },
             s * 1e3,
-            p.forward_s * 1e3,
-            p.backward_s * 1e3,
-            p.optimizer_s * 1e3
+            p.forward_s.0 * 1e3,
+            p.backward_s.0 * 1e3,
+            p.optimizer_s.0 * 1e3
         );
     }
     println!(

@@ -29,10 +29,10 @@ fn main() -> anyhow::Result<()> {
     let (s, p) = median(&samples[5..]);
     println!(
         "{kind:?} {precision}: step {:.2} ms (forward {:.2}, backward {:.2}, optimizer {:.2})",
-        s * 1e3,
-        p.forward_s * 1e3,
-        p.backward_s * 1e3,
-        p.optimizer_s * 1e3
+        s.0 * 1e3,
+        p.forward_s.0 * 1e3,
+        p.backward_s.0 * 1e3,
+        p.optimizer_s.0 * 1e3
     );
     Ok(())
 }

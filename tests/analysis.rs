@@ -81,8 +81,8 @@ fn summaries_and_paired_savings_from_a_fixture_run() {
     // ETA: val acc per epoch = acc0 - 0.10, acc0 - 0.05, acc0; target 0.75 reached at epoch 2 for seed 1 base (0.802-0.05)
     let r0 = &run.records[0];
     let (j, s) = energy_to_accuracy(r0, 0.75).unwrap();
-    assert!((j - 2.0 * (101.0 + 5.0)).abs() < 1e-9, "{j}");
-    assert!((s - 21.0).abs() < 1e-9);
+    assert!((j.0 - 2.0 * (101.0 + 5.0)).abs() < 1e-9, "{j}");
+    assert!((s.0 - 21.0).abs() < 1e-9);
     assert!(energy_to_accuracy(r0, 0.99).is_none());
 }
 

@@ -271,3 +271,56 @@ fn unwritable_results_folder_is_a_clear_error() {
         "{e}"
     );
 }
+
+/// Every scalar of `old` is in `new` at the same place and writes the same
+/// JSON text (so a number keeps every bit); `new` may only add fields.
+fn same_values(path: &str, old: &serde_json::Value, new: &serde_json::Value) {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            for (k, v) in o {
+                let Some(nv) = n.get(k) else {
+                    panic!("{path}.{k} is lost on re-writing");
+                };
+                same_values(&format!("{path}.{k}"), v, nv);
+            }
+        }
+        (Value::Array(o), Value::Array(n)) => {
+            assert_eq!(o.len(), n.len(), "{path}: length");
+            for (i, (a, b)) in o.iter().zip(n).enumerate() {
+                same_values(&format!("{path}[{i}]"), a, b);
+            }
+        }
+        _ => assert_eq!(old.to_string(), new.to_string(), "{path}"),
+    }
+}
+
+/// `tests/golden/trials-schema1.jsonl`: four trials written by joulebench at
+/// commit dc3fb4a (suite `trials-schema1.toml`, fake meter: phases, early
+/// stop, pruning + CSR, structured + int8, distillation) still load, keep
+/// every value when written again, and keep their trial ids.
+#[test]
+fn records_written_by_older_versions_load_and_rewrite_value_for_value() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/trials-schema1.jsonl"),
+    )
+    .unwrap();
+    let mut n = 0;
+    for (i, line) in text.lines().enumerate() {
+        let r = TrialRecord::from_json_line(line).unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
+        let again = serde_json::to_string(&r).unwrap();
+        let (old, new): (serde_json::Value, serde_json::Value) = (
+            serde_json::from_str(line).unwrap(),
+            serde_json::from_str(&again).unwrap(),
+        );
+        same_values(&format!("line {}", i + 1), &old, &new);
+        assert_eq!(
+            joulebench::config::plan::trial_id(&r.key, &r.config),
+            r.trial_id,
+            "line {}: the id this version computes for the record's key and config",
+            i + 1
+        );
+        n += 1;
+    }
+    assert_eq!(n, 4);
+}

@@ -220,8 +220,13 @@ fn regions_lists_profiles_with_licences_and_attributions() {
         .unwrap();
     let t = text(&o);
     assert!(o.status.success());
+    // The hourly profiles' table: the GB row's first columns are id and year.
+    assert!(
+        t.lines()
+            .any(|l| l.split_whitespace().take(2).eq(["GB", "2023"])),
+        "{t}"
+    );
     for want in [
-        "GB            2023",
         "US-CAL-CISO",
         "ERCO",
         "Open Database License (ODbL) v1.0",

@@ -286,6 +286,24 @@ fn a_running_shard_holds_its_folder() {
         .unwrap()
         .to_string();
     assert!(e.contains("is held by another running process"), "{e}");
+    assert!(e.contains("(no heartbeat yet)"), "{e}");
+    // With a heartbeat, the message names the holder.
+    let hb = sharded::Heartbeat {
+        state: "running".into(),
+        hostname: "node7".into(),
+        pid: 4242,
+        ..Default::default()
+    };
+    std::fs::write(
+        sharded::shard_dir(&run, 0).join(sharded::HEARTBEAT_FILE),
+        serde_json::to_vec(&hb).unwrap(),
+    )
+    .unwrap();
+    let e = sharded::join(&run, &suite, shard, &m)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("(pid 4242 on node7, running)"), "{e}");
     // The other shard is free, and the lock goes with the process's handle.
     sharded::join(
         &run,

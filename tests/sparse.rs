@@ -213,7 +213,7 @@ fn pruned_trial_records_dense_and_sparse_inference_windows() {
     assert!((dense_acc - sparse_acc).abs() <= 1.0 / 300.0 + 1e-12);
     let (si, di) = (s.inference.as_ref().unwrap(), r.inference.as_ref().unwrap());
     assert_eq!((si.samples, di.samples), (300, 300));
-    assert!(si.joules_per_1k > 0.0 && di.joules_per_1k > 0.0);
+    assert!(si.joules_per_1k.0 > 0.0 && di.joules_per_1k.0 > 0.0);
     assert!(s.stats.bytes < s.stats.dense_bytes);
 
     // sparse_block belongs to BSR.

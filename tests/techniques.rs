@@ -200,6 +200,7 @@ fn target_stop_in_training_and_eta_from_the_recorded_curve() {
 #[test]
 fn eta_and_tta_from_a_recorded_curve_match_hand_computed_values() {
     use joulebench::analysis::aggregate::energy_to_accuracy;
+    use joulebench::util::units::{Joules, Seconds};
     let dir = tempfile::tempdir().unwrap();
     let run_dir = common::fixture_run(dir.path(), 1.0, 0.0, joulebench::meter::Provenance::Counter);
     let mut r = joulebench::analysis::Run::load(&run_dir)
@@ -210,9 +211,9 @@ fn eta_and_tta_from_a_recorded_curve_match_hand_computed_values() {
         step,
         epoch: 1,
         samples_seen: step * 32,
-        cumulative_joules: j,
+        cumulative_joules: Joules(j),
         cumulative_net_joules: None,
-        cumulative_seconds: s,
+        cumulative_seconds: Seconds(s),
         val_loss: None,
         val_accuracy: Some(a),
     };
@@ -222,9 +223,10 @@ fn eta_and_tta_from_a_recorded_curve_match_hand_computed_values() {
         pt(30, 152.5, 15.1, 0.81),
         pt(40, 200.0, 20.0, 0.79),
     ];
-    assert_eq!(energy_to_accuracy(&r, 0.74), Some((101.0, 10.2)));
-    assert_eq!(energy_to_accuracy(&r, 0.80), Some((152.5, 15.1)));
-    assert_eq!(energy_to_accuracy(&r, 0.5), Some((50.0, 5.0)));
+    let eta = |target| energy_to_accuracy(&r, target).map(|(j, s)| (j.0, s.0));
+    assert_eq!(eta(0.74), Some((101.0, 10.2)));
+    assert_eq!(eta(0.80), Some((152.5, 15.1)));
+    assert_eq!(eta(0.5), Some((50.0, 5.0)));
     assert_eq!(energy_to_accuracy(&r, 0.9), None, "never reached");
 }
 

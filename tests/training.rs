@@ -98,7 +98,7 @@ fn loss_falls_on_a_fixture_and_runs_are_reproducible() {
     }
     let inf = a.inference.as_ref().unwrap();
     assert_eq!(inf.samples, 400);
-    assert!(inf.joules_per_1k > 0.0);
+    assert!(inf.joules_per_1k.0 > 0.0);
     // Same seed: same data order and weights, so the same losses (CPU is deterministic).
     let b = run(&s, &data);
     let losses_b: Vec<f64> = b.epochs.iter().map(|e| e.train_loss.unwrap()).collect();

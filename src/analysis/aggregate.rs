@@ -3,6 +3,7 @@
 
 use super::stats::{Estimate, outliers};
 use crate::record::{TrialRecord, TrialStatus};
+use crate::util::units::{Joules, Seconds};
 use serde::{Deserialize, Serialize};
 
 /// The numbers one trial contributes (NaN where not defined).
@@ -74,7 +75,7 @@ pub fn metrics(r: &TrialRecord) -> TrialMetrics {
         } else {
             nan
         },
-        inference_j_per_1k: r.inference.as_ref().map_or(nan, |i| i.joules_per_1k),
+        inference_j_per_1k: r.inference.as_ref().map_or(nan, |i| i.joules_per_1k.0),
         co2e_g: r.impact.as_ref().map_or(nan, |i| i.co2e_g()),
         water_l: r.impact.as_ref().map_or(nan, |i| i.gross.water_l),
         provenance: total.provenance_label(),
@@ -88,7 +89,7 @@ pub fn metrics(r: &TrialRecord) -> TrialMetrics {
 /// Energy and time spent until validation accuracy first reaches `target`
 /// (training and validation windows, cumulated up to that evaluation, as
 /// Zeus and MLPerf define energy- and time-to-accuracy); None if never.
-pub fn energy_to_accuracy(r: &TrialRecord, target: f64) -> Option<(f64, f64)> {
+pub fn energy_to_accuracy(r: &TrialRecord, target: f64) -> Option<(Joules, Seconds)> {
     if !r.evaluations.is_empty() {
         return r
             .evaluations
@@ -97,10 +98,10 @@ pub fn energy_to_accuracy(r: &TrialRecord, target: f64) -> Option<(f64, f64)> {
             .map(|e| (e.cumulative_joules, e.cumulative_seconds));
     }
     // Records without evaluation points: per-epoch windows.
-    let (mut j, mut s) = (0.0, 0.0);
+    let (mut j, mut s) = (Joules::ZERO, Seconds::ZERO);
     for e in &r.epochs {
-        j += e.train.joules.0 + e.validation.joules.0;
-        s += e.train.seconds.0 + e.validation.seconds.0;
+        j += e.train.joules + e.validation.joules;
+        s += e.train.seconds + e.validation.seconds;
         if e.val_accuracy.is_some_and(|a| a >= target) {
             return Some((j, s));
         }

@@ -62,17 +62,17 @@ pub fn metric(claim: &Claim, r: &TrialRecord) -> Option<f64> {
         }
         Metric::TotalJoules => Some(total.joules.0),
         Metric::EnergyToAccuracy => {
-            energy_to_accuracy(r, claim.target_accuracy.unwrap_or(0.8)).map(|x| x.0)
+            energy_to_accuracy(r, claim.target_accuracy.unwrap_or(0.8)).map(|x| x.0.0)
         }
         Metric::Macs => Some(r.macs_per_sample as f64),
-        Metric::InferenceJoulesPer1k => r.inference.as_ref().map(|i| i.joules_per_1k),
+        Metric::InferenceJoulesPer1k => r.inference.as_ref().map(|i| i.joules_per_1k.0),
         Metric::InferenceJoulesPer1kQueries => r.inference.as_ref().map(|i| {
             let per_query = if i.unit == "tokens" {
                 r.config.generate_tokens.max(1) as f64
             } else {
                 1.0
             };
-            i.joules_per_1k * per_query
+            i.joules_per_1k.0 * per_query
         }),
         Metric::QuantizedSizeRatio => r
             .quantization
@@ -81,10 +81,10 @@ pub fn metric(claim: &Claim, r: &TrialRecord) -> Option<f64> {
             .map(|q| q.weight_bytes_quantized as f64 / q.weight_bytes_f32.max(1) as f64),
         Metric::SparseOverDenseInference => {
             let s = r.sparse.as_ref().filter(|s| s.error.is_none())?;
-            let d = r.inference.as_ref()?.joules_per_1k;
+            let d = r.inference.as_ref()?.joules_per_1k.0;
             s.inference
                 .as_ref()
-                .and_then(|i| (d > 0.0).then(|| i.joules_per_1k / d))
+                .and_then(|i| (d > 0.0).then(|| i.joules_per_1k.0 / d))
         }
         Metric::TestAccuracy => r.test_accuracy(),
         // Rated GPU power (the enforced power limit) x training time over the

@@ -165,18 +165,22 @@ pub fn compare(a: &Run, b: &Run, energy_pct: f64, accuracy_pp: f64) -> Vec<Compa
         .collect()
 }
 
-/// A plain-text table of the comparison.
+/// A plain-text table of the comparison (a `util::table`: fits the terminal).
 pub fn table(rows: &[CompareRow]) -> String {
-    let mut o = String::from(
-        "workload/variant         n(A,B)  energy change %     time change %       accuracy change pp  verdict\n",
-    );
+    use crate::util::table::{Col, TextTable};
+    let mut t = TextTable::new(&[
+        ("workload/variant", Col::Left),
+        ("n(A,B)", Col::Right),
+        ("energy change %", Col::Left),
+        ("time change %", Col::Left),
+        ("accuracy change pp", Col::Left),
+        ("verdict", Col::Wrap),
+    ]);
     for r in rows {
         let s = |c: &Change| format!("{}{}", c.change.show(2), if c.paired { " (p)" } else { "" });
-        o.push_str(&format!(
-            "{:<24} {:>3},{:<3} {:<19} {:<19} {:<19} {}\n",
+        t.row([
             format!("{}/{}", r.workload, r.variant),
-            r.n_a,
-            r.n_b,
+            format!("{},{}", r.n_a, r.n_b),
             s(&r.energy_pct),
             s(&r.time_pct),
             s(&r.accuracy_pp),
@@ -184,9 +188,10 @@ pub fn table(rows: &[CompareRow]) -> String {
                 "ok".to_string()
             } else {
                 format!("REGRESSION: {}", r.regression.join(", "))
-            }
-        ));
+            },
+        ]);
     }
+    let mut o = t.render();
     o.push_str(
         "(p) = paired on seed and repeat; intervals are 95% Student t (Welch when unpaired).\n",
     );

@@ -96,7 +96,7 @@ pub fn points(run: &Run) -> Vec<Point> {
                     r.inference
                         .as_ref()
                         .filter(|i| i.unit == "tokens")
-                        .map(|i| i.joules_per_1k)
+                        .map(|i| i.joules_per_1k.0)
                 }),
                 bits_per_char: est(&bits_per_char),
                 provenance: crate::meter::window::provenance_label(

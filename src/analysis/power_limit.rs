@@ -34,8 +34,8 @@ pub fn points(run: &Run, target: f64) -> Vec<Point> {
         };
         let key = (r.key.workload.clone(), r.config.batch_size, w);
         match acc.iter_mut().find(|a| a.0 == key) {
-            Some(a) => a.1.push((j, s)),
-            None => acc.push((key, vec![(j, s)])),
+            Some(a) => a.1.push((j.0, s.0)),
+            None => acc.push((key, vec![(j.0, s.0)])),
         }
     }
     let mut pts: Vec<Point> = acc

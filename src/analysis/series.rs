@@ -132,6 +132,9 @@ pub fn default_target(run: &Run) -> f64 {
 pub fn eta_table(run: &Run, target: f64) -> Vec<(String, Option<(f64, f64)>)> {
     run.records
         .iter()
-        .map(|r| (r.key.to_string(), energy_to_accuracy(r, target)))
+        .map(|r| {
+            let eta = energy_to_accuracy(r, target).map(|(j, s)| (j.0, s.0));
+            (r.key.to_string(), eta)
+        })
         .collect()
 }

@@ -71,13 +71,13 @@ pub fn points(run: &Run) -> Vec<Point> {
             let sparse = |r: &TrialRecord| r.sparse.as_ref().and_then(|s| s.inference.clone());
             Point {
                 measured: est(&|r| r.sparse.as_ref().map(|s| s.sparsity)),
-                dense_j_per_1k: est(&|r| r.inference.as_ref().map(|i| i.joules_per_1k)),
-                sparse_j_per_1k: est(&|r| sparse(r).map(|i| i.joules_per_1k)),
+                dense_j_per_1k: est(&|r| r.inference.as_ref().map(|i| i.joules_per_1k.0)),
+                sparse_j_per_1k: est(&|r| sparse(r).map(|i| i.joules_per_1k.0)),
                 dense_ms: est(&|r| r.inference.as_ref().map(|i| i.window.seconds.0 * 1e3)),
                 sparse_ms: est(&|r| sparse(r).map(|i| i.window.seconds.0 * 1e3)),
                 ratio: est(&|r| {
-                    let d = r.inference.as_ref()?.joules_per_1k;
-                    (d > 0.0).then(|| sparse(r).map(|s| s.joules_per_1k / d))?
+                    let d = r.inference.as_ref()?.joules_per_1k.0;
+                    (d > 0.0).then(|| sparse(r).map(|s| s.joules_per_1k.0 / d))?
                 }),
                 workload,
                 format,

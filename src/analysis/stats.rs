@@ -205,19 +205,7 @@ impl Ratio {
     }
 }
 
-pub fn median(xs: &[f64]) -> f64 {
-    if xs.is_empty() {
-        return f64::NAN;
-    }
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
-}
+pub use crate::util::stats::median;
 
 /// Modified z-scores (Iglewicz & Hoaglin): 0.6745 (x - median) / MAD.
 /// Zero when MAD is zero.

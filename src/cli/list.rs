@@ -6,52 +6,88 @@ use anyhow::Result;
 use joulebench::config::{MeterChoice, ModelKind};
 use joulebench::measure::MeasureSettings;
 use joulebench::suite::settings::Settings;
+use joulebench::util::table::{Col, TextTable};
 
 pub fn run() -> Result<i32> {
     println!("workloads (models a [[workload]] can name with `model = ...`):");
+    let mut t = list();
     for (name, kind) in ModelKind::ALL {
-        println!("  {name:<18} {}", kind.describe());
+        t.row([name.to_string(), kind.describe().to_string()]);
     }
+    print!("{}", t.render());
     println!();
     println!(
         "settings of [defaults], [[workload]] or [[variant]] (a variant wins over its workload, a workload over [defaults]):"
     );
+    let mut t = list();
     for (d, default) in Settings::builtin().values() {
         let default = default.map_or(String::new(), |v| format!(" (default {v})"));
-        println!("  {:<28} {}", d.key, d.about);
-        println!("  {:<28} allowed: {}{default}", "", d.allowed.describe());
+        t.row([
+            d.key.to_string(),
+            format!("{}\nallowed: {}{default}", d.about, d.allowed.describe()),
+        ]);
     }
+    print!("{}", t.render());
     println!();
     println!("[defaults] only:");
-    println!(
-        "  {:<28} seeds of the trials; list of distinct integers >= 0 (default [0])",
-        "seeds"
-    );
-    println!(
-        "  {:<28} repeats of each seed; 1..=1000 (default 1)",
-        "repeats"
-    );
+    let mut t = list();
+    t.row([
+        "seeds",
+        "seeds of the trials: a list of distinct integers >= 0 (default [0]), or { first = 1, min = 3, max = 10, margin_pct = 5 } to add seeds until each comparison with the baseline is resolved",
+    ]);
+    t.row(["repeats", "repeats of each seed; 1..=1000 (default 1)"]);
+    print!("{}", t.render());
     println!();
+    println!("[protocol]:");
+    let mut t = list();
+    t.row([
+        "order",
+        "shuffled | fixed: the order variants run in within each seed (default shuffled)",
+    ]);
+    t.row([
+        "order_seed",
+        "seed of the shuffle; integer >= 0 (default 0)",
+    ]);
+    t.row([
+        "warmup_steps",
+        "training steps of a discarded warm-up before each workload's first trial; 0..=100000, 0 = off (default 20)",
+    ]);
+    print!("{}", t.render());
     let builtin = MeasureSettings::builtin();
     for section in ["meter", "impact"] {
+        println!();
         println!(
             "[{section}] (each also a flag of run, slurm, reproduce and meters, which wins over the suite):"
         );
+        let mut t = list();
         for (spec, default) in builtin.knobs() {
             if spec.section != section || spec.hidden {
                 continue;
             }
             let default = default.map_or(String::new(), |d| format!(" (default {})", d.shown()));
-            println!("  {:<28} {} (--{})", spec.key, spec.about, spec.flag);
-            println!("  {:<28} allowed: {}{default}", "", spec.allowed);
+            t.row([
+                spec.key.to_string(),
+                format!(
+                    "{} (--{})\nallowed: {}{default}",
+                    spec.about, spec.flag, spec.allowed
+                ),
+            ]);
         }
+        print!("{}", t.render());
     }
     println!();
     println!("meters (--meter or [meter] kind; `joulebench meters` shows which work here):");
+    let mut t = list();
     for m in MeterChoice::ALL.iter().map(|(_, m)| *m) {
-        println!("  {:<10} {}", m.name(), describe(m));
+        t.row([m.name().to_string(), describe(m)]);
     }
+    print!("{}", t.render());
     Ok(0)
+}
+
+/// Names and what they mean, indented, the meaning wrapped on a terminal.
+fn list() -> TextTable {
+    TextTable::bare(&[Col::Left, Col::Wrap]).indent(2)
 }
 
 fn describe(m: MeterChoice) -> String {

@@ -3,32 +3,38 @@
 use anyhow::Result;
 use joulebench::analysis::Run;
 use joulebench::runfolder::sharded;
+use joulebench::util::table::{Col, TextTable};
 use std::path::Path;
 
 pub fn run(dir: &Path) -> Result<i32> {
     let run = Run::load(dir)?;
     if sharded::is_sharded(dir) {
         let shards = sharded::status(dir, sharded::unix_now())?;
-        println!(
-            "{:>5}  {:>7}  {:>5}  {:>6}  {:>8}  {:<24}  state",
-            "shard", "planned", "done", "failed", "restarts", "nodes"
-        );
+        let mut t = TextTable::new(&[
+            ("shard", Col::Right),
+            ("planned", Col::Right),
+            ("done", Col::Right),
+            ("failed", Col::Right),
+            ("restarts", Col::Right),
+            ("nodes", Col::Wrap),
+            ("state", Col::Wrap),
+        ]);
         for s in &shards {
-            println!(
-                "{:>5}  {:>7}  {:>5}  {:>6}  {:>8}  {:<24}  {}",
-                s.index,
-                s.planned,
-                s.done,
-                s.failed,
-                s.restarts,
+            t.row([
+                s.index.to_string(),
+                s.planned.to_string(),
+                s.done.to_string(),
+                s.failed.to_string(),
+                s.restarts.to_string(),
                 if s.nodes.is_empty() {
                     "-".into()
                 } else {
                     s.nodes.join(",")
                 },
-                s.state
-            );
+                s.state.to_string(),
+            ]);
         }
+        print!("{}", t.render());
     }
     let planned = run.records.len() + run.missing.len();
     println!(

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use joulebench::config::{Plan, TrialSpec};
 use joulebench::suite::Suite;
+use joulebench::util::table::{Col, TextTable};
 use std::path::Path;
 
 pub fn run(path: &Path, quick: bool) -> Result<i32> {
@@ -31,25 +32,43 @@ pub fn run(path: &Path, quick: bool) -> Result<i32> {
             "; adaptive seeds: {} to {} from seed {}, until each comparison with {} is resolved at +-{}% (the plan lists the cap)",
             a.min, a.max, a.first, s.baseline, a.margin_pct
         )),
-        if p.warmup_steps == 0 { "off".to_string() } else { format!("{} steps", p.warmup_steps) }
+        if p.warmup_steps == 0 {
+            "off".to_string()
+        } else {
+            format!("{} steps", p.warmup_steps)
+        }
     );
     println!("run order (steps assume the 55,000-image Fashion-MNIST training split):");
     let mut total = 0;
+    let mut table = TextTable::new(&[
+        ("#", Col::Right),
+        ("trial", Col::Left),
+        ("precision", Col::Left),
+        ("epochs", Col::Right),
+        ("batch", Col::Right),
+        ("lr", Col::Left),
+        ("optimizer", Col::Left),
+        ("train cap", Col::Right),
+        ("steps", Col::Right),
+        ("early stopping", Col::Wrap),
+    ])
+    .indent(2);
     for t in plan.run_order(&s.protocol) {
         let steps = Plan::steps(t, 55_000);
         total += steps;
-        println!("{}", line(t, steps));
+        table.row(row(t, steps));
     }
+    print!("{}", table.render());
     println!("total optimizer steps: {total}");
     Ok(0)
 }
 
 /// One trial of the plan.
-fn line(t: &TrialSpec, steps: u64) -> String {
+fn row(t: &TrialSpec, steps: u64) -> [String; 10] {
     let c = &t.config;
     let stops = match &c.early_stopping {
         Some(e) => format!(
-            " (at most; stops early: {}{})",
+            "steps at most; stops early: {}{}",
             e.patience
                 .map_or(String::new(), |p| format!("patience {p} ")),
             e.target_accuracy
@@ -57,17 +76,16 @@ fn line(t: &TrialSpec, steps: u64) -> String {
         ),
         None => String::new(),
     };
-    format!(
-        "  {:>3}  {:<32} {:<9} epochs {:>3}  batch {:>5}x{}  lr {:<10.3e} {:<6} train cap {:<7} {:>7} steps{stops}",
-        t.index + 1,
+    [
+        (t.index + 1).to_string(),
         t.key.to_string(),
-        c.precision.name(),
-        c.epochs,
-        c.batch_size,
-        c.accumulation_steps,
-        c.optimizer.learning_rate,
-        c.optimizer.kind.name(),
+        c.precision.name().to_string(),
+        c.epochs.to_string(),
+        format!("{}x{}", c.batch_size, c.accumulation_steps),
+        format!("{:.3e}", c.optimizer.learning_rate),
+        c.optimizer.kind.name().to_string(),
         c.max_train_samples.map_or("all".into(), |n| n.to_string()),
-        steps,
-    )
+        steps.to_string(),
+        stops.trim_end().to_string(),
+    ]
 }

@@ -8,6 +8,7 @@ use crate::meter::cpu_power::{
 };
 use crate::meter::{self, Measurer, MeterError};
 use crate::util::device::DeviceSpec;
+use crate::util::table::{Col, TextTable};
 use std::fmt::Write;
 
 /// Why `joulebench meters` could not report.
@@ -52,7 +53,7 @@ fn status(t: &Target, choice: MeterChoice) -> Result<String, MetersError> {
             for d in info.domains {
                 let _ = write!(
                     s,
-                    "\n      {} [{}] {}",
+                    "\n  {} [{}] {}",
                     d.domain,
                     d.provenance.label(),
                     d.method
@@ -80,13 +81,15 @@ fn node_gpus_on_cpu(mo: &mut crate::meter::MeterOptions, device: DeviceSpec) {
 pub fn report(t: &Target) -> Result<String, MetersError> {
     let mut out = String::new();
     let _ = writeln!(out, "energy meters for --device {}:", t.device);
+    let mut meters = TextTable::bare(&[Col::Left, Col::Wrap]).indent(2);
     for (name, choice) in [
         ("nvml", MeterChoice::Nvml),
         ("rapl", MeterChoice::Rapl),
         ("estimate", MeterChoice::Estimate),
     ] {
-        let _ = writeln!(out, "  {name:<9} {}", status(t, choice)?);
+        meters.row([name.to_string(), status(t, choice)?]);
     }
+    out.push_str(&meters.render());
     let mut m = t.measurement()?;
     node_gpus_on_cpu(&mut m.meter, t.device);
     out.push_str(&cpu_model_report(&m));
@@ -108,16 +111,15 @@ pub fn report(t: &Target) -> Result<String, MetersError> {
         measurer.info().name
     );
     let _ = writeln!(out, "idle reading over {:.1} s:", idle.seconds.0);
+    let mut domains = TextTable::bare(&[Col::Left, Col::Right, Col::Wrap]).indent(2);
     for d in &idle.domains {
-        let _ = writeln!(
-            out,
-            "  {:<16} {:>9.3} W  ({}, {})",
-            d.domain,
-            d.avg_watts.0,
-            d.meter,
-            d.provenance.label()
-        );
+        domains.row([
+            d.domain.clone(),
+            format!("{:.3} W", d.avg_watts.0),
+            format!("({}, {})", d.meter, d.provenance.label()),
+        ]);
     }
+    out.push_str(&domains.render());
     if idle.is_modelled() {
         let _ = writeln!(
             out,
@@ -214,12 +216,14 @@ pub fn calibrate(t: &Target, seconds: f64) -> Result<String, MetersError> {
 
 /// The ladder as a table.
 pub fn calibration_table(p: &CpuProfile, steps: &[meter::calibrate::Step]) -> String {
-    let mut o = cpu_model_summary(p);
-    let _ = writeln!(
-        o,
-        "{:<14} {:>8} {:>12} {:>10} {:>24} {:>10}",
-        "step", "seconds", "RAPL cpu W", "RAPL dram W", "estimate W (low-high)", "est/RAPL"
-    );
+    let mut t = TextTable::new(&[
+        ("step", Col::Left),
+        ("seconds", Col::Right),
+        ("RAPL cpu W", Col::Right),
+        ("RAPL dram W", Col::Right),
+        ("estimate W (low-high)", Col::Right),
+        ("est/RAPL", Col::Right),
+    ]);
     for s in steps {
         let name = match s.busy {
             0 => "idle".to_string(),
@@ -227,18 +231,16 @@ pub fn calibration_table(p: &CpuProfile, steps: &[meter::calibrate::Step]) -> St
             n => format!("{n} threads"),
         };
         let e = s.estimated_w;
-        let _ = writeln!(
-            o,
-            "{:<14} {:>8.2} {:>12.2} {:>10.2} {:>24} {:>10.2}",
+        t.row([
             name,
-            s.seconds,
-            s.measured_cpu_w,
-            s.measured_dram_w,
+            format!("{:.2}", s.seconds),
+            format!("{:.2}", s.measured_cpu_w),
+            format!("{:.2}", s.measured_dram_w),
             format!("{:.2} ({:.2}-{:.2})", e.central, e.low, e.high),
-            s.ratio()
-        );
+            format!("{:.2}", s.ratio()),
+        ]);
     }
-    o
+    cpu_model_summary(p) + &t.render()
 }
 
 fn cpu_model_summary(p: &CpuProfile) -> String {

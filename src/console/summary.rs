@@ -1,4 +1,5 @@
 //! Plain-text summaries of trial records (end-of-run table, progress lines).
+//! The table is a `util::table` (comfy-table): it fits the terminal.
 
 use crate::record::{TrialRecord, TrialStatus};
 
@@ -31,25 +32,25 @@ pub fn one_line(r: &TrialRecord) -> String {
 
 /// The end-of-run table.
 pub fn table(records: &[TrialRecord]) -> String {
-    let header = [
-        "trial",
-        "status",
-        "test acc",
-        "s/epoch",
-        "train J",
-        "idle W",
-        "train net J",
-        "total J",
-        "inf J/1k",
-        "CO2e mg",
-        "provenance",
-    ];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    use crate::util::table::{Col, TextTable};
+    let mut t = TextTable::new(&[
+        ("trial", Col::Left),
+        ("status", Col::Left),
+        ("test acc", Col::Right),
+        ("s/epoch", Col::Right),
+        ("train J", Col::Right),
+        ("idle W", Col::Right),
+        ("train net J", Col::Right),
+        ("total J", Col::Right),
+        ("inf J/1k", Col::Right),
+        ("CO2e mg", Col::Right),
+        ("provenance", Col::Wrap),
+    ]);
     for r in records {
         let total = r.total_energy();
         let train = r.training.as_ref();
         let n_ep = r.epochs.len().max(1) as f64;
-        rows.push(vec![
+        t.row([
             r.key.to_string(),
             status_label(r),
             r.test_accuracy()
@@ -65,37 +66,14 @@ pub fn table(records: &[TrialRecord]) -> String {
             format!("{:.1}", total.joules.0),
             r.inference
                 .as_ref()
-                .map_or("-".into(), |i| format!("{:.2}", i.joules_per_1k)),
+                .map_or("-".into(), |i| format!("{:.2}", i.joules_per_1k.0)),
             r.impact
                 .as_ref()
                 .map_or("-".into(), |i| format!("{:.2}", i.co2e_g() * 1000.0)),
             total.provenance_label(),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for (i, row) in rows.iter().enumerate() {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(c, (s, w))| {
-                if c == 0 || c == 1 || c + 1 == header.len() {
-                    format!("{s:<w$}")
-                } else {
-                    format!("{s:>w$}")
-                }
-            })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-        if i == 0 {
-            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
-            out.push('\n');
-        }
-    }
+    let mut out = t.render();
     out.push_str(
         "idle W: average power of the idle window before the trial; train net J = train J - idle W x train seconds.\n",
     );

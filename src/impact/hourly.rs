@@ -158,11 +158,9 @@ fn parse_hour(s: &str) -> Option<(i64, i64)> {
     if !(1..=12).contains(&m) || d == 0 || h > 23 || min != 0 {
         return None;
     }
-    let days = crate::util::timefmt::days_from_civil(y, m, d);
-    if crate::util::timefmt::civil(days) != (y, m, d) {
-        return None; // e.g. 31 April
-    }
-    let day0 = crate::util::timefmt::days_from_civil(y, 1, 1);
+    // None for no date, e.g. 31 April.
+    let days = crate::util::timefmt::days_from_civil(y, m, d)?;
+    let day0 = crate::util::timefmt::days_from_civil(y, 1, 1)?;
     Some((y, (days - day0) * 24 + h as i64))
 }
 
@@ -324,8 +322,9 @@ impl Profile {
         let h = secs.rem_euclid(86_400) / 3600;
         let y = self.info.year as i64;
         let d = if m == 2 && d == 29 && !leap(y) { 28 } else { d };
-        let day = crate::util::timefmt::days_from_civil(y, m, d)
-            - crate::util::timefmt::days_from_civil(y, 1, 1);
+        // A profile's year is four digits (`parse`), so both are dates.
+        let day_of = |m, d| crate::util::timefmt::days_from_civil(y, m, d).unwrap_or(0);
+        let day = day_of(m, d) - day_of(1, 1);
         ((day * 24 + h) as usize).min(self.values.len() - 1)
     }
 
@@ -396,7 +395,8 @@ mod tests {
         // Hour 0 of 2023 at 100 g/kWh, hour 1 at 300, the rest 0.
         let p = flat_profile(2023, |h| [100.0, 300.0].get(h).copied().unwrap_or(0.0));
         // 2026-01-01T00:45:00Z for 30 minutes: 15 min in hour 0, 15 in hour 1.
-        let t0 = crate::util::timefmt::days_from_civil(2026, 1, 1) as f64 * 86_400.0 + 45.0 * 60.0;
+        let t0 = crate::util::timefmt::days_from_civil(2026, 1, 1).unwrap() as f64 * 86_400.0
+            + 45.0 * 60.0;
         let span = Span {
             start_unix: t0,
             seconds: 1800.0,
@@ -417,7 +417,8 @@ mod tests {
     fn instants_map_to_the_same_calendar_hour_of_the_profile_year() {
         let p = flat_profile(2023, |h| h as f64);
         let at = |y, m, d, h: i64| {
-            crate::util::timefmt::days_from_civil(y, m, d) as f64 * 86_400.0 + h as f64 * 3600.0
+            crate::util::timefmt::days_from_civil(y, m, d).unwrap() as f64 * 86_400.0
+                + h as f64 * 3600.0
         };
         assert_eq!(p.hour_index(at(2026, 1, 1, 0)), 0);
         assert_eq!(p.hour_index(at(2026, 3, 1, 5)), (31 + 28) * 24 + 5);
@@ -426,11 +427,31 @@ mod tests {
     }
 
     #[test]
+    fn hour_stamps_parse_to_the_hour_of_their_year_and_impossible_dates_do_not() {
+        assert_eq!(parse_hour("2023-01-01T00:00Z"), Some((2023, 0)));
+        assert_eq!(parse_hour("2024-02-29T07:00Z"), Some((2024, 59 * 24 + 7)));
+        assert_eq!(parse_hour("2023-12-31T23:00Z"), Some((2023, 8759)));
+        for bad in [
+            "2023-04-31T00:00Z",
+            "2023-02-29T00:00Z",
+            "2023-13-01T00:00Z",
+            "2023-00-10T00:00Z",
+            "2023-01-00T00:00Z",
+            "2023-01-01T24:00Z",
+            "2023-01-01T05:30Z",
+            "2023-01-01 05:00Z",
+            "2023-01-01T05:00",
+        ] {
+            assert_eq!(parse_hour(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn gaps_repeats_bad_values_and_short_years_are_refused_with_the_line() {
         let mut rows = vec!["# c".to_string(), "utc_hour,gco2_per_kwh".to_string()];
         for h in 0..8760 {
             let (y, m, d) = crate::util::timefmt::civil(
-                crate::util::timefmt::days_from_civil(2023, 1, 1) + h / 24,
+                crate::util::timefmt::days_from_civil(2023, 1, 1).unwrap() + h / 24,
             );
             rows.push(format!(
                 "{y:04}-{m:02}-{d:02}T{:02}:00Z,{}",

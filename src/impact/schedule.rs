@@ -8,6 +8,7 @@
 //! distribution (min, percentiles, max), not one lucky day.
 
 use super::hourly::{Profile, Span};
+use crate::util::stats::quantile_sorted;
 
 /// Facility kWh in each hour after the start (index 0: the first hour).
 #[derive(Debug, Clone, PartialEq)]
@@ -110,16 +111,6 @@ pub struct WhatIf {
     pub within: Within,
 }
 
-/// Linear-interpolated quantile of sorted values.
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
 fn sorted(v: impl IntoIterator<Item = f64>) -> Vec<f64> {
     let mut v: Vec<f64> = v.into_iter().collect();
     v.sort_by(f64::total_cmp);
@@ -128,7 +119,8 @@ fn sorted(v: impl IntoIterator<Item = f64>) -> Vec<f64> {
 
 /// Month (1-12), day and hour of day of hour `h` of `year`.
 fn calendar(year: i32, h: usize) -> (u32, u32, u32) {
-    let day0 = crate::util::timefmt::days_from_civil(year as i64, 1, 1);
+    // A profile's year is four digits (`hourly::parse`): 1 January is a date.
+    let day0 = crate::util::timefmt::days_from_civil(year as i64, 1, 1).unwrap_or(0);
     let (_, m, d) = crate::util::timefmt::civil(day0 + (h / 24) as i64);
     (m, d, (h % 24) as u32)
 }
@@ -187,7 +179,11 @@ pub fn what_if(profile: &Profile, load: &Load, within_hours: u32) -> WhatIf {
         .into_iter()
         .map(|v| {
             let s = sorted(v);
-            [quantile(&s, 0.1), quantile(&s, 0.5), quantile(&s, 0.9)]
+            [
+                quantile_sorted(&s, 0.1),
+                quantile_sorted(&s, 0.5),
+                quantile_sorted(&s, 0.9),
+            ]
         })
         .collect();
     // Best start within the next W hours, for every "now".
@@ -212,9 +208,9 @@ pub fn what_if(profile: &Profile, load: &Load, within_hours: u32) -> WhatIf {
         region: profile.info.id.clone(),
         year: profile.info.year,
         min: all[0],
-        p10: quantile(&all, 0.1),
-        median: quantile(&all, 0.5),
-        p90: quantile(&all, 0.9),
+        p10: quantile_sorted(&all, 0.1),
+        median: quantile_sorted(&all, 0.5),
+        p90: quantile_sorted(&all, 0.9),
         max: all[n - 1],
         best_start: stamp(argmin),
         worst_start: stamp(argmax),
@@ -225,9 +221,9 @@ pub fn what_if(profile: &Profile, load: &Load, within_hours: u32) -> WhatIf {
         within: Within {
             hours: within_hours,
             mean_pct,
-            p10_pct: quantile(&savings, 0.1),
-            median_pct: quantile(&savings, 0.5),
-            p90_pct: quantile(&savings, 0.9),
+            p10_pct: quantile_sorted(&savings, 0.1),
+            median_pct: quantile_sorted(&savings, 0.5),
+            p90_pct: quantile_sorted(&savings, 0.9),
             mean_delay_h: delays / n.max(1) as f64,
         },
     }
@@ -339,14 +335,5 @@ mod tests {
         };
         let w2 = what_if(&p, &two, 24);
         assert_eq!(w2.min, 400.0);
-    }
-
-    #[test]
-    fn quantiles_interpolate() {
-        let v = [1.0, 2.0, 3.0, 4.0];
-        assert_eq!(quantile(&v, 0.5), 2.5);
-        assert_eq!(quantile(&v, 0.0), 1.0);
-        assert_eq!(quantile(&v, 1.0), 4.0);
-        assert!(quantile(&[], 0.5).is_nan());
     }
 }

@@ -14,6 +14,7 @@ pub mod seeds;
 pub mod technique;
 
 use crate::gpu::control::GpuSettingsRecord;
+use crate::util::units::{Joules, Seconds};
 pub use placement::{Placement, Shard};
 use serde::{Deserialize, Serialize};
 pub use technique::{DistillRecord, LayerSparsity, PruningRecord, StructuredRecord};
@@ -82,12 +83,12 @@ fn is_zero(n: &u64) -> bool {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PhaseTimes {
     /// Shuffling and assembling batches, casting inputs.
-    pub data_s: f64,
+    pub data_s: Seconds,
     /// Forward pass and loss (teacher forward included when distilling).
-    pub forward_s: f64,
-    pub backward_s: f64,
+    pub forward_s: Seconds,
+    pub backward_s: Seconds,
     /// Gradient accumulation/scaling, loss-scaler checks, optimizer step, technique hooks.
-    pub optimizer_s: f64,
+    pub optimizer_s: Seconds,
 }
 
 /// Final evaluation on the test split.
@@ -117,7 +118,7 @@ pub struct InferenceRecord {
     /// Units per second.
     pub samples_per_second: f64,
     /// Joules per 1,000 units (all domains).
-    pub joules_per_1k: f64,
+    pub joules_per_1k: Joules,
 }
 
 fn default_unit() -> String {
@@ -280,10 +281,10 @@ pub struct EvalPoint {
     pub epoch: u32,
     pub samples_seen: u64,
     /// Gross joules of all training and validation windows up to and including this pass.
-    pub cumulative_joules: f64,
+    pub cumulative_joules: Joules,
     /// Net joules likewise, when an idle baseline exists.
-    pub cumulative_net_joules: Option<f64>,
-    pub cumulative_seconds: f64,
+    pub cumulative_net_joules: Option<Joules>,
+    pub cumulative_seconds: Seconds,
     pub val_loss: Option<f64>,
     pub val_accuracy: Option<f64>,
 }

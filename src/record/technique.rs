@@ -5,6 +5,7 @@
 use crate::config::model::ModelSize;
 use crate::config::technique::{DistillConfig, PruneConfig};
 use crate::meter::EnergyReading;
+use crate::util::units::Joules;
 use serde::{Deserialize, Serialize};
 
 /// Measured sparsity of one layer.
@@ -25,8 +26,8 @@ pub struct PruningRecord {
     pub overall_sparsity: f64,
     /// Training energy (gross J) before pruning (pre-training, or the
     /// gradual ramp) and after it (fine-tuning).
-    pub pretrain_joules: f64,
-    pub finetune_joules: f64,
+    pub pretrain_joules: Joules,
+    pub finetune_joules: Joules,
 }
 
 /// Structured pruning: the model before and after, and the phases' cost.
@@ -40,11 +41,11 @@ pub struct StructuredRecord {
     pub macs_before: u64,
     pub macs_after: u64,
     /// Training energy (gross J) before pruning and of the fine-tuning.
-    pub pretrain_joules: f64,
-    pub finetune_joules: f64,
+    pub pretrain_joules: Joules,
+    pub finetune_joules: Joules,
     /// The unpruned model at the pruning point.
     pub before_test_accuracy: Option<f64>,
-    pub before_inference_joules_per_1k: Option<f64>,
+    pub before_inference_joules_per_1k: Option<Joules>,
 }
 
 /// What distillation cost, for the record.
@@ -58,5 +59,5 @@ pub struct DistillRecord {
     /// The teacher's forward passes during distillation.
     pub teacher_inference: EnergyReading,
     /// Student training energy without the teacher's inference (gross J).
-    pub student_only_joules: f64,
+    pub student_only_joules: Joules,
 }

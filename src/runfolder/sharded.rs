@@ -172,8 +172,10 @@ pub fn join(
     }
 }
 
-/// Takes the shard's lock (`flock`, released when the process ends, however
-/// it ends), or says who holds it.
+/// Takes the shard's lock (`File::try_lock`: an exclusive `flock` on Unix,
+/// released when the process ends, however it ends), or says who holds it.
+/// The standard library's lock needs no crate (`fs4`, `fd-lock` wrap the same
+/// call).
 fn lock(dir: &Path) -> Result<File, StoreError> {
     let p = dir.join(LOCK_FILE);
     let f = OpenOptions::new()
@@ -182,28 +184,20 @@ fn lock(dir: &Path) -> Result<File, StoreError> {
         .write(true)
         .open(&p)
         .map_err(io("open", &p))?;
-    // SAFETY: flock on a file descriptor this function owns.
-    let r = unsafe {
-        libc::flock(
-            std::os::fd::AsRawFd::as_raw_fd(&f),
-            libc::LOCK_EX | libc::LOCK_NB,
-        )
-    };
-    if r != 0 {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => {
             let holder = read_heartbeat(dir).map_or_else(
                 || "no heartbeat yet".to_string(),
                 |h| format!("pid {} on {}, {}", h.pid, h.hostname, h.state),
             );
-            return Err(StoreError::ShardBusy {
+            Err(StoreError::ShardBusy {
                 dir: dir.to_path_buf(),
                 holder,
-            });
+            })
         }
-        return Err(io("lock", &p)(err));
+        Err(std::fs::TryLockError::Error(e)) => Err(io("lock", &p)(e)),
     }
-    Ok(f)
 }
 
 /// `<run>/shards/<K>/heartbeat.json`.

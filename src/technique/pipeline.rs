@@ -15,6 +15,7 @@ use crate::technique::error::TrialError;
 use crate::technique::prune::{Pruner, PruningRecord, Structure};
 use crate::train::init::SeededVars;
 use crate::train::{self, NoHooks, Progress, TrainOutcome, TrialData};
+use crate::util::units::Joules;
 use candle_core::{DType, Device};
 use std::path::Path;
 
@@ -168,7 +169,7 @@ fn structured(
     post.config.prune = None;
     let after = model_of(&post, &small, i)?;
     let out2 = train_vars(&post, &small, i, measurer, &mut NoHooks, progress)?;
-    let sum = |o: &TrainOutcome| o.epochs.iter().map(|e| e.train.joules.0).sum::<f64>();
+    let sum = |o: &TrainOutcome| o.epochs.iter().map(|e| e.train.joules).sum::<Joules>();
     let record = StructuredRecord {
         fraction_removed: p.sparsity,
         size_before: cfg.size.clone(),
@@ -272,12 +273,12 @@ fn distill(
     };
     let out = train_vars(i.spec, &vars, i, measurer, &mut distiller, progress)?;
     let teacher_inference = EnergyReading::sum("teacher-inference", &distiller.teacher_inference);
-    let student_total: f64 = out.epochs.iter().map(|e| e.train.joules.0).sum();
+    let student_total: Joules = out.epochs.iter().map(|e| e.train.joules).sum();
     let record = DistillRecord {
         teacher_parameters: tvars.parameter_count(),
         teacher_training,
         teacher_test_accuracy,
-        student_only_joules: student_total - teacher_inference.joules.0,
+        student_only_joules: student_total - teacher_inference.joules,
         teacher_inference,
         config: d,
     };

@@ -254,7 +254,7 @@ pub fn pruning_record(
         epochs
             .iter()
             .filter(|e| (e.epoch <= cfg.after_epochs) == pre)
-            .map(|e| e.train.joules.0)
+            .map(|e| e.train.joules)
             .sum()
     };
     Ok(PruningRecord {

@@ -7,6 +7,7 @@ use crate::config::{OptimizerConfig, OptimizerKind};
 use crate::model::{Model, ModelKind, ModelSize};
 use crate::record::PhaseTimes;
 use crate::train::optim::TrainOptimizer;
+use crate::util::units::Seconds;
 use candle_core::{DType, Device, Result, Tensor};
 
 /// Characters in the synthetic vocabulary of the language-model fixture.
@@ -132,7 +133,7 @@ impl StepBench {
         self.opt.step(&grads)?;
         let optimizer_s = clock.lap()?;
         Ok(PhaseTimes {
-            data_s: 0.0,
+            data_s: Seconds::ZERO,
             forward_s,
             backward_s,
             optimizer_s,
@@ -141,11 +142,11 @@ impl StepBench {
 }
 
 /// The median of each phase, and the median step total, over `samples`.
-pub fn median(samples: &[PhaseTimes]) -> (f64, PhaseTimes) {
-    let med = |f: &dyn Fn(&PhaseTimes) -> f64| {
-        let mut v: Vec<f64> = samples.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+pub fn median(samples: &[PhaseTimes]) -> (Seconds, PhaseTimes) {
+    let med = |f: &dyn Fn(&PhaseTimes) -> Seconds| {
+        Seconds(crate::util::stats::median(
+            &samples.iter().map(|p| f(p).0).collect::<Vec<_>>(),
+        ))
     };
     (
         med(&|p| p.forward_s + p.backward_s + p.optimizer_s + p.data_s),
@@ -163,6 +164,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_two_middle_steps() {
+        let step = |f: f64| PhaseTimes {
+            data_s: Seconds::ZERO,
+            forward_s: Seconds(f),
+            backward_s: Seconds(2.0 * f),
+            optimizer_s: Seconds(1.0),
+        };
+        let (total, p) = median(&[step(4.0), step(1.0), step(3.0), step(2.0)]);
+        assert_eq!(
+            (p.forward_s.0, p.backward_s.0, p.optimizer_s.0),
+            (2.5, 5.0, 1.0)
+        );
+        assert_eq!(total, Seconds(8.5));
+        assert!(median(&[]).0.0.is_nan());
+    }
+
+    #[test]
     fn a_step_changes_the_loss_and_times_every_phase() {
         let dev = Device::Cpu;
         for kind in [ModelKind::Mlp, ModelKind::CharTransformer] {
@@ -178,7 +196,11 @@ mod tests {
             let steps: Vec<PhaseTimes> = (0..5).map(|_| b.step().unwrap()).collect();
             assert!(loss(&b) < before, "{kind:?}: loss did not fall");
             let (total, p) = median(&steps);
-            assert!(p.forward_s > 0.0 && p.backward_s > 0.0 && p.optimizer_s > 0.0);
+            assert!(
+                p.forward_s > Seconds::ZERO
+                    && p.backward_s > Seconds::ZERO
+                    && p.optimizer_s > Seconds::ZERO
+            );
             assert!(total >= p.forward_s);
         }
     }

@@ -9,6 +9,7 @@ use crate::meter::EnergyReading;
 use crate::meter::window::WindowStart;
 use crate::model::Model;
 use crate::record::{EpochRecord, EvalPoint, PhaseTimes, StopRecord};
+use crate::util::units::{Joules, Seconds};
 use candle_core::Tensor;
 
 /// Why training ended before its epoch budget.
@@ -22,17 +23,17 @@ pub enum Ending {
 /// Gross joules, net joules and seconds of all windows so far.
 #[derive(Default)]
 pub struct Cumulative {
-    joules: f64,
-    net: Option<f64>,
-    seconds: f64,
+    joules: Joules,
+    net: Option<Joules>,
+    seconds: Seconds,
 }
 
 impl Cumulative {
     fn add(&mut self, r: &EnergyReading) {
-        self.joules += r.joules.0;
-        self.seconds += r.seconds.0;
+        self.joules += r.joules;
+        self.seconds += r.seconds;
         if let Some(n) = r.net_joules {
-            self.net = Some(self.net.unwrap_or(0.0) + n.0);
+            self.net = Some(self.net.unwrap_or(Joules::ZERO) + n);
         }
     }
 }

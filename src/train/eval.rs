@@ -10,6 +10,7 @@ use crate::data::DeviceSplit;
 use crate::meter::Measurer;
 use crate::model::Model;
 use crate::record::{EvalRecord, InferenceRecord, QuantizationRecord, SparseRecord};
+use crate::util::units::Joules;
 use candle_core::{DType, Tensor};
 
 /// Mean loss and accuracy (per label: per sample, or per token for language
@@ -118,7 +119,7 @@ pub fn inference_window(
         unit: unit.into(),
         batch_size: cfg.eval_batch_size,
         samples_per_second: n as f64 / window.seconds.0.max(1e-9),
-        joules_per_1k: window.joules.0 * 1000.0 / n.max(1) as f64,
+        joules_per_1k: Joules(window.joules.0 * 1000.0 / n.max(1) as f64),
         window,
     })
 }

@@ -5,6 +5,7 @@
 use super::{Loop, TrainError, grads};
 use crate::model::Model;
 use crate::record::PhaseTimes;
+use crate::util::units::Seconds;
 use candle_core::{DType, Tensor};
 
 /// Times consecutive phases of training steps. On a GPU each lap first waits
@@ -23,12 +24,12 @@ impl PhaseClock {
     }
 
     /// Seconds since the previous lap (or the start).
-    pub fn lap(&mut self) -> candle_core::Result<f64> {
+    pub fn lap(&mut self) -> candle_core::Result<Seconds> {
         if self.device.is_cuda() {
             self.device.synchronize()?;
         }
         let now = std::time::Instant::now();
-        let dt = (now - self.last).as_secs_f64();
+        let dt = Seconds::from_duration(now - self.last);
         self.last = now;
         Ok(dt)
     }

@@ -3,56 +3,60 @@
 //! between trials); a second exits at once (128 + the signal). SIGUSR1 is
 //! what a Slurm batch script forwards before the time limit
 //! (`--signal=B:USR1@120`); SIGTERM is what Slurm sends on scancel,
-//! preemption and requeue.
+//! preemption and requeue. The handlers are `signal-hook`'s flag actions.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::flag;
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+/// Set by the first signal (or `request`).
+static STOP: AtomicBool = AtomicBool::new(false);
 /// The first signal received (0: none).
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
+static SIGNAL: AtomicUsize = AtomicUsize::new(0);
 
-extern "C" fn on_signal(sig: libc::c_int) {
-    if SIGNAL
-        .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
-        .is_err()
-    {
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(128 + sig) };
-    }
-}
-
-/// Installs the handlers (once, before the run starts).
+/// Installs the handlers (once, before the run starts; later calls do nothing).
 pub fn install() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1] {
-        // SAFETY: `on_signal` only touches an atomic and calls `_exit`, both
-        // async-signal-safe; the sigaction struct is fully initialised.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for sig in [SIGINT, SIGTERM, SIGUSR1] {
+            // signal-hook runs a signal's actions in the order they were
+            // registered: a signal after the first exits before it could
+            // overwrite which signal came first.
+            let r = flag::register_conditional_shutdown(sig, 128 + sig, &STOP)
+                .and_then(|_| flag::register_usize(sig, &SIGNAL, sig as usize))
+                .and_then(|_| flag::register(sig, &STOP));
+            if let Err(e) = r {
+                tracing::warn!("cannot handle {}: {e}; it ends the run at once", name(sig));
+            }
         }
-    }
+    });
 }
 
 /// The signal that asked the run to stop, if any.
 pub fn requested() -> Option<i32> {
     match SIGNAL.load(Ordering::SeqCst) {
         0 => None,
-        s => Some(s),
+        s => i32::try_from(s).ok(),
     }
 }
 
 /// `SIGINT`, `SIGTERM`, `SIGUSR1` or the number.
 pub fn name(sig: i32) -> String {
     match sig {
-        libc::SIGINT => "SIGINT".into(),
-        libc::SIGTERM => "SIGTERM".into(),
-        libc::SIGUSR1 => "SIGUSR1".into(),
+        SIGINT => "SIGINT".into(),
+        SIGTERM => "SIGTERM".into(),
+        SIGUSR1 => "SIGUSR1".into(),
         n => format!("signal {n}"),
     }
 }
 
 /// Asks the run to stop as a first signal would (tests).
 pub fn request(sig: i32) {
-    let _ = SIGNAL.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+    if SIGNAL
+        .compare_exchange(0, sig as usize, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok()
+    {
+        STOP.store(true, Ordering::SeqCst);
+    }
 }

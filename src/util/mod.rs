@@ -6,6 +6,8 @@ pub mod fsio;
 pub mod hash;
 pub mod interrupt;
 pub mod rng;
+pub mod stats;
+pub mod table;
 pub mod timefmt;
 pub mod units;
 

@@ -153,7 +153,7 @@ pub fn fixture_run(dir: &Path, energy_factor: f64, acc_delta: f64, prov: Provena
                 unit: "samples".into(),
                 batch_size: 1000,
                 samples_per_second: 5000.0,
-                joules_per_1k: 2.0,
+                joules_per_1k: Joules(2.0),
             }),
             idle: Some(window("idle", 4.0, 2.0, None, prov)),
             impact: None,

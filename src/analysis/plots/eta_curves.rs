@@ -42,7 +42,7 @@ pub fn eta_curves<DB: DrawingBackend>(
             } else {
                 r.evaluations
                     .iter()
-                    .filter_map(|e| e.val_accuracy.map(|a| (e.cumulative_joules, a * 100.0)))
+                    .filter_map(|e| e.val_accuracy.map(|a| (e.cumulative_joules.0, a * 100.0)))
                     .collect()
             };
             (format!("{}/{}", r.key.workload, r.key.variant), pts)

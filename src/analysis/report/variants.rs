@@ -136,10 +136,10 @@ fn phases(o: &mut String, run: &Run) {
             let n = ps.len() as f64;
             let mean = |f: fn(&crate::record::PhaseTimes) -> f64| ps.iter().map(f).sum::<f64>() / n;
             let (d, f, b, o) = (
-                mean(|p| p.data_s),
-                mean(|p| p.forward_s),
-                mean(|p| p.backward_s),
-                mean(|p| p.optimizer_s),
+                mean(|p| p.data_s.0),
+                mean(|p| p.forward_s.0),
+                mean(|p| p.backward_s.0),
+                mean(|p| p.optimizer_s.0),
             );
             let t = (d + f + b + o).max(1e-12);
             Some(format!(
