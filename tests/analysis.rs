@@ -59,25 +59,33 @@ fn summaries_and_paired_savings_from_a_fixture_run() {
     );
     let p = &paired(&run.records, "base")[0];
     assert_eq!(p.pairs, 4);
-    // fast: training and validation energy halved -> saving = 1 - (0.5*(300w+15)+6)/(300w+15+6)
-    let saved: Vec<f64> = (1..=4)
+    // fast: training and validation energy halved -> ratio f / b with
+    // b = 300w+15+6 and f = 0.5*(300w+15)+6, paired on the log scale.
+    let logs: Vec<f64> = (1..=4)
         .map(|s| {
             let w = 1.0 + 0.01 * s as f64;
             let b = 300.0 * w + 15.0 + 6.0;
             let f = 0.5 * (300.0 * w + 15.0) + 6.0;
-            (b - f) / b * 100.0
+            (f / b).ln()
         })
         .collect();
-    let want = Estimate::of(&saved);
-    assert!((p.energy_saved_pct.mean - want.mean).abs() < 1e-9);
-    assert!((p.energy_saved_pct.ci95 - want.ci95).abs() < 1e-9);
+    let want = Estimate::of(&logs);
+    assert!((p.energy.log.mean - want.mean).abs() < 1e-12);
+    assert!((p.energy.log.ci95 - want.ci95).abs() < 1e-12);
+    // Saved % = 100 (1 - exp(mean log ratio)): about 48.5 % here.
+    let saved = -p.energy.change_pct();
+    assert!(
+        (saved - 100.0 * (1.0 - want.mean.exp())).abs() < 1e-9,
+        "{saved}"
+    );
+    assert!(p.energy.excludes_zero() && p.energy_verdict(5.0) == "saves");
     assert!(
         (p.accuracy_delta_pp.mean + 1.0).abs() < 1e-9,
         "{}",
         p.accuracy_delta_pp.mean
     );
     // Time: 30 s vs 15 s of training.
-    assert!((p.time_saved_pct.mean - 50.0).abs() < 1e-9);
+    assert!((p.train_time.change_pct() + 50.0).abs() < 1e-9);
     // ETA: val acc per epoch = acc0 - 0.10, acc0 - 0.05, acc0; target 0.75 reached at epoch 2 for seed 1 base (0.802-0.05)
     let r0 = &run.records[0];
     let (j, s) = energy_to_accuracy(r0, 0.75).unwrap();
@@ -316,30 +324,39 @@ fn compare_flags_a_planted_regression_and_not_a_planted_no_change() {
         Provenance::Counter,
     ))
     .unwrap();
-    let rows = compare::compare(&a, &same, 5.0, 1.0);
+    let th = compare::Thresholds {
+        pct: 5.0,
+        accuracy_pp: 1.0,
+    };
+    let rows = compare::compare(&a, &same, th);
     assert_eq!(rows.len(), 2);
-    assert!(rows.iter().all(|r| r.regression.is_empty()), "{rows:?}");
+    // Identical runs: every change is 0 with no spread, well below +5 %.
+    assert!(
+        rows.iter().all(|r| r.verdict == compare::Verdict::Ok),
+        "{rows:?}"
+    );
     assert!(
         rows.iter()
-            .all(|r| r.energy_pct.paired && r.energy_pct.change.mean.abs() < 1e-9)
+            .all(|r| r.pairs == 4 && r.energy.change.mean.abs() < 1e-12)
     );
-    let rows = compare::compare(&a, &worse, 5.0, 1.0);
+    let rows = compare::compare(&a, &worse, th);
     let fast = rows.iter().find(|r| r.variant == "fast").unwrap();
+    assert_eq!(fast.verdict, compare::Verdict::Regression, "{fast:?}");
     assert!(
-        fast.regression.iter().any(|s| s.starts_with("energy +")),
+        fast.reasons.iter().any(|s| s.starts_with("energy +")),
         "{:?}",
-        fast.regression
+        fast.reasons
     );
     assert!(
-        fast.regression
+        fast.reasons
             .iter()
-            .any(|s| s.starts_with("accuracy -3.00")),
+            .any(|s| s.starts_with("accuracy -3.0 pp")),
         "{:?}",
-        fast.regression
+        fast.reasons
     );
     let base = rows.iter().find(|r| r.variant == "base").unwrap();
-    assert!(base.regression.is_empty(), "{:?}", base.regression);
-    let table = compare::table(&rows);
+    assert_eq!(base.verdict, compare::Verdict::Ok, "{base:?}");
+    let table = compare::table(&rows, th);
     assert!(table.contains("REGRESSION"), "{table}");
 }
 

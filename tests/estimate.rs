@@ -367,24 +367,28 @@ fn the_band_reaches_the_report_and_the_csv() {
 #[test]
 fn a_band_that_flips_a_saving_makes_it_inconclusive() {
     use joulebench::analysis::aggregate::Paired;
-    use joulebench::analysis::stats::Estimate;
-    let e = |xs: &[f64]| Estimate::of(xs);
+    use joulebench::analysis::stats::{Estimate, Ratio};
+    // Log ratios (variant / baseline) of three pairs: a saving of ~10 %.
+    let r = |ratios: &[f64]| Ratio {
+        log: Estimate::of(&ratios.iter().map(|x: &f64| x.ln()).collect::<Vec<_>>()),
+    };
     let mut p = Paired {
         workload: "w".into(),
         variant: "v".into(),
         baseline: "b".into(),
         pairs: 3,
-        energy_saved_pct: e(&[10.0, 11.0, 12.0]),
-        net_train_energy_saved_pct: e(&[]),
-        time_saved_pct: e(&[]),
-        accuracy_delta_pp: e(&[]),
-        energy_saved_pct_low_model: e(&[9.0, 10.0, 11.0]),
-        energy_saved_pct_high_model: e(&[12.0, 13.0, 14.0]),
+        energy: r(&[0.90, 0.89, 0.88]),
+        net_train_energy: r(&[]),
+        train_time: r(&[]),
+        accuracy_delta_pp: Estimate::of(&[]),
+        energy_low_model: r(&[0.91, 0.90, 0.89]),
+        energy_high_model: r(&[0.88, 0.87, 0.86]),
+        disturbed_pairs: 0,
     };
     assert_eq!(p.band_makes_inconclusive(), Some(false));
-    p.energy_saved_pct_high_model = e(&[-3.0, 2.0, 4.0]);
+    p.energy_high_model = r(&[1.03, 0.98, 0.96]);
     assert_eq!(p.band_makes_inconclusive(), Some(true));
-    p.energy_saved_pct_low_model = e(&[]);
+    p.energy_low_model = r(&[]);
     assert_eq!(
         p.band_makes_inconclusive(),
         None,

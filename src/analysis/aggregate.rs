@@ -1,7 +1,7 @@
 //! Per-trial metrics, per-variant summaries with confidence intervals, and
 //! paired comparisons against the baseline on matching seeds.
 
-use super::stats::{Estimate, outliers};
+use super::stats::{Estimate, Ratio, outliers};
 use crate::record::{TrialRecord, TrialStatus};
 use crate::util::units::{Joules, Seconds};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,12 @@ pub struct TrialMetrics {
     pub seed: u64,
     pub repeat: u32,
     pub completed: bool,
+    /// Completed and not judged invalid (`meter::validity`): only these count.
+    pub valid: bool,
+    /// Completed with a validity flag (counted, and shown).
+    pub flagged: bool,
+    /// A flag says other work disturbed the measurement (interference).
+    pub disturbed: bool,
     /// All windows (training, validation, test, inference).
     pub gross_j: f64,
     pub idle_j: f64,
@@ -53,6 +59,13 @@ pub fn metrics(r: &TrialRecord) -> TrialMetrics {
         seed: r.key.seed,
         repeat: r.key.repeat,
         completed: r.status == TrialStatus::Completed,
+        valid: r.status == TrialStatus::Completed
+            && !r.validity.as_ref().is_some_and(|v| v.is_invalid()),
+        flagged: r
+            .validity
+            .as_ref()
+            .is_some_and(|v| v.verdict == crate::meter::validity::Verdict::Flagged),
+        disturbed: r.validity.as_ref().is_some_and(|v| v.disturbed()),
         gross_j: total.joules.0,
         idle_j: total.idle_joules.map_or(nan, |j| j.0),
         net_j: total.net_joules.map_or(nan, |j| j.0),
@@ -115,7 +128,14 @@ pub struct VariantSummary {
     pub workload: String,
     pub variant: String,
     pub trials: usize,
+    /// Completed and valid: the trials the statistics are over.
     pub completed: usize,
+    /// Completed but judged invalid (left out of every figure).
+    #[serde(default)]
+    pub invalid: usize,
+    /// Valid but flagged (counted; the report lists why).
+    #[serde(default)]
+    pub flagged: usize,
     pub gross_j: Estimate,
     pub idle_j: Estimate,
     pub net_j: Estimate,
@@ -155,7 +175,7 @@ pub fn summarize(records: &[TrialRecord]) -> Vec<VariantSummary> {
                 .iter()
                 .filter(|m| m.workload == w && m.variant == v)
                 .collect();
-            let done: Vec<&TrialMetrics> = ms.iter().copied().filter(|m| m.completed).collect();
+            let done: Vec<&TrialMetrics> = ms.iter().copied().filter(|m| m.valid).collect();
             let mut flagged = Vec::new();
             for f in [|m: &TrialMetrics| m.gross_j, |m: &TrialMetrics| m.train_s] {
                 let xs: Vec<f64> = done.iter().map(|m| f(m)).collect();
@@ -178,6 +198,8 @@ pub fn summarize(records: &[TrialRecord]) -> Vec<VariantSummary> {
                 variant: v,
                 trials: ms.len(),
                 completed: done.len(),
+                invalid: ms.iter().filter(|m| m.completed && !m.valid).count(),
+                flagged: done.iter().filter(|m| m.flagged).count(),
                 gross_j: est(&done, |m| m.gross_j),
                 idle_j: est(&done, |m| m.idle_j),
                 net_j: est(&done, |m| m.net_j),
@@ -197,58 +219,74 @@ pub fn summarize(records: &[TrialRecord]) -> Vec<VariantSummary> {
         .collect()
 }
 
-/// A variant against the baseline over trials with the same workload, seed and repeat.
+/// A variant against the baseline over trials with the same workload, seed
+/// and repeat, both completed and valid: each figure as a paired ratio on
+/// the log scale (`stats::Ratio`), accuracy as a paired difference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Paired {
     pub workload: String,
     pub variant: String,
     pub baseline: String,
     pub pairs: usize,
-    /// (baseline − variant) / baseline × 100 of gross energy; positive = saved.
-    pub energy_saved_pct: Estimate,
-    /// Same for net (idle-subtracted) training energy, where recorded.
-    pub net_train_energy_saved_pct: Estimate,
-    pub time_saved_pct: Estimate,
+    /// Gross energy of all windows, variant / baseline.
+    pub energy: Ratio,
+    /// Net (idle-subtracted) training energy, where recorded.
+    pub net_train_energy: Ratio,
+    pub train_time: Ratio,
     /// variant − baseline, percentage points of test accuracy.
     pub accuracy_delta_pp: Estimate,
-    /// Modelled runs: the gross energy saving with both trials of each pair
-    /// under the band's lowest model, and under its highest (n = 0 without a band).
-    #[serde(default = "no_estimate")]
-    pub energy_saved_pct_low_model: Estimate,
-    #[serde(default = "no_estimate")]
-    pub energy_saved_pct_high_model: Estimate,
-}
-
-fn no_estimate() -> Estimate {
-    Estimate::of(&[])
+    /// Modelled runs: the gross energy ratio with both trials of each pair
+    /// under the band's lowest model, and under its highest (no pairs without a band).
+    pub energy_low_model: Ratio,
+    pub energy_high_model: Ratio,
+    /// Pairs in which a trial was flagged as disturbed by other work.
+    pub disturbed_pairs: usize,
 }
 
 impl Paired {
     /// Whether the estimate's band leaves the gross saving's sign open: the
-    /// pairs' CI excludes zero, but the saving under the band's lowest or
-    /// highest model has the other sign or a CI that includes zero. `None`
-    /// without a band.
+    /// pairs' interval excludes no change, but under the band's lowest or
+    /// highest model the change has the other sign or an interval that
+    /// includes none. `None` without a band.
     pub fn band_makes_inconclusive(&self) -> Option<bool> {
-        let (lo, hi) = (
-            &self.energy_saved_pct_low_model,
-            &self.energy_saved_pct_high_model,
-        );
-        if lo.n == 0 || hi.n == 0 {
+        let (lo, hi) = (&self.energy_low_model, &self.energy_high_model);
+        if lo.pairs() == 0 || hi.pairs() == 0 {
             return None;
         }
-        let c = &self.energy_saved_pct;
-        let sign = c.mean.signum();
-        let holds = |e: &Estimate| e.mean.signum() == sign && e.excludes_zero();
+        let c = &self.energy;
+        let sign = c.log.mean.signum();
+        let holds = |r: &Ratio| r.log.mean.signum() == sign && r.excludes_zero();
         Some(c.excludes_zero() && !(holds(lo) && holds(hi)))
+    }
+
+    /// What the energy comparison says at `margin_pct`: a saving, a cost, no
+    /// difference beyond the margin, or inconclusive with the pairs the
+    /// observed spread needs.
+    pub fn energy_verdict(&self, margin_pct: f64) -> String {
+        verdict(&self.energy, margin_pct, "saves", "costs more")
+    }
+}
+
+/// A ratio's verdict: `less` when the interval lies below no change,
+/// `more` above it, "no difference beyond ±m %" inside the margin, else
+/// inconclusive (with the pairs needed, when the spread says).
+pub fn verdict(r: &Ratio, margin_pct: f64, less: &str, more: &str) -> String {
+    if r.excludes_zero() {
+        return if r.log.mean < 0.0 { less } else { more }.to_string();
+    }
+    if r.within(margin_pct) {
+        return format!("no difference beyond ±{margin_pct} %");
+    }
+    match r.pairs_needed(margin_pct) {
+        Some(n) if n > r.pairs() => {
+            format!("inconclusive: about {n} pairs would resolve ±{margin_pct} % at this spread")
+        }
+        _ => "inconclusive".to_string(),
     }
 }
 
 pub fn paired(records: &[TrialRecord], baseline: &str) -> Vec<Paired> {
-    let all: Vec<TrialMetrics> = records
-        .iter()
-        .map(metrics)
-        .filter(|m| m.completed)
-        .collect();
+    let all: Vec<TrialMetrics> = records.iter().map(metrics).filter(|m| m.valid).collect();
     let mut keys: Vec<(String, String)> = Vec::new();
     for m in &all {
         let k = (m.workload.clone(), m.variant.clone());
@@ -275,22 +313,17 @@ pub fn paired(records: &[TrialRecord], baseline: &str) -> Vec<Paired> {
             if pairs.is_empty() {
                 return None;
             }
-            let pct = |f: fn(&TrialMetrics) -> f64| {
-                let xs: Vec<f64> = pairs
-                    .iter()
-                    .map(|(b, m)| (f(b) - f(m)) / f(b) * 100.0)
-                    .filter(|x| x.is_finite())
-                    .collect();
-                Estimate::of(&xs)
+            let ratio = |f: fn(&TrialMetrics) -> f64| {
+                Ratio::of_pairs(&pairs.iter().map(|(b, m)| (f(b), f(m))).collect::<Vec<_>>())
             };
             Some(Paired {
                 workload: w,
                 variant: v,
                 baseline: baseline.to_string(),
                 pairs: pairs.len(),
-                energy_saved_pct: pct(|m| m.gross_j),
-                net_train_energy_saved_pct: pct(|m| m.train_net_j),
-                time_saved_pct: pct(|m| m.train_s),
+                energy: ratio(|m| m.gross_j),
+                net_train_energy: ratio(|m| m.train_net_j),
+                train_time: ratio(|m| m.train_s),
                 accuracy_delta_pp: Estimate::of(
                     &pairs
                         .iter()
@@ -298,8 +331,12 @@ pub fn paired(records: &[TrialRecord], baseline: &str) -> Vec<Paired> {
                         .filter(|x| x.is_finite())
                         .collect::<Vec<_>>(),
                 ),
-                energy_saved_pct_low_model: pct(|m| m.gross_j_low),
-                energy_saved_pct_high_model: pct(|m| m.gross_j_high),
+                energy_low_model: ratio(|m| m.gross_j_low),
+                energy_high_model: ratio(|m| m.gross_j_high),
+                disturbed_pairs: pairs
+                    .iter()
+                    .filter(|(b, m)| b.disturbed || m.disturbed)
+                    .count(),
             })
         })
         .collect()

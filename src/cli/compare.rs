@@ -9,15 +9,21 @@ use std::path::PathBuf;
 pub struct CompareArgs {
     run_a: PathBuf,
     run_b: PathBuf,
-    /// A significant energy or time increase above this many percent is a regression (0-1000).
+    /// An energy or time increase whose whole 95% interval lies above this
+    /// many percent is a regression; one whose interval spans it cannot be
+    /// judged (0-1000).
     #[arg(long, default_value_t = 5.0, value_parser = percent)]
     energy_threshold: f64,
-    /// A significant accuracy drop above this many points is a regression (0-100).
+    /// An accuracy drop whose whole interval lies beyond this many points is a regression (0-100).
     #[arg(long, default_value_t = 1.0, value_parser = points)]
     accuracy_threshold: f64,
-    /// Exit with code 3 when a regression is flagged (for CI gates).
+    /// Exit 3 when a regression is found, else 4 when a comparison cannot
+    /// be judged (too few pairs, too much noise, a disturbed run), for CI gates.
     #[arg(long)]
     fail_on_regression: bool,
+    /// Also write the comparison as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
     /// Compare workload/variant names even where their resolved settings differ.
     #[arg(long)]
     allow_different_configs: bool,
@@ -58,7 +64,11 @@ pub fn run(a: CompareArgs) -> Result<i32> {
             eprintln!("note: {} is a filtered run ({})", path.display(), m.filters);
         }
     }
-    let rows = compare::compare(&run_a, &run_b, a.energy_threshold, a.accuracy_threshold);
+    let th = compare::Thresholds {
+        pct: a.energy_threshold,
+        accuracy_pp: a.accuracy_threshold,
+    };
+    let rows = compare::compare(&run_a, &run_b, th);
     if rows.is_empty() {
         bail!(
             "{} and {} share no workload/variant with completed trials",
@@ -66,13 +76,26 @@ pub fn run(a: CompareArgs) -> Result<i32> {
             a.run_b.display()
         );
     }
-    print!("{}", compare::table(&rows));
-    let bad = rows.iter().filter(|r| !r.regression.is_empty()).count();
-    if bad > 0 {
-        eprintln!("{bad} regression(s) flagged");
-        if a.fail_on_regression {
-            return Ok(3);
-        }
+    print!("{}", compare::table(&rows, th));
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&rows)?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
-    Ok(0)
+    let count = |v: compare::Verdict| rows.iter().filter(|r| r.verdict == v).count();
+    let (bad, open) = (
+        count(compare::Verdict::Regression),
+        count(compare::Verdict::CannotJudge),
+    );
+    if bad > 0 {
+        eprintln!("{bad} regression(s) found");
+    }
+    if open > 0 {
+        eprintln!("{open} comparison(s) cannot be judged (see the verdict column)");
+    }
+    Ok(match (a.fail_on_regression, bad, open) {
+        (true, 1.., _) => 3,
+        (true, 0, 1..) => 4,
+        _ => 0,
+    })
 }

@@ -2,7 +2,8 @@
 //! `trials.csv` columns of the band (modelled runs: each figure under the
 //! lowest and the highest model of the estimate's band).
 
-use super::{est, fmt_sig};
+use super::baseline::saved;
+use super::fmt_sig;
 use crate::analysis::Run;
 use crate::analysis::aggregate::{TrialMetrics, paired, summarize};
 use crate::analysis::csv_export::num;
@@ -82,7 +83,7 @@ fn estimate_band(o: &mut String, run: &Run) {
     for p in ps {
         let verdict = match p.band_makes_inconclusive() {
             Some(true) => "inconclusive: the band, not only the seeds, leaves the sign open",
-            _ if p.energy_saved_pct.excludes_zero() => "holds across the band",
+            _ if p.energy.excludes_zero() => "holds across the band",
             _ => "inconclusive (seed-to-seed CI includes zero)",
         };
         let _ = writeln!(
@@ -90,9 +91,9 @@ fn estimate_band(o: &mut String, run: &Run) {
             "| {} | {} | {} | {} | {} | {} |",
             p.workload,
             p.variant,
-            est(&p.energy_saved_pct),
-            est(&p.energy_saved_pct_low_model),
-            est(&p.energy_saved_pct_high_model),
+            saved(&p.energy),
+            saved(&p.energy_low_model),
+            saved(&p.energy_high_model),
             verdict
         );
     }
