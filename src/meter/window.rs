@@ -7,6 +7,11 @@ use crate::util::units::{Joules, Seconds, Watts};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
+use super::interference::CpuClock;
+use super::validity::{self, Rules};
+
+pub use super::self_check::{SELF_CHECK_MIN_SECONDS, SELF_CHECK_WARN_PCT, SelfCheck, self_check};
+
 /// The range a modelled figure may lie in: its value under the lowest and
 /// the highest of the published models it is made from (`cpu_power`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -77,6 +82,11 @@ pub struct DomainEnergy {
     /// minus the same model's idle).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_band: Option<Band>,
+    /// Estimated domains: the seconds the idle (static) power is charged
+    /// for, the window's less what other processes' work displaced
+    /// (`estimate.rs`); the idle baseline is subtracted over these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charged_seconds: Option<Seconds>,
 }
 
 /// Energy and time of one window.
@@ -135,6 +145,7 @@ impl EnergyReading {
 
     /// Sum of several readings (e.g. all epochs), keeping per-domain totals.
     pub fn sum<'a>(window: &str, rs: impl IntoIterator<Item = &'a EnergyReading>) -> EnergyReading {
+        let rs_parts: Vec<&EnergyReading> = rs.into_iter().collect();
         let mut out = EnergyReading {
             window: window.to_string(),
             started_unix: None,
@@ -157,7 +168,7 @@ impl EnergyReading {
                 *a = Some(a.unwrap_or(Joules::ZERO) + b);
             }
         };
-        for r in rs {
+        for r in rs_parts.iter().copied() {
             // The earliest part's start: the sum spans from there for its
             // total seconds (exact when the parts are back to back).
             out.started_unix = match (out.started_unix, r.started_unix) {
@@ -175,6 +186,10 @@ impl EnergyReading {
                         let o_net = o.net_joules.unwrap_or(o.joules);
                         o.joules += d.joules;
                         o.cross_check_joules = match (o.cross_check_joules, d.cross_check_joules) {
+                            (Some(a), Some(b)) => Some(a + b),
+                            _ => None,
+                        };
+                        o.charged_seconds = match (o.charged_seconds, d.charged_seconds) {
                             (Some(a), Some(b)) => Some(a + b),
                             _ => None,
                         };
@@ -202,6 +217,11 @@ impl EnergyReading {
                 }
             }
         }
+        out.interference = super::interference::Interference::sum(
+            rs_parts
+                .iter()
+                .map(|r| (r.interference.as_ref(), r.seconds)),
+        );
         out.avg_watts = avg(out.joules, out.seconds);
         for d in &mut out.domains {
             d.avg_watts = avg(d.joules, out.seconds);
@@ -260,56 +280,6 @@ pub fn provenance_label(ps: impl Iterator<Item = Provenance>) -> String {
 /// coarse (each edge may be one period stale).
 pub const COARSE_PERIODS: f64 = 10.0;
 
-/// A counter's agreement with its instant-power integral over a window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SelfCheck {
-    pub domain: String,
-    pub seconds: Seconds,
-    pub counter_joules: Joules,
-    pub instant_power_joules: Joules,
-    /// (counter − integral) / integral × 100.
-    pub difference_pct: f64,
-    /// Over `SELF_CHECK_WARN_PCT`.
-    pub warning: bool,
-}
-
-/// Shortest window whose self-check is recorded (a 100-ms counter is too
-/// coarse for shorter ones).
-pub const SELF_CHECK_MIN_SECONDS: f64 = 3.0;
-/// Disagreement that earns a warning.
-pub const SELF_CHECK_WARN_PCT: f64 = 2.0;
-
-impl SelfCheck {
-    pub fn describe(&self) -> String {
-        format!(
-            "{}: the energy counter ({:.1} J) and the integral of instant power ({:.1} J) differ by {:+.1}% over {:.1} s (self-check warns above {SELF_CHECK_WARN_PCT}%)",
-            self.domain,
-            self.counter_joules.0,
-            self.instant_power_joules.0,
-            self.difference_pct,
-            self.seconds.0
-        )
-    }
-}
-
-/// The self-check of one domain over a window of `seconds`, where it has a
-/// cross-check and the window is long enough.
-pub fn self_check(d: &DomainEnergy, seconds: Seconds) -> Option<SelfCheck> {
-    let integral = d.cross_check_joules?;
-    if seconds.0 < SELF_CHECK_MIN_SECONDS || integral.0 <= 0.0 {
-        return None;
-    }
-    let pct = (d.joules.0 - integral.0) / integral.0 * 100.0;
-    Some(SelfCheck {
-        domain: d.domain.clone(),
-        seconds,
-        counter_joules: d.joules,
-        instant_power_joules: integral,
-        difference_pct: pct,
-        warning: pct.abs() > SELF_CHECK_WARN_PCT,
-    })
-}
-
 /// Sum of two optional bands over figures `a` and `b`.
 fn sum_opt(x: Option<Band>, a: Joules, y: Option<Band>, b: Joules) -> Option<Band> {
     (x.is_some() || y.is_some())
@@ -325,6 +295,8 @@ fn avg(j: Joules, s: Seconds) -> Watts {
 pub struct WindowStart {
     name: String,
     start: Snapshot,
+    /// The machine's and this process's CPU clocks at the start.
+    cpu: Option<CpuClock>,
 }
 
 /// Idle power per domain (in the meter's domain order), from an idle window.
@@ -336,11 +308,15 @@ pub struct IdleBaseline {
 /// A meter bound to the device it measures: every window edge first waits
 /// for the device's queued work, so asynchronous GPU work is charged to the
 /// window that launched it.
+///
+/// Every window is judged when it closes (`validity.rs`), under the
+/// measurer's [`Rules`].
 pub struct Measurer {
     meter: Box<dyn EnergyMeter>,
     info: MeterInfo,
     device: Device,
     idle: Option<IdleBaseline>,
+    rules: Rules,
 }
 
 /// Most timeline samples kept per domain and window.
@@ -354,7 +330,20 @@ impl Measurer {
             info,
             device,
             idle: None,
+            rules: Rules::default(),
         }
+    }
+
+    /// The measurer with these validity rules.
+    pub fn with_rules(mut self, rules: Rules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// The validity rules, to change between trials (e.g. the power limit a
+    /// trial sets).
+    pub fn rules_mut(&mut self) -> &mut Rules {
+        &mut self.rules
     }
 
     pub fn info(&self) -> &MeterInfo {
@@ -375,15 +364,18 @@ impl Measurer {
 
     pub fn begin(&mut self, name: &str) -> Result<WindowStart, MeterError> {
         self.device.synchronize()?;
+        let start = self.meter.snapshot()?;
         Ok(WindowStart {
             name: name.to_string(),
-            start: self.meter.snapshot()?,
+            start,
+            cpu: CpuClock::read().ok(),
         })
     }
 
     pub fn end(&mut self, w: WindowStart) -> Result<EnergyReading, MeterError> {
         self.device.synchronize()?;
         let end = self.meter.snapshot()?;
+        let cpu = CpuClock::read().ok();
         let mut r = reading(&self.info, &w.name, &w.start, &end);
         let timeline = self.meter.timeline(w.start.at, end.at);
         for d in &mut r.domains {
@@ -393,11 +385,26 @@ impl Measurer {
                 .map(|s| s.watts)
                 .reduce(Watts::max);
         }
+        let samples = validity::sample_stats(&timeline, r.seconds.0);
         r.timeline = downsample(timeline, TIMELINE_POINTS);
         r.gpu_states = self.meter.gpu_states();
+        r.interference = w.cpu.zip(cpu).and_then(|(a, b)| a.interference(&b));
         if let Some(idle) = &self.idle {
             apply_idle(&mut r, &idle.reading);
         }
+        let run_gpu = match self.device.location() {
+            candle_core::DeviceLocation::Cuda { gpu_id } => Some(format!("gpu:{gpu_id}")),
+            _ => None,
+        };
+        let states = self.meter.gpu_states_during(w.start.at, end.at);
+        let evidence = validity::Evidence {
+            info: &self.info,
+            reading: &r,
+            gpu_states: &states,
+            samples: &samples,
+            run_gpu: run_gpu.as_deref(),
+        };
+        r.validity = Some(validity::judge(&self.rules, &evidence));
         Ok(r)
     }
 
@@ -442,7 +449,13 @@ pub fn apply_idle(r: &mut EnergyReading, idle: &EnergyReading) {
         let Some(i) = idle.domains.iter().find(|i| i.domain == d.domain) else {
             continue;
         };
-        let j = i.avg_watts * r.seconds;
+        // Over the seconds the idle power is charged for (estimated domains
+        // on a shared machine charge less than the wall time).
+        let idle_w = match i.charged_seconds {
+            Some(s) if s.0 > 0.0 => i.joules / s,
+            _ => i.avg_watts,
+        };
+        let j = idle_w * d.charged_seconds.unwrap_or(r.seconds);
         d.idle_joules = Some(j);
         d.net_joules = Some(d.joules - j);
         idle_total += j;
@@ -527,6 +540,13 @@ pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> Ener
                 (Some(x), Some(y)) => Some(y - x),
                 _ => None,
             };
+            let charged = match (
+                a.charged.get(k).copied().flatten(),
+                b.charged.get(k).copied().flatten(),
+            ) {
+                (Some(x), Some(y)) => Some(y - x),
+                _ => None,
+            };
             let power = (
                 a.power.get(k).copied().flatten(),
                 b.power.get(k).copied().flatten(),
@@ -556,6 +576,7 @@ pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> Ener
                 band,
                 net_band: None,
                 cross_check_joules: cross_check,
+                charged_seconds: charged,
             }
         })
         .collect();
