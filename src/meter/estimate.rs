@@ -68,20 +68,7 @@ pub fn resident_bytes() -> Option<u64> {
     Some(pages * page.max(4096) as u64)
 }
 
-/// CPU time consumed by this process (all threads), from
-/// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`.
-pub fn process_cpu_time() -> Result<Seconds, std::io::Error> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the call only writes to it.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(Seconds(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9))
-}
+pub use super::interference::process_cpu_time;
 
 /// Cumulative joules (low, central, high).
 #[derive(Debug, Clone, Copy, Default)]

@@ -119,6 +119,21 @@ pub struct CpuClock {
     pub tick: Seconds,
 }
 
+/// CPU time consumed by this process (all threads), from
+/// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`.
+pub fn process_cpu_time() -> Result<Seconds, std::io::Error> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call only writes to it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(Seconds(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9))
+}
+
 /// Busy ticks of the first (`cpu `) line of `/proc/stat`.
 pub fn parse_busy_ticks(stat: &str) -> Option<u64> {
     let line = stat.lines().next()?;
@@ -156,7 +171,7 @@ impl CpuClock {
     /// Reads the clocks now; what cannot be read is None, except the
     /// process clock, whose failure (`clock_gettime`) is the error.
     pub fn read() -> Result<CpuClock, std::io::Error> {
-        let own = super::estimate::process_cpu_time()?;
+        let own = process_cpu_time()?;
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
         // SAFETY: as above.

@@ -13,9 +13,9 @@ pub mod estimate;
 pub mod fake;
 pub mod interference;
 pub mod judge;
+pub mod measurer;
 pub mod nvml;
 pub mod rapl;
-pub mod self_check;
 pub mod validity;
 pub mod window;
 
@@ -23,7 +23,8 @@ use crate::util::units::{Joules, Seconds};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-pub use window::{EnergyReading, Measurer};
+pub use measurer::Measurer;
+pub use window::EnergyReading;
 
 /// How a figure was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 //! count, flagged trials count but are shown and, where the flag says the
 //! machine was disturbed, turn a comparison into "cannot judge".
 //!
-//! `judge` applies the rules below to every window when it closes
+//! `judge::judge` (`judge.rs`) applies the rules below to every window when it closes
 //! (`Measurer::end`); a trial's verdict is `Validity::combine` over its
 //! windows (idle, every epoch's training and validation, test, inference,
 //! and the quantized and sparse models' test and inference windows), the
@@ -65,7 +65,7 @@
 //!
 //! **self-check** (flagged). A counter and the integral of its polled
 //! instant power differ by more than `SELF_CHECK_WARN_PCT` (2%) over a
-//! window of at least 3 s (`self_check.rs`).
+//! window of at least 3 s (`window::self_check`).
 //!
 //! **throttle** (flagged). A measured GPU reported a clocks event
 //! (throttle) reason during the window other than `gpu-idle`,
@@ -83,8 +83,6 @@
 //! PITFALLS.md (measure steady state only).
 
 use serde::{Deserialize, Serialize};
-
-pub use super::judge::{Evidence, Samples, judge, sample_stats, steady_state};
 
 /// How far a measurement can be trusted.
 #[derive(
@@ -173,6 +171,49 @@ impl Validity {
             }
         }
         Validity::of(findings)
+    }
+
+    /// The verdict of a reading summed from parts (an epoch's segments
+    /// between checkpoints, a teacher's per-step windows) named `name`: one
+    /// finding per rule and verdict, the first part's detail with how many
+    /// more parts had one like it, and the part's window where its name is
+    /// not `name`. None when no part was judged.
+    pub fn merge<'a>(
+        name: &str,
+        parts: impl IntoIterator<Item = &'a (String, Validity)>,
+    ) -> Option<Validity> {
+        let mut out: Vec<(Finding, usize)> = Vec::new();
+        let mut any = false;
+        for (window, v) in parts {
+            any = true;
+            for f in &v.findings {
+                match out
+                    .iter_mut()
+                    .find(|(o, _)| o.rule == f.rule && o.verdict == f.verdict)
+                {
+                    Some((_, n)) => *n += 1,
+                    None => {
+                        let mut f = f.clone();
+                        if window != name {
+                            f.window.get_or_insert_with(|| window.clone());
+                        }
+                        out.push((f, 1));
+                    }
+                }
+            }
+        }
+        any.then(|| {
+            Validity::of(
+                out.into_iter()
+                    .map(|(mut f, n)| {
+                        if n > 1 {
+                            f.detail = format!("{} (and {} more part(s) like it)", f.detail, n - 1);
+                        }
+                        f
+                    })
+                    .collect(),
+            )
+        })
     }
 
     /// Adds a finding (the verdict becomes the worst so far).
@@ -270,5 +311,24 @@ mod tests {
         assert_eq!(t.findings[0].window.as_deref(), Some("train/epoch-1"));
         assert!(t.disturbed());
         assert_eq!(t.summary(), "invalid: interference, power");
+        // A sum of parts: one finding per rule and verdict, counted.
+        let parts = [
+            ("train/epoch-1".to_string(), a.clone()),
+            ("train/epoch-1".to_string(), a.clone()),
+            ("train/epoch-1".to_string(), Validity::default()),
+        ];
+        let m = Validity::merge("train/epoch-1", &parts).unwrap();
+        assert_eq!(m.verdict, Verdict::Flagged);
+        assert_eq!(m.findings.len(), 1);
+        assert!(
+            m.findings[0]
+                .detail
+                .ends_with("(and 1 more part(s) like it)")
+        );
+        assert_eq!(m.findings[0].window, None);
+        let named = [("train/epoch-2".to_string(), b.clone())];
+        let m = Validity::merge("training", &named).unwrap();
+        assert_eq!(m.findings[0].window.as_deref(), Some("train/epoch-2"));
+        assert!(Validity::merge("x", &[]).is_none());
     }
 }

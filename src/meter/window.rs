@@ -1,16 +1,14 @@
-//! Named measurement windows with the device synchronised at each edge, and
-//! the idle baseline (gross, idle and net energy).
+//! Named measurement windows (the reading between two snapshots), the idle
+//! baseline (gross, idle and net energy) and a counter's self-check (the
+//! counter against the integral of its polled instant power). The measurer
+//! that opens and closes them is `measurer.rs`.
 
-use super::{EnergyMeter, MeterError, MeterInfo, PowerSample, Provenance, Snapshot};
+use super::{MeterInfo, PowerSample, Provenance, Snapshot};
 use crate::gpu::api::GpuState;
 use crate::util::units::{Joules, Seconds, Watts};
-use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use super::interference::CpuClock;
-use super::validity::{self, Rules};
-
-pub use super::self_check::{SELF_CHECK_MIN_SECONDS, SELF_CHECK_WARN_PCT, SelfCheck, self_check};
 
 /// The range a modelled figure may lie in: its value under the lowest and
 /// the highest of the published models it is made from (`cpu_power`).
@@ -217,6 +215,11 @@ impl EnergyReading {
                 }
             }
         }
+        let judged: Vec<(String, super::validity::Validity)> = rs_parts
+            .iter()
+            .filter_map(|r| Some((r.window.clone(), r.validity.clone()?)))
+            .collect();
+        out.validity = super::validity::Validity::merge(window, &judged);
         out.interference = super::interference::Interference::sum(
             rs_parts
                 .iter()
@@ -280,6 +283,56 @@ pub fn provenance_label(ps: impl Iterator<Item = Provenance>) -> String {
 /// coarse (each edge may be one period stale).
 pub const COARSE_PERIODS: f64 = 10.0;
 
+/// A counter's agreement with its instant-power integral over a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelfCheck {
+    pub domain: String,
+    pub seconds: Seconds,
+    pub counter_joules: Joules,
+    pub instant_power_joules: Joules,
+    /// (counter − integral) / integral × 100.
+    pub difference_pct: f64,
+    /// Over `SELF_CHECK_WARN_PCT`.
+    pub warning: bool,
+}
+
+/// Shortest window whose self-check is recorded (a 100-ms counter is too
+/// coarse for shorter ones).
+pub const SELF_CHECK_MIN_SECONDS: f64 = 3.0;
+/// Disagreement that earns a warning.
+pub const SELF_CHECK_WARN_PCT: f64 = 2.0;
+
+impl SelfCheck {
+    pub fn describe(&self) -> String {
+        format!(
+            "{}: the energy counter ({:.1} J) and the integral of instant power ({:.1} J) differ by {:+.1}% over {:.1} s (self-check warns above {SELF_CHECK_WARN_PCT}%)",
+            self.domain,
+            self.counter_joules.0,
+            self.instant_power_joules.0,
+            self.difference_pct,
+            self.seconds.0
+        )
+    }
+}
+
+/// The self-check of one domain over a window of `seconds`, where it has a
+/// cross-check and the window is long enough.
+pub fn self_check(d: &DomainEnergy, seconds: Seconds) -> Option<SelfCheck> {
+    let integral = d.cross_check_joules?;
+    if seconds.0 < SELF_CHECK_MIN_SECONDS || integral.0 <= 0.0 {
+        return None;
+    }
+    let pct = (d.joules.0 - integral.0) / integral.0 * 100.0;
+    Some(SelfCheck {
+        domain: d.domain.clone(),
+        seconds,
+        counter_joules: d.joules,
+        instant_power_joules: integral,
+        difference_pct: pct,
+        warning: pct.abs() > SELF_CHECK_WARN_PCT,
+    })
+}
+
 /// Sum of two optional bands over figures `a` and `b`.
 fn sum_opt(x: Option<Band>, a: Joules, y: Option<Band>, b: Joules) -> Option<Band> {
     (x.is_some() || y.is_some())
@@ -293,153 +346,16 @@ fn avg(j: Joules, s: Seconds) -> Watts {
 /// An open window.
 #[derive(Debug, Clone)]
 pub struct WindowStart {
-    name: String,
-    start: Snapshot,
+    pub(super) name: String,
+    pub(super) start: Snapshot,
     /// The machine's and this process's CPU clocks at the start.
-    cpu: Option<CpuClock>,
+    pub(super) cpu: Option<CpuClock>,
 }
 
 /// Idle power per domain (in the meter's domain order), from an idle window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdleBaseline {
     pub reading: EnergyReading,
-}
-
-/// A meter bound to the device it measures: every window edge first waits
-/// for the device's queued work, so asynchronous GPU work is charged to the
-/// window that launched it.
-///
-/// Every window is judged when it closes (`validity.rs`), under the
-/// measurer's [`Rules`].
-pub struct Measurer {
-    meter: Box<dyn EnergyMeter>,
-    info: MeterInfo,
-    device: Device,
-    idle: Option<IdleBaseline>,
-    rules: Rules,
-}
-
-/// Most timeline samples kept per domain and window.
-const TIMELINE_POINTS: usize = 256;
-
-impl Measurer {
-    pub fn new(meter: Box<dyn EnergyMeter>, device: Device) -> Self {
-        let info = meter.info();
-        Self {
-            meter,
-            info,
-            device,
-            idle: None,
-            rules: Rules::default(),
-        }
-    }
-
-    /// The measurer with these validity rules.
-    pub fn with_rules(mut self, rules: Rules) -> Self {
-        self.rules = rules;
-        self
-    }
-
-    /// The validity rules, to change between trials (e.g. the power limit a
-    /// trial sets).
-    pub fn rules_mut(&mut self) -> &mut Rules {
-        &mut self.rules
-    }
-
-    pub fn info(&self) -> &MeterInfo {
-        &self.info
-    }
-
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
-    pub fn gpu_states(&self) -> Vec<GpuState> {
-        self.meter.gpu_states()
-    }
-
-    pub fn driver_version(&self) -> Option<String> {
-        self.meter.driver_version()
-    }
-
-    pub fn begin(&mut self, name: &str) -> Result<WindowStart, MeterError> {
-        self.device.synchronize()?;
-        let start = self.meter.snapshot()?;
-        Ok(WindowStart {
-            name: name.to_string(),
-            start,
-            cpu: CpuClock::read().ok(),
-        })
-    }
-
-    pub fn end(&mut self, w: WindowStart) -> Result<EnergyReading, MeterError> {
-        self.device.synchronize()?;
-        let end = self.meter.snapshot()?;
-        let cpu = CpuClock::read().ok();
-        let mut r = reading(&self.info, &w.name, &w.start, &end);
-        let timeline = self.meter.timeline(w.start.at, end.at);
-        for d in &mut r.domains {
-            d.peak_watts = timeline
-                .iter()
-                .filter(|s| s.domain == d.domain)
-                .map(|s| s.watts)
-                .reduce(Watts::max);
-        }
-        let samples = validity::sample_stats(&timeline, r.seconds.0);
-        r.timeline = downsample(timeline, TIMELINE_POINTS);
-        r.gpu_states = self.meter.gpu_states();
-        r.interference = w.cpu.zip(cpu).and_then(|(a, b)| a.interference(&b));
-        if let Some(idle) = &self.idle {
-            apply_idle(&mut r, &idle.reading);
-        }
-        let run_gpu = match self.device.location() {
-            candle_core::DeviceLocation::Cuda { gpu_id } => Some(format!("gpu:{gpu_id}")),
-            _ => None,
-        };
-        let states = self.meter.gpu_states_during(w.start.at, end.at);
-        let evidence = validity::Evidence {
-            info: &self.info,
-            reading: &r,
-            gpu_states: &states,
-            samples: &samples,
-            run_gpu: run_gpu.as_deref(),
-        };
-        r.validity = Some(validity::judge(&self.rules, &evidence));
-        Ok(r)
-    }
-
-    /// Sleeps through an idle window of `seconds` (after the device is
-    /// drained) and uses its average power per domain as the baseline that
-    /// later windows subtract. Returns the idle reading.
-    pub fn measure_idle(&mut self, seconds: f64) -> Result<EnergyReading, MeterError> {
-        self.idle = None;
-        let w = self.begin("idle")?;
-        std::thread::sleep(std::time::Duration::from_secs_f64(seconds.max(0.0)));
-        let r = self.end(w)?;
-        self.idle = Some(IdleBaseline { reading: r.clone() });
-        Ok(r)
-    }
-
-    pub fn idle(&self) -> Option<&EnergyReading> {
-        self.idle.as_ref().map(|i| &i.reading)
-    }
-}
-
-/// Keeps at most `n` samples per domain, evenly spaced.
-fn downsample(samples: Vec<PowerSample>, n: usize) -> Vec<PowerSample> {
-    let mut domains: Vec<String> = Vec::new();
-    for s in &samples {
-        if !domains.contains(&s.domain) {
-            domains.push(s.domain.clone());
-        }
-    }
-    let mut out = Vec::new();
-    for d in domains {
-        let these: Vec<&PowerSample> = samples.iter().filter(|s| s.domain == d).collect();
-        let step = these.len().div_ceil(n).max(1);
-        out.extend(these.into_iter().step_by(step).cloned());
-    }
-    out
 }
 
 /// Fills idle and net joules from the idle window's average power.

@@ -147,7 +147,7 @@ pub fn inference_window(
     let mut window = measurer.end(w)?;
     if let (Some(v), Some(f)) = (
         window.validity.as_mut(),
-        crate::meter::validity::steady_state(warmup_batches),
+        crate::meter::judge::steady_state(warmup_batches),
     ) {
         v.add(f);
     }
