@@ -6,6 +6,7 @@
 //! beside it (`standin.json`), so tests load separate instances.
 
 use joulebench::config::{GpuSelection, MeterChoice};
+use joulebench::meter::validity::{Rule, Verdict};
 use joulebench::meter::window::{SELF_CHECK_MIN_SECONDS, self_check};
 use joulebench::meter::{self, Measurer, MeterOptions, Provenance};
 use joulebench::util::device::DeviceSpec;
@@ -184,6 +185,113 @@ fn without_a_counter_energy_is_integrated_from_instant_power() {
 }
 
 #[test]
+fn other_gpu_processes_and_slowdowns_flag_the_window_and_a_trials_own_cap_does_not() {
+    let s = StandIn::new(json!({"gpus": [
+        gpu(json!({
+            "caller_listed": true,
+            "processes": [{"value": 4242, "from_s": 0.0}],
+            "throttle": [{"value": ["hw-thermal-slowdown", "gpu-idle"], "from_s": 0.0}]
+        })),
+        // 300 W wanted, 250 W allowed: the board caps it (sw-power-cap).
+        gpu(json!({"power_limit_w": 250.0, "caller_listed": true}))
+    ]}));
+    let mut m = s.measurer(GpuSelection::All);
+    let w = m.begin("w").unwrap();
+    sleep(1.2);
+    let r = m.end(w).unwrap();
+    let states: Vec<_> = r
+        .gpu_states
+        .iter()
+        .map(|g| (&g.compute_pids, &g.throttle_reasons))
+        .collect();
+    let own = std::process::id();
+    assert_eq!(
+        r.gpu_states[0].compute_pids,
+        Some(vec![4242, own]),
+        "{states:?}"
+    );
+    assert_eq!(
+        r.gpu_states[1].throttle_reasons.as_deref(),
+        Some(&["sw-power-cap".to_string()][..]),
+        "{states:?}"
+    );
+    let v = r.validity.unwrap();
+    let found = |rule: Rule, text: &str| {
+        v.findings
+            .iter()
+            .any(|f| f.rule == rule && f.verdict == Verdict::Flagged && f.detail.contains(text))
+    };
+    assert!(
+        found(Rule::GpuProcesses, "gpu:0: 1 other process(es)"),
+        "{v:?}"
+    );
+    assert!(found(Rule::GpuProcesses, "pid 4242"), "{v:?}");
+    assert!(
+        !v.findings
+            .iter()
+            .any(|f| f.detail.contains(&format!("pid {own}")))
+    );
+    assert!(
+        found(
+            Rule::Throttle,
+            "gpu:0: the GPU slowed its clocks during the window: hw-thermal-slowdown"
+        ),
+        "{v:?}"
+    );
+    assert!(
+        found(
+            Rule::Throttle,
+            "gpu:1: the GPU slowed its clocks during the window: sw-power-cap"
+        ),
+        "{v:?}"
+    );
+    assert!(v.disturbed());
+    // The same cap set by the trial (gpu_power_limit_w) is expected.
+    m.rules_mut().trial_power_limit_w = Some(250.0);
+    let w = m.begin("w").unwrap();
+    sleep(0.6);
+    let v = m.end(w).unwrap().validity.unwrap();
+    assert!(
+        v.findings.iter().any(|f| f.rule == Rule::Throttle
+            && f.verdict == Verdict::Valid
+            && f.detail.starts_with("gpu:1: sw-power-cap: the clocks held the draw to the 250 W power limit this trial set")),
+        "{v:?}"
+    );
+    assert!(
+        !v.findings
+            .iter()
+            .any(|f| f.detail.starts_with("gpu:1: the GPU slowed")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn a_process_that_leaves_mid_run_stops_flagging_later_windows() {
+    let s = StandIn::new(json!({"gpus": [gpu(json!({
+        "processes": [{"value": 777, "from_s": 0.0, "until_s": 0.8}]
+    }))]}));
+    let mut m = s.measurer(GpuSelection::All);
+    let w = m.begin("early").unwrap();
+    sleep(0.6);
+    let early = m.end(w).unwrap().validity.unwrap();
+    assert!(
+        early
+            .findings
+            .iter()
+            .any(|f| f.rule == Rule::GpuProcesses && f.detail.contains("pid 777")),
+        "{early:?}"
+    );
+    sleep(1.0);
+    let w = m.begin("late").unwrap();
+    sleep(0.6);
+    let late = m.end(w).unwrap().validity.unwrap();
+    assert!(
+        !late.findings.iter().any(|f| f.rule == Rule::GpuProcesses),
+        "{late:?}"
+    );
+}
+
+#[test]
 fn a_mig_gpus_readings_say_they_are_the_whole_gpus() {
     let s = StandIn::new(json!({"gpus": [gpu(json!({"mig": true}))]}));
     let mut m = s.measurer(GpuSelection::All);
@@ -354,6 +462,29 @@ fn a_cpu_run_measures_the_nodes_gpu_through_the_real_nvml_path() {
     for r in &recs {
         assert_eq!(r["idle"]["domains"][0]["provenance"], "counter");
         assert_eq!(r["status"]["state"], "completed");
+        assert_eq!(r["inference"]["warmup_batches"], 1, "{}", r["inference"]);
+        // Every window is judged, and the trial's verdict is the worst of
+        // theirs, with each of their findings named by its window.
+        let rank = |v: &Value| ["valid", "flagged", "invalid"].iter().position(|x| v == x);
+        let worst = windows(r)
+            .iter()
+            .map(|w| rank(&w["validity"]["verdict"]).unwrap_or_else(|| panic!("not judged: {w}")))
+            .max();
+        assert_eq!(rank(&r["validity"]["verdict"]), worst, "{}", r["validity"]);
+        for w in windows(r) {
+            for f in w["validity"]["findings"].as_array().into_iter().flatten() {
+                let named = r["validity"]["findings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|t| {
+                        t["rule"] == f["rule"]
+                            && t["detail"] == f["detail"]
+                            && t["window"] == w["window"]
+                    });
+                assert!(named, "{f} of {} not in {}", w["window"], r["validity"]);
+            }
+        }
         for w in windows(r) {
             let d = &w["domains"][0];
             assert_eq!(d["domain"].as_str(), Some("gpu:0"));

@@ -2,6 +2,8 @@
 
 mod common;
 
+use joulebench::meter::interference::Interference;
+use joulebench::meter::validity::{Finding, Rule, Validity, Verdict};
 use joulebench::meter::window::{Band, DomainEnergy};
 use joulebench::meter::{EnergyReading, MeterInfo, Provenance};
 use joulebench::record::{EpochRecord, TrialRecord, TrialStatus};
@@ -36,6 +38,7 @@ fn reading(name: &str, j: f64, s: f64) -> EnergyReading {
                 high: Joules(j * 1.3),
             }),
             cross_check_joules: Some(Joules(j * 1.01)),
+            charged_seconds: Some(Seconds(s * 0.9)),
         }],
         idle_joules: Some(Joules(j * 0.25)),
         net_joules: Some(Joules(j * 0.75)),
@@ -53,9 +56,25 @@ fn reading(name: &str, j: f64, s: f64) -> EnergyReading {
             domain: "cpu-process".into(),
             watts: Watts(3.0),
         }],
-        gpu_states: vec![],
-        interference: None,
-        validity: None,
+        gpu_states: vec![joulebench::gpu::api::GpuState {
+            domain: "gpu:0".into(),
+            compute_pids: Some(vec![7, 4242]),
+            throttle_reasons: Some(vec!["sw-thermal-slowdown".into()]),
+            ..Default::default()
+        }],
+        interference: Some(Interference {
+            other_cpu: Seconds(s * 0.5),
+            other_share: 0.25,
+            own_cpu: Seconds(s),
+            cpus: 2,
+            resolution: Seconds(0.04),
+        }),
+        validity: Some(Validity::of(vec![Finding {
+            rule: Rule::Interference,
+            verdict: Verdict::Flagged,
+            detail: "other processes used 25% of the machine's CPU time".into(),
+            window: None,
+        }])),
     }
 }
 
@@ -119,7 +138,15 @@ fn record(s: &Suite, i: usize) -> TrialRecord {
         distillation: None,
         weights_file: None,
         gpu_self_check: vec![],
-        validity: None,
+        validity: Some(Validity::combine([(
+            "train/epoch-1",
+            &Validity::of(vec![Finding {
+                rule: Rule::Throttle,
+                verdict: Verdict::Flagged,
+                detail: "gpu:0: the GPU slowed its clocks during the window: hw-slowdown".into(),
+                window: None,
+            }]),
+        )])),
         warmup: None,
         gpu_settings: None,
         placement: None,
@@ -142,6 +169,25 @@ fn record_round_trips_through_json() {
         v["epochs"][0]["train"]["domains"][0]["provenance"],
         "estimated"
     );
+    // The validity fields as docs/records.md names them.
+    assert_eq!(v["validity"]["verdict"], "flagged");
+    assert_eq!(v["validity"]["findings"][0]["rule"], "throttle");
+    assert_eq!(v["validity"]["findings"][0]["window"], "train/epoch-1");
+    let train = &v["epochs"][0]["train"];
+    assert_eq!(train["validity"]["findings"][0]["rule"], "interference");
+    assert_eq!(train["interference"]["other_share"], 0.25);
+    assert_eq!(train["gpu_states"][0]["compute_pids"][1], 4242);
+    assert!(train["domains"][0]["charged_seconds"].is_number());
+    // Records written before these fields load with them absent.
+    let mut old = v.clone();
+    for w in ["train", "validation"] {
+        let o = old["epochs"][0][w].as_object_mut().unwrap();
+        o.remove("validity");
+        o.remove("interference");
+    }
+    old.as_object_mut().unwrap().remove("validity");
+    let back = TrialRecord::from_json_line(&old.to_string()).unwrap();
+    assert!(back.validity.is_none() && back.epochs[0].train.validity.is_none());
     let mut v2 = v.clone();
     v2["schema_version"] = 99.into();
     let e = TrialRecord::from_json_line(&v2.to_string()).unwrap_err();

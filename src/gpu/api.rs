@@ -20,6 +20,44 @@ pub struct GpuState {
     /// NVML's UUID (`GPU-...`), which names the board across reboots and schedulers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
+    /// PIDs of the processes with a compute context on the GPU
+    /// (`nvmlDeviceGetComputeRunningProcesses`), this one's included; None: not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_pids: Option<Vec<u32>>,
+    /// Why the clocks are below their maximum (NVML's clocks event, formerly
+    /// throttle, reasons), by name (`throttle_names`); None: not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_reasons: Option<Vec<String>>,
+}
+
+/// NVML's clocks event (throttle) reasons by name, in bit order; bits this
+/// table does not know are named by their hex value.
+pub fn throttle_names(bits: u64) -> Vec<String> {
+    use nvml_wrapper::bitmasks::device::ThrottleReasons as T;
+    const NAMES: &[(T, &str)] = &[
+        (T::GPU_IDLE, "gpu-idle"),
+        (T::APPLICATIONS_CLOCKS_SETTING, "applications-clocks"),
+        (T::SW_POWER_CAP, "sw-power-cap"),
+        (T::HW_SLOWDOWN, "hw-slowdown"),
+        (T::SYNC_BOOST, "sync-boost"),
+        (T::SW_THERMAL_SLOWDOWN, "sw-thermal-slowdown"),
+        (T::HW_THERMAL_SLOWDOWN, "hw-thermal-slowdown"),
+        (T::HW_POWER_BRAKE_SLOWDOWN, "hw-power-brake-slowdown"),
+        (T::DISPLAY_CLOCK_SETTING, "display-clocks"),
+    ];
+    let mut rest = bits;
+    let mut v: Vec<String> = NAMES
+        .iter()
+        .filter(|(t, _)| bits & t.bits() != 0)
+        .map(|(t, n)| {
+            rest &= !t.bits();
+            n.to_string()
+        })
+        .collect();
+    if rest != 0 {
+        v.push(format!("{rest:#x}"));
+    }
+    v
 }
 
 /// The few NVML calls joulebench makes: the seam that tests script.
@@ -35,6 +73,14 @@ pub trait GpuApi: Send + Sync {
     /// `nvmlDeviceGetPowerUsage`, milliwatts (a 1-second average on Ampere+).
     fn power_usage_mw(&self, index: u32) -> Result<u32, String>;
     fn state(&self, index: u32) -> GpuState;
+    /// PIDs of the processes with a compute context on the GPU.
+    fn compute_processes(&self, _index: u32) -> Result<Vec<u32>, String> {
+        Err(NOT_SUPPORTED.into())
+    }
+    /// The clocks event (throttle) reasons in force, NVML's bit mask.
+    fn throttle_reasons(&self, _index: u32) -> Result<u64, String> {
+        Err(NOT_SUPPORTED.into())
+    }
     /// Whether MIG mode is on (None: unknown or not supported).
     fn mig_enabled(&self, _index: u32) -> Option<bool> {
         None
@@ -225,6 +271,21 @@ impl GpuApi for Nvml {
     fn library(&self) -> Option<String> {
         Some(self.library.clone())
     }
+    fn compute_processes(&self, index: u32) -> Result<Vec<u32>, String> {
+        let procs = self
+            .dev(index)?
+            .running_compute_processes()
+            .map_err(nvml_error)?;
+        Ok(procs.into_iter().map(|p| p.pid).collect())
+    }
+    fn throttle_reasons(&self, index: u32) -> Result<u64, String> {
+        // nvml-wrapper 0.13 calls nvmlDeviceGetCurrentClocksThrottleReasons,
+        // the older name of nvmlDeviceGetCurrentClocksEventReasons (same bits).
+        self.dev(index)?
+            .current_throttle_reasons()
+            .map(|r| r.bits())
+            .map_err(nvml_error)
+    }
     fn state(&self, index: u32) -> GpuState {
         use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
         let Ok(d) = self.dev(index) else {
@@ -238,6 +299,7 @@ impl GpuApi for Nvml {
             power_limit_w: d.enforced_power_limit().ok().map(|mw| mw as f64 / 1000.0),
             utilization_pct: d.utilization_rates().ok().map(|u| u.gpu),
             uuid: d.uuid().ok(),
+            ..GpuState::default()
         }
     }
 }

@@ -294,6 +294,23 @@ fn fill(
     for c in record.gpu_self_check.iter().filter(|c| c.warning) {
         tracing::warn!("{}: {}", record.key, c.describe());
     }
+    let validity = trial_validity(record);
+    if validity.verdict != crate::meter::validity::Verdict::Valid {
+        let faults = validity
+            .findings
+            .iter()
+            .filter(|f| f.verdict != crate::meter::validity::Verdict::Valid);
+        let details: Vec<String> = faults
+            .map(|f| format!("{}: {}", f.window.as_deref().unwrap_or("?"), f.detail))
+            .collect();
+        tracing::warn!(
+            "{}: measurement {} ({})",
+            record.key,
+            validity.summary(),
+            details.join("; ")
+        );
+    }
+    record.validity = Some(validity);
     let spans = |net: bool| -> Option<Vec<crate::impact::hourly::Span>> {
         record
             .windows()
@@ -313,6 +330,30 @@ fn fill(
         net: total.net_joules.map(|j| impact.impact(j)),
         hourly,
     });
+}
+
+/// The trial's verdict: every measured window's, the worst deciding (the
+/// idle window's too: a disturbed baseline is a finding about the trial).
+fn trial_validity(r: &TrialRecord) -> crate::meter::validity::Validity {
+    use crate::record::{EvalRecord, InferenceRecord};
+    fn evals<'a>(
+        t: &'a Option<EvalRecord>,
+        i: &'a Option<InferenceRecord>,
+    ) -> Vec<&'a meter::EnergyReading> {
+        let tests = t.iter().map(|t| &t.window);
+        tests.chain(i.iter().map(|i| &i.window)).collect()
+    }
+    let q = r.quantization.as_ref();
+    let s = r.sparse.as_ref();
+    let windows = r
+        .idle
+        .iter()
+        .chain(r.windows())
+        .chain(q.map_or(vec![], |q| evals(&q.test, &q.inference)))
+        .chain(s.map_or(vec![], |s| evals(&s.test, &s.inference)));
+    crate::meter::validity::Validity::combine(
+        windows.filter_map(|w| Some((w.window.as_str(), w.validity.as_ref()?))),
+    )
 }
 
 /// GPU settings: refused without the flag, checked against NVML's
@@ -473,6 +514,11 @@ impl TrialContext<'_> {
             Some(c) => c.apply(spec)?,
             None => None,
         };
+        // A power cap the trial set is expected, not a fault (validity rule throttle).
+        measurer.rules_mut().trial_power_limit_w = applied
+            .as_ref()
+            .and_then(|a| a.requested_power_limit_w)
+            .map(f64::from);
         let mut record = run_trial(
             self.suite,
             run_dir,
@@ -527,7 +573,8 @@ pub fn run_suite(
     let unavailable = built.unavailable.iter();
     unavailable.for_each(|u| tracing::info!("meter {} unavailable: {}", u.meter, u.reason));
     let kernel_checks = crate::train::self_check(&device);
-    let mut measurer = Measurer::new(built.meter, device.clone());
+    let mut measurer =
+        Measurer::new(built.meter, device.clone()).with_rules(measurement.rules.clone());
     let mut gpu_control = gpu_control(&plan, opts, &measurement)?;
     let shard = opts.shared.as_ref().map(|s| s.shard);
     let placement = crate::cluster::shard::placement(

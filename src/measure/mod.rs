@@ -102,6 +102,8 @@ measure_settings! {
         cooldown_seconds: f64, flag "cooldown-seconds", Check::Real { min: 0.0, min_open: false, max: 3600.0 }, "cool-down seconds must be in [0, 3600]", default 0.0;
         /// Before each trial, wait (at most 120 s) until the GPU is at or below this temperature, degrees C.
         cooldown_temperature_c: f64, flag "cooldown-temperature-c", Check::Real { min: 10.0, min_open: true, max: 100.0 }, "a GPU temperature in (10, 100] degrees C";
+        /// Flag a window when other processes used more than this share of the machine's CPU time during it (validity rule `interference`).
+        interference_limit: f64, flag "interference-limit", Check::Real { min: 0.0, min_open: false, max: 1.0 }, "a share of the machine's CPU capacity in [0, 1], e.g. 0.1", default crate::meter::validity::DEFAULT_INTERFERENCE_LIMIT;
         /// NVML power polling interval, milliseconds.
         poll_interval_ms: f64, flag "poll-interval-ms", Check::Real { min: 1.0, min_open: false, max: 1000.0 }, "polling interval in milliseconds, in [1, 1000]", default 20.0;
         /// The CPU's model name for the estimate's TDP lookup, where a VM hides it, e.g. "AMD EPYC 7763".

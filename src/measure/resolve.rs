@@ -4,6 +4,7 @@
 use super::MeasureSettings;
 use crate::impact::{ImpactError, ImpactSettings};
 use crate::meter::MeterOptions;
+use crate::meter::validity::Rules;
 use crate::util::units::Watts;
 
 /// Settings the meter, the idle baseline and the impact arithmetic run with.
@@ -14,6 +15,8 @@ pub struct Measurement {
     pub cooldown_seconds: f64,
     pub cooldown_temperature_c: Option<f64>,
     pub impact: ImpactSettings,
+    /// The validity rules' thresholds (the measurer judges every window by them).
+    pub rules: Rules,
 }
 
 /// A setting that cannot be resolved: out of range, or impact constants
@@ -51,6 +54,12 @@ impl MeasureSettings {
             idle_seconds: m.idle_seconds.unwrap_or_default(),
             cooldown_seconds: m.cooldown_seconds.unwrap_or_default(),
             cooldown_temperature_c: m.cooldown_temperature_c,
+            rules: Rules {
+                interference_limit: m
+                    .interference_limit
+                    .unwrap_or(crate::meter::validity::DEFAULT_INTERFERENCE_LIMIT),
+                ..Rules::default()
+            },
             impact: ImpactSettings::new(i.region.as_deref(), i.pue, i.wue_onsite, i.water_offsite)?
                 .with_intensity(i.intensity.as_deref())?,
         })

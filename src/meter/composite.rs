@@ -39,6 +39,7 @@ impl EnergyMeter for CompositeMeter {
         let mut power = Vec::new();
         let mut band = Vec::new();
         let mut check = Vec::new();
+        let mut charged = Vec::new();
         let mut at = None;
         for p in &mut self.parts {
             let s = p.snapshot()?;
@@ -54,11 +55,13 @@ impl EnergyMeter for CompositeMeter {
                     .chain(std::iter::repeat(None))
                     .take(n),
             );
+            charged.extend(s.charged.into_iter().chain(std::iter::repeat(None)).take(n));
         }
         Ok(
             Snapshot::new(at.unwrap_or_else(Instant::now), energy, power)
                 .with_band(band)
-                .with_cross_check(check),
+                .with_cross_check(check)
+                .with_charged(charged),
         )
     }
 
@@ -71,6 +74,13 @@ impl EnergyMeter for CompositeMeter {
 
     fn gpu_states(&self) -> Vec<GpuState> {
         self.parts.iter().flat_map(|p| p.gpu_states()).collect()
+    }
+
+    fn gpu_states_during(&self, from: Instant, to: Instant) -> Vec<GpuState> {
+        self.parts
+            .iter()
+            .flat_map(|p| p.gpu_states_during(from, to))
+            .collect()
     }
 
     fn driver_version(&self) -> Option<String> {

@@ -5,13 +5,46 @@
 //! figure it produces has provenance `estimated`, and a band (low, central,
 //! high) from the spread of published models (`cpu_power` says which and why).
 //!
-//! The CPU figure is integrated between snapshots: over each interval the
-//! process's CPU utilisation of the threads it may use, u = CPU time /
-//! (wall time × threads), sets the watts per thread (`CpuModel::per_vcpu`),
-//! times the threads. Windows begin and end at snapshots, so each window
-//! gets its own utilisation. An idle window therefore reads the model's idle
-//! power (the curve's 0.12 × TDP share, or the linear lines' minimum), and
-//! net energy is what the work added over it.
+//! The CPU figure is integrated between snapshots. Windows begin and end at
+//! snapshots, so each window gets its own figure. With the machine to
+//! itself, over each interval the process's CPU utilisation of the threads
+//! it may use, u = CPU time / (wall time × threads), sets the watts per
+//! thread (`CpuModel::per_vcpu`), times the threads. An idle window
+//! therefore reads the model's idle power (the curve's 0.12 × TDP share,
+//! or the linear lines' minimum), and net energy is what the work added
+//! over it.
+//!
+//! **On a shared machine** (`attribute`). Charging the model's power over
+//! wall time lets a neighbour inflate the figure: it stretches this
+//! process's wall time, and the idle (static) part, W(0) per thread, is
+//! charged for the stretch (issue #32: one trial read 5.4, 11.1 and 14.9 J
+//! under load). So each interval of dt seconds on n threads (capacity
+//! C = n·dt) is split in two, from the machine's busy time (`/proc/stat`),
+//! this process's CPU time c and its threads' run-queue wait
+//! (`interference.rs`):
+//! - *static*: W(0) × (C − d), where d, the CPU time neighbours displaced
+//!   this process from, is its run-queue wait, at most the others' CPU time
+//!   o (machine-wide, spread evenly over the CPUs: o × n / CPUs online).
+//!   Time the process slept or left idle is still its own (it holds the
+//!   machine: an idle window reads the idle power however busy the
+//!   neighbours are); time it waited while others ran is theirs;
+//! - *dynamic*: the model's dynamic power at the load the CPUs actually
+//!   carried, U = (c + o) / C, shared by CPU time: c × (W(U) − W(0)) / U.
+//!
+//! With no other work (o = 0, d = 0) this is exactly n·dt·W(u), the figure
+//! without neighbours, so quiet figures do not change. When a neighbour
+//! stretches the wall time of the same CPU work on a saturated machine,
+//! both parts are unchanged (the unit test `a_neighbour_that_doubles_the_wall_time_adds_nothing`).
+//! Where the machine has spare CPUs, a concave model (the curve) charges
+//! less per CPU-second at the higher load U; the linear and flat models
+//! charge the same. Every part is computed per model, so the band follows.
+//! DRAM is static power too: it is charged for dt × (C − d) / C. The seconds
+//! charged, dt × (C − d) / C, go into the snapshot (`charged`), and the idle
+//! baseline is subtracted over them (`window::apply_idle`), so net energy
+//! does not grow or shrink with the stretch either. Without `/proc/stat`
+//! the others' time is taken as zero, without schedstat the delay as zero
+//! (the figure is then the quiet one over wall time). The interference rule
+//! (`validity.rs`) flags such windows in any case.
 //!
 //! DRAM (`dram-process`): the process's resident memory × 0.375 W per GB
 //! (CodeCarbon: 3 W per 8 GB of DDR4, after Micron's power guides), band
@@ -19,9 +52,9 @@
 //! over time. Also a model, also labelled `estimated`.
 
 use super::cpu_power::{Band3, CpuModel, CpuProfile, DRAM_WATTS_PER_GB};
+use super::interference::CpuClock;
 use super::{DomainInfo, EnergyMeter, MeterError, MeterInfo, Provenance, Snapshot};
 use crate::util::units::{Joules, Seconds, Watts};
-use std::time::Instant;
 
 /// The central DRAM constant, W per GB of resident memory.
 pub const DEFAULT_DRAM_WATTS_PER_GB: f64 = DRAM_WATTS_PER_GB.1;
@@ -35,20 +68,7 @@ pub fn resident_bytes() -> Option<u64> {
     Some(pages * page.max(4096) as u64)
 }
 
-/// CPU time consumed by this process (all threads), from
-/// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`.
-pub fn process_cpu_time() -> Result<Seconds, std::io::Error> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the call only writes to it.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(Seconds(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9))
-}
+pub use super::interference::process_cpu_time;
 
 /// Cumulative joules (low, central, high).
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,12 +86,93 @@ impl Acc {
     }
 }
 
-/// The process's CPU clock and resident memory at the last snapshot.
+/// The CPU clocks and resident memory at the last snapshot.
 #[derive(Debug, Clone, Copy)]
 struct Last {
-    at: Instant,
-    cpu_s: f64,
+    clock: CpuClock,
     gb: f64,
+}
+
+/// One interval between snapshots, as the attribution sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    /// Wall seconds.
+    pub dt: f64,
+    /// This process's CPU seconds.
+    pub own: f64,
+    /// Other processes' CPU seconds on the whole machine (None: unknown).
+    pub other: Option<f64>,
+    /// This process's threads' run-queue wait, seconds (None: unknown).
+    pub delay: Option<f64>,
+    /// CPUs online, over which `other` is spread.
+    pub cpus: u32,
+}
+
+impl Interval {
+    fn between(a: &CpuClock, b: &CpuClock) -> Interval {
+        let busy = a.busy.zip(b.busy).map(|(x, y)| (y.0 - x.0).max(0.0));
+        let own = (b.own.0 - a.own.0).max(0.0);
+        Interval {
+            dt: b.at.saturating_duration_since(a.at).as_secs_f64(),
+            own,
+            other: busy.map(|x| (x - own).max(0.0)),
+            delay: a.delay.zip(b.delay).map(|(x, y)| (y.0 - x.0).max(0.0)),
+            cpus: b.cpus,
+        }
+    }
+}
+
+/// What one interval charges this process: CPU joules (low, central,
+/// high) and the seconds its static power is charged for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Charge {
+    pub cpu_joules: Band3,
+    pub charged_seconds: f64,
+}
+
+/// The process's share of the model's power over one interval on `vcpus`
+/// threads (the module doc derives it).
+pub fn attribute(model: &CpuModel, vcpus: u32, iv: Interval) -> Charge {
+    let n = vcpus.max(1) as f64;
+    let cap = iv.dt.max(0.0) * n;
+    if cap <= 0.0 {
+        let zero = Band3 {
+            low: 0.0,
+            central: 0.0,
+            high: 0.0,
+        };
+        return Charge {
+            cpu_joules: zero,
+            charged_seconds: 0.0,
+        };
+    }
+    let c = iv.own.clamp(0.0, cap);
+    let o = iv
+        .other
+        .map_or(0.0, |o| (o * n / iv.cpus.max(1) as f64).clamp(0.0, cap - c));
+    let displaced = iv.delay.map_or(0.0, |d| d.clamp(0.0, o));
+    let load = (c + o) / cap;
+    let (w0, wu) = (model.per_vcpu(0.0), model.per_vcpu(load));
+    let part = |idle: f64, at_load: f64| {
+        let dynamic = if c > 0.0 {
+            c * (at_load - idle) / load
+        } else {
+            0.0
+        };
+        idle * (cap - displaced) + dynamic
+    };
+    Charge {
+        cpu_joules: Band3 {
+            low: part(w0.low, wu.low),
+            central: part(w0.central, wu.central),
+            high: part(w0.high, wu.high),
+        },
+        charged_seconds: if displaced > 0.0 {
+            iv.dt * (cap - displaced) / cap
+        } else {
+            iv.dt
+        },
+    }
 }
 
 pub struct EstimateMeter {
@@ -84,6 +185,8 @@ pub struct EstimateMeter {
     last: Option<Last>,
     cpu_j: Acc,
     dram_j: Acc,
+    /// Seconds the static power was charged for, so far.
+    charged_s: f64,
 }
 
 impl EstimateMeter {
@@ -117,6 +220,7 @@ impl EstimateMeter {
             last: None,
             cpu_j: Acc::default(),
             dram_j: Acc::default(),
+            charged_s: 0.0,
         }
     }
 
@@ -181,29 +285,29 @@ impl EnergyMeter for EstimateMeter {
     }
 
     fn snapshot(&mut self) -> Result<Snapshot, MeterError> {
-        let at = Instant::now();
-        let cpu_s = process_cpu_time()
-            .map_err(|e| MeterError::Read {
-                meter: "estimate".into(),
-                message: format!("clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed: {e}"),
-            })?
-            .0;
+        let clock = CpuClock::read().map_err(|e| MeterError::Read {
+            meter: "estimate".into(),
+            message: format!("clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed: {e}"),
+        })?;
         let gb = if self.dram {
             resident_bytes().unwrap_or(0) as f64 / 1e9
         } else {
             0.0
         };
         if let Some(l) = self.last {
-            let dt = at.saturating_duration_since(l.at).as_secs_f64();
-            if dt > 0.0 {
-                let n = self.profile.vcpus as f64;
-                let u = ((cpu_s - l.cpu_s) / (dt * n)).clamp(0.0, 1.0);
-                self.cpu_j.add(self.model.per_vcpu(u).scale(n), dt);
-                self.dram_j
-                    .add(self.dram_watts_per_gb.scale((l.gb + gb) / 2.0), dt);
+            let iv = Interval::between(&l.clock, &clock);
+            if iv.dt > 0.0 {
+                let charge = attribute(&self.model, self.profile.vcpus, iv);
+                let b = charge.cpu_joules;
+                self.cpu_j.add(b, 1.0);
+                self.charged_s += charge.charged_seconds;
+                self.dram_j.add(
+                    self.dram_watts_per_gb.scale((l.gb + gb) / 2.0),
+                    charge.charged_seconds,
+                );
             }
         }
-        self.last = Some(Last { at, cpu_s, gb });
+        self.last = Some(Last { clock, gb });
         let mut energy = Vec::new();
         let mut band = Vec::new();
         for (on, acc) in [(self.cpu, self.cpu_j), (self.dram, self.dram_j)] {
@@ -212,14 +316,118 @@ impl EnergyMeter for EstimateMeter {
                 band.push(Some((Joules(acc.low), Joules(acc.high))));
             }
         }
-        let power = vec![None; energy.len()];
-        Ok(Snapshot::new(at, energy, power).with_band(band))
+        let n = energy.len();
+        Ok(Snapshot::new(clock.at, energy, vec![None; n])
+            .with_band(band)
+            .with_charged(vec![Some(Seconds(self.charged_s)); n]))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::meter::cpu_power::CCF_LINES;
+    use std::time::Instant;
+
+    fn curve() -> CpuModel {
+        CpuModel::Curve {
+            tdp_per_thread: 10.0,
+            lines: CCF_LINES.to_vec(),
+        }
+    }
+
+    fn close(a: Band3, b: Band3) -> bool {
+        let eq = |x: f64, y: f64| (x - y).abs() <= 1e-9 * x.abs().max(1.0);
+        eq(a.low, b.low) && eq(a.central, b.central) && eq(a.high, b.high)
+    }
+
+    #[test]
+    fn a_neighbour_that_doubles_the_wall_time_adds_nothing() {
+        // 2 threads on 2 CPUs: 2 CPU-s of work in 1 s on a quiet machine.
+        let quiet = Interval {
+            dt: 1.0,
+            own: 2.0,
+            other: Some(0.0),
+            delay: Some(0.0),
+            cpus: 2,
+        };
+        // The same work while neighbours hold half the machine: 2 s of
+        // wall time, 2 CPU-s of theirs, and this process's threads waited
+        // 2 thread-s in the run queue.
+        let shared = Interval {
+            dt: 2.0,
+            own: 2.0,
+            other: Some(2.0),
+            delay: Some(2.0),
+            cpus: 2,
+        };
+        // A one-core busy loop beside two threads: 3 runnable threads on 2
+        // CPUs, each gets 2/3 of one, so 1.5 s of wall time.
+        let one_core = Interval {
+            dt: 1.5,
+            own: 2.0,
+            other: Some(1.0),
+            delay: Some(1.0),
+            cpus: 2,
+        };
+        for model in [curve(), CpuModel::Flat(Watts(15.0))] {
+            let q = attribute(&model, 2, quiet);
+            // Quiet: exactly the figure without neighbours, n x dt x W(u).
+            assert!(close(q.cpu_joules, model.per_vcpu(1.0).scale(2.0)), "{q:?}");
+            assert_eq!(q.charged_seconds, 1.0);
+            for loaded in [shared, one_core] {
+                let l = attribute(&model, 2, loaded);
+                assert!(close(l.cpu_joules, q.cpu_joules), "{l:?} vs {q:?}");
+                assert!((l.charged_seconds - 1.0).abs() < 1e-12, "{l:?}");
+            }
+        }
+        // Charged over wall time (what the meter did before, and still does
+        // where neither /proc/stat nor schedstat can be read), the curve's
+        // idle share over the stretch inflates the same work by about half.
+        let blind = Interval {
+            other: None,
+            delay: None,
+            ..shared
+        };
+        let b = attribute(&curve(), 2, blind);
+        assert!(close(b.cpu_joules, curve().per_vcpu(0.5).scale(4.0)));
+        let q = attribute(&curve(), 2, quiet).cpu_joules.central;
+        assert!(
+            b.cpu_joules.central > 1.4 * q,
+            "{} vs {q}",
+            b.cpu_joules.central
+        );
+    }
+
+    #[test]
+    fn a_process_that_sleeps_beside_busy_neighbours_keeps_its_idle_power() {
+        // Nothing of this process waited: the CPUs the neighbours did not
+        // use were this process's to leave idle.
+        let iv = Interval {
+            dt: 1.0,
+            own: 0.0,
+            other: Some(1.5),
+            delay: Some(0.0),
+            cpus: 2,
+        };
+        let c = attribute(&curve(), 2, iv);
+        assert!(
+            close(c.cpu_joules, curve().per_vcpu(0.0).scale(2.0)),
+            "{c:?}"
+        );
+        assert_eq!(c.charged_seconds, 1.0);
+        // Others' time on a larger machine is spread over all its CPUs.
+        let big = Interval {
+            cpus: 8,
+            own: 1.0,
+            other: Some(4.0),
+            delay: Some(0.5),
+            ..iv
+        };
+        let c = attribute(&curve(), 2, big);
+        // 1 CPU-s of the others on this process's 2 threads, 0.5 of it displacing it.
+        assert!((c.charged_seconds - 0.75).abs() < 1e-12, "{c:?}");
+    }
 
     #[test]
     fn busy_work_costs_cpu_time_times_rated_watts() {

@@ -55,10 +55,12 @@ impl EnergyMeter for ConstantPowerMeter {
 /// Replays a script of snapshots: (seconds since the first, cumulative
 /// joules per domain, instant watts per domain). Running off the end of the
 /// script is an error, as a dead counter would be.
+/// GPU states, if given, are what the meter reports for every window.
 pub struct ScriptedMeter {
     info: MeterInfo,
     origin: Instant,
     script: VecDeque<(f64, Vec<Joules>, Vec<Option<Watts>>)>,
+    states: Vec<crate::gpu::api::GpuState>,
 }
 
 impl ScriptedMeter {
@@ -67,7 +69,15 @@ impl ScriptedMeter {
             info,
             origin: Instant::now(),
             script: script.into(),
+            states: Vec::new(),
         }
+    }
+
+    /// The meter reporting these GPU states (power limits, processes,
+    /// throttle reasons) for every window.
+    pub fn with_gpu_states(mut self, states: Vec<crate::gpu::api::GpuState>) -> Self {
+        self.states = states;
+        self
     }
 }
 
@@ -87,10 +97,15 @@ impl EnergyMeter for ScriptedMeter {
             power,
         ))
     }
+
+    fn gpu_states(&self) -> Vec<crate::gpu::api::GpuState> {
+        self.states.clone()
+    }
 }
 
 /// A GPU API stand-in that answers every call at once: one GPU drawing a
-/// constant 100 W, with no energy counter (so the NVML meter polls power).
+/// constant 100 W, with no energy counter (so the NVML meter polls power),
+/// this process alone on it and its clocks unthrottled.
 /// Used to measure the poller's own overhead on a machine without a GPU.
 pub struct InstantGpu;
 
@@ -118,5 +133,11 @@ impl crate::gpu::api::GpuApi for InstantGpu {
     }
     fn state(&self, _: u32) -> crate::gpu::api::GpuState {
         crate::gpu::api::GpuState::default()
+    }
+    fn compute_processes(&self, _: u32) -> Result<Vec<u32>, String> {
+        Ok(vec![std::process::id()])
+    }
+    fn throttle_reasons(&self, _: u32) -> Result<u64, String> {
+        Ok(0)
     }
 }

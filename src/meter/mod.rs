@@ -12,6 +12,8 @@ pub mod cpu_power;
 pub mod estimate;
 pub mod fake;
 pub mod interference;
+pub mod judge;
+pub mod measurer;
 pub mod nvml;
 pub mod rapl;
 pub mod validity;
@@ -21,7 +23,8 @@ use crate::util::units::{Joules, Seconds};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-pub use window::{EnergyReading, Measurer};
+pub use measurer::Measurer;
+pub use window::EnergyReading;
 
 /// How a figure was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -95,6 +98,10 @@ pub struct Snapshot {
     /// Counter domains with a second source: the cumulative integral of
     /// polled instant power, for the counter's self-check.
     pub cross_check: Vec<Option<Joules>>,
+    /// Estimated domains: cumulative seconds the domain's idle (static)
+    /// power was charged for, wall time less what other processes' work
+    /// displaced (`estimate.rs`); empty or `None` elsewhere.
+    pub charged: Vec<Option<Seconds>>,
 }
 
 impl Snapshot {
@@ -110,6 +117,7 @@ impl Snapshot {
             power,
             band: Vec::new(),
             cross_check: Vec::new(),
+            charged: Vec::new(),
         }
     }
 
@@ -122,6 +130,12 @@ impl Snapshot {
     /// Adds the cumulative instant-power integral per domain.
     pub fn with_cross_check(mut self, cross_check: Vec<Option<Joules>>) -> Self {
         self.cross_check = cross_check;
+        self
+    }
+
+    /// Adds the cumulative charged seconds per domain.
+    pub fn with_charged(mut self, charged: Vec<Option<Seconds>>) -> Self {
+        self.charged = charged;
         self
     }
 }
@@ -155,6 +169,11 @@ pub trait EnergyMeter: Send {
     /// Latest temperature, clocks, power limit and utilisation of measured GPUs.
     fn gpu_states(&self) -> Vec<crate::gpu::api::GpuState> {
         Vec::new()
+    }
+    /// Every state of the measured GPUs in force between two instants (the
+    /// latest where the meter keeps no history).
+    fn gpu_states_during(&self, _from: Instant, _to: Instant) -> Vec<crate::gpu::api::GpuState> {
+        self.gpu_states()
     }
     /// The GPU driver's version, where the meter reads one.
     fn driver_version(&self) -> Option<String> {

@@ -7,7 +7,10 @@
 //! which is a 1-second average on Ampere and newer) polled by a background
 //! thread and integrated with the trapezoid rule, provenance `integrated`.
 //! The poller also keeps a power timeline (for plots and peak power) and
-//! the GPU's temperature, SM clock, power limit and utilisation.
+//! the GPU's temperature, SM clock, power limit and utilisation, its
+//! compute processes and clock (throttle) reasons every 25 polls, with a
+//! log of when processes or reasons changed, so a window's validity sees
+//! every state in force during it.
 //! Only the GPUs the run uses are measured: `CUDA_VISIBLE_DEVICES` and the
 //! run's `cuda:N` ordinals are mapped to NVML indices.
 
@@ -78,6 +81,58 @@ struct PollState {
     last: Vec<Option<(f64, f64)>>,
     timeline: Vec<PowerSample>,
     states: Vec<GpuState>,
+    /// (seconds, states) each time a GPU's processes or clock reasons
+    /// changed: what a window saw is the entry in force at its start and
+    /// those after it.
+    changes: Vec<(f64, Vec<GpuState>)>,
+}
+
+impl PollState {
+    /// Takes a new reading of every GPU's state, logging it if the
+    /// processes or clock reasons of any GPU changed.
+    fn set_states(&mut self, t: f64, states: Vec<GpuState>) {
+        let same = |a: &[GpuState], b: &[GpuState]| {
+            a.len() == b.len()
+                && a.iter().zip(b).all(|(x, y)| {
+                    x.compute_pids == y.compute_pids && x.throttle_reasons == y.throttle_reasons
+                })
+        };
+        if self.changes.last().is_none_or(|(_, l)| !same(l, &states)) {
+            if self.changes.len() >= MAX_CHANGES {
+                self.changes.drain(..MAX_CHANGES / 2);
+            }
+            self.changes.push((t, states.clone()));
+        }
+        self.states = states;
+    }
+
+    /// Every state in force between `a` and `b` (seconds since the origin).
+    fn states_during(&self, a: f64, b: f64) -> Vec<GpuState> {
+        let first = self.changes.iter().rposition(|(t, _)| *t <= a).unwrap_or(0);
+        let mut v: Vec<GpuState> = self.changes[first.min(self.changes.len())..]
+            .iter()
+            .take_while(|(t, _)| *t <= b)
+            .flat_map(|(_, s)| s.iter().cloned())
+            .collect();
+        v.extend(self.states.iter().cloned());
+        v
+    }
+}
+
+/// Longest log of state changes kept (older entries are dropped).
+const MAX_CHANGES: usize = 10_000;
+
+/// A GPU's state with its compute processes and clock reasons, as `domain`.
+fn read_state(api: &dyn GpuApi, index: u32, domain: &str) -> GpuState {
+    GpuState {
+        domain: domain.to_string(),
+        compute_pids: api.compute_processes(index).ok(),
+        throttle_reasons: api
+            .throttle_reasons(index)
+            .ok()
+            .map(crate::gpu::api::throttle_names),
+        ..api.state(index)
+    }
 }
 
 /// Longest power timeline kept in memory (older samples are dropped).
@@ -164,10 +219,7 @@ impl Poller {
             let states: Option<Vec<GpuState>> = tick.is_multiple_of(25).then(|| {
                 self.targets
                     .iter()
-                    .map(|(i, d, _)| GpuState {
-                        domain: d.clone(),
-                        ..self.api.state(*i)
-                    })
+                    .map(|(i, d, _)| read_state(self.api.as_ref(), *i, d))
                     .collect()
             });
             if let Ok(mut p) = self.poll.lock() {
@@ -187,7 +239,7 @@ impl Poller {
                     });
                 }
                 if let Some(s) = states {
-                    p.states = s;
+                    p.set_states(t, s);
                 }
             }
             tick += 1;
@@ -251,19 +303,19 @@ impl NvmlMeter {
             .map(Seconds)
         });
         let n = gpus.len();
-        let poll = Arc::new(Mutex::new(PollState {
+        let mut state = PollState {
             integrated: vec![0.0; n],
             last: vec![None; n],
-            timeline: Vec::new(),
-            // Read once now, so the manifest has every GPU's state before the poller's first pass.
-            states: gpus
-                .iter()
-                .map(|g| GpuState {
-                    domain: g.domain.clone(),
-                    ..api.state(g.index)
-                })
+            ..PollState::default()
+        };
+        // Read once now, so the manifest has every GPU's state before the poller's first pass.
+        state.set_states(
+            0.0,
+            gpus.iter()
+                .map(|g| read_state(api.as_ref(), g.index, &g.domain))
                 .collect(),
-        }));
+        );
+        let poll = Arc::new(Mutex::new(state));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let api = api.clone();
@@ -420,6 +472,15 @@ impl EnergyMeter for NvmlMeter {
         self.poll
             .lock()
             .map(|p| p.states.clone())
+            .unwrap_or_default()
+    }
+
+    fn gpu_states_during(&self, from: Instant, to: Instant) -> Vec<GpuState> {
+        let a = from.saturating_duration_since(self.origin).as_secs_f64();
+        let b = to.saturating_duration_since(self.origin).as_secs_f64();
+        self.poll
+            .lock()
+            .map(|p| p.states_during(a, b))
             .unwrap_or_default()
     }
 }

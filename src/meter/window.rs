@@ -1,11 +1,14 @@
-//! Named measurement windows with the device synchronised at each edge, and
-//! the idle baseline (gross, idle and net energy).
+//! Named measurement windows (the reading between two snapshots), the idle
+//! baseline (gross, idle and net energy) and a counter's self-check (the
+//! counter against the integral of its polled instant power). The measurer
+//! that opens and closes them is `measurer.rs`.
 
-use super::{EnergyMeter, MeterError, MeterInfo, PowerSample, Provenance, Snapshot};
+use super::{MeterInfo, PowerSample, Provenance, Snapshot};
 use crate::gpu::api::GpuState;
 use crate::util::units::{Joules, Seconds, Watts};
-use candle_core::Device;
 use serde::{Deserialize, Serialize};
+
+use super::interference::CpuClock;
 
 /// The range a modelled figure may lie in: its value under the lowest and
 /// the highest of the published models it is made from (`cpu_power`).
@@ -77,6 +80,11 @@ pub struct DomainEnergy {
     /// minus the same model's idle).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_band: Option<Band>,
+    /// Estimated domains: the seconds the idle (static) power is charged
+    /// for, the window's less what other processes' work displaced
+    /// (`estimate.rs`); the idle baseline is subtracted over these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charged_seconds: Option<Seconds>,
 }
 
 /// Energy and time of one window.
@@ -135,6 +143,7 @@ impl EnergyReading {
 
     /// Sum of several readings (e.g. all epochs), keeping per-domain totals.
     pub fn sum<'a>(window: &str, rs: impl IntoIterator<Item = &'a EnergyReading>) -> EnergyReading {
+        let rs_parts: Vec<&EnergyReading> = rs.into_iter().collect();
         let mut out = EnergyReading {
             window: window.to_string(),
             started_unix: None,
@@ -157,7 +166,7 @@ impl EnergyReading {
                 *a = Some(a.unwrap_or(Joules::ZERO) + b);
             }
         };
-        for r in rs {
+        for r in rs_parts.iter().copied() {
             // The earliest part's start: the sum spans from there for its
             // total seconds (exact when the parts are back to back).
             out.started_unix = match (out.started_unix, r.started_unix) {
@@ -175,6 +184,10 @@ impl EnergyReading {
                         let o_net = o.net_joules.unwrap_or(o.joules);
                         o.joules += d.joules;
                         o.cross_check_joules = match (o.cross_check_joules, d.cross_check_joules) {
+                            (Some(a), Some(b)) => Some(a + b),
+                            _ => None,
+                        };
+                        o.charged_seconds = match (o.charged_seconds, d.charged_seconds) {
                             (Some(a), Some(b)) => Some(a + b),
                             _ => None,
                         };
@@ -202,6 +215,16 @@ impl EnergyReading {
                 }
             }
         }
+        let judged: Vec<(String, super::validity::Validity)> = rs_parts
+            .iter()
+            .filter_map(|r| Some((r.window.clone(), r.validity.clone()?)))
+            .collect();
+        out.validity = super::validity::Validity::merge(window, &judged);
+        out.interference = super::interference::Interference::sum(
+            rs_parts
+                .iter()
+                .map(|r| (r.interference.as_ref(), r.seconds)),
+        );
         out.avg_watts = avg(out.joules, out.seconds);
         for d in &mut out.domains {
             d.avg_watts = avg(d.joules, out.seconds);
@@ -323,116 +346,16 @@ fn avg(j: Joules, s: Seconds) -> Watts {
 /// An open window.
 #[derive(Debug, Clone)]
 pub struct WindowStart {
-    name: String,
-    start: Snapshot,
+    pub(super) name: String,
+    pub(super) start: Snapshot,
+    /// The machine's and this process's CPU clocks at the start.
+    pub(super) cpu: Option<CpuClock>,
 }
 
 /// Idle power per domain (in the meter's domain order), from an idle window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdleBaseline {
     pub reading: EnergyReading,
-}
-
-/// A meter bound to the device it measures: every window edge first waits
-/// for the device's queued work, so asynchronous GPU work is charged to the
-/// window that launched it.
-pub struct Measurer {
-    meter: Box<dyn EnergyMeter>,
-    info: MeterInfo,
-    device: Device,
-    idle: Option<IdleBaseline>,
-}
-
-/// Most timeline samples kept per domain and window.
-const TIMELINE_POINTS: usize = 256;
-
-impl Measurer {
-    pub fn new(meter: Box<dyn EnergyMeter>, device: Device) -> Self {
-        let info = meter.info();
-        Self {
-            meter,
-            info,
-            device,
-            idle: None,
-        }
-    }
-
-    pub fn info(&self) -> &MeterInfo {
-        &self.info
-    }
-
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
-    pub fn gpu_states(&self) -> Vec<GpuState> {
-        self.meter.gpu_states()
-    }
-
-    pub fn driver_version(&self) -> Option<String> {
-        self.meter.driver_version()
-    }
-
-    pub fn begin(&mut self, name: &str) -> Result<WindowStart, MeterError> {
-        self.device.synchronize()?;
-        Ok(WindowStart {
-            name: name.to_string(),
-            start: self.meter.snapshot()?,
-        })
-    }
-
-    pub fn end(&mut self, w: WindowStart) -> Result<EnergyReading, MeterError> {
-        self.device.synchronize()?;
-        let end = self.meter.snapshot()?;
-        let mut r = reading(&self.info, &w.name, &w.start, &end);
-        let timeline = self.meter.timeline(w.start.at, end.at);
-        for d in &mut r.domains {
-            d.peak_watts = timeline
-                .iter()
-                .filter(|s| s.domain == d.domain)
-                .map(|s| s.watts)
-                .reduce(Watts::max);
-        }
-        r.timeline = downsample(timeline, TIMELINE_POINTS);
-        r.gpu_states = self.meter.gpu_states();
-        if let Some(idle) = &self.idle {
-            apply_idle(&mut r, &idle.reading);
-        }
-        Ok(r)
-    }
-
-    /// Sleeps through an idle window of `seconds` (after the device is
-    /// drained) and uses its average power per domain as the baseline that
-    /// later windows subtract. Returns the idle reading.
-    pub fn measure_idle(&mut self, seconds: f64) -> Result<EnergyReading, MeterError> {
-        self.idle = None;
-        let w = self.begin("idle")?;
-        std::thread::sleep(std::time::Duration::from_secs_f64(seconds.max(0.0)));
-        let r = self.end(w)?;
-        self.idle = Some(IdleBaseline { reading: r.clone() });
-        Ok(r)
-    }
-
-    pub fn idle(&self) -> Option<&EnergyReading> {
-        self.idle.as_ref().map(|i| &i.reading)
-    }
-}
-
-/// Keeps at most `n` samples per domain, evenly spaced.
-fn downsample(samples: Vec<PowerSample>, n: usize) -> Vec<PowerSample> {
-    let mut domains: Vec<String> = Vec::new();
-    for s in &samples {
-        if !domains.contains(&s.domain) {
-            domains.push(s.domain.clone());
-        }
-    }
-    let mut out = Vec::new();
-    for d in domains {
-        let these: Vec<&PowerSample> = samples.iter().filter(|s| s.domain == d).collect();
-        let step = these.len().div_ceil(n).max(1);
-        out.extend(these.into_iter().step_by(step).cloned());
-    }
-    out
 }
 
 /// Fills idle and net joules from the idle window's average power.
@@ -442,7 +365,13 @@ pub fn apply_idle(r: &mut EnergyReading, idle: &EnergyReading) {
         let Some(i) = idle.domains.iter().find(|i| i.domain == d.domain) else {
             continue;
         };
-        let j = i.avg_watts * r.seconds;
+        // Over the seconds the idle power is charged for (estimated domains
+        // on a shared machine charge less than the wall time).
+        let idle_w = match i.charged_seconds {
+            Some(s) if s.0 > 0.0 => i.joules / s,
+            _ => i.avg_watts,
+        };
+        let j = idle_w * d.charged_seconds.unwrap_or(r.seconds);
         d.idle_joules = Some(j);
         d.net_joules = Some(d.joules - j);
         idle_total += j;
@@ -527,6 +456,13 @@ pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> Ener
                 (Some(x), Some(y)) => Some(y - x),
                 _ => None,
             };
+            let charged = match (
+                a.charged.get(k).copied().flatten(),
+                b.charged.get(k).copied().flatten(),
+            ) {
+                (Some(x), Some(y)) => Some(y - x),
+                _ => None,
+            };
             let power = (
                 a.power.get(k).copied().flatten(),
                 b.power.get(k).copied().flatten(),
@@ -556,6 +492,7 @@ pub fn reading(info: &MeterInfo, name: &str, a: &Snapshot, b: &Snapshot) -> Ener
                 band,
                 net_band: None,
                 cross_check_joules: cross_check,
+                charged_seconds: charged,
             }
         })
         .collect();

@@ -119,6 +119,10 @@ pub struct InferenceRecord {
     pub samples_per_second: f64,
     /// Joules per 1,000 units (all domains).
     pub joules_per_1k: Joules,
+    /// Batches run and discarded before the window opened, so the figure is
+    /// steady state (0 in records written before warm-up existed).
+    #[serde(default)]
+    pub warmup_batches: u32,
 }
 
 fn default_unit() -> String {

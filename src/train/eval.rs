@@ -68,8 +68,19 @@ pub fn test_window(
     })
 }
 
+/// Batches run and discarded before an inference window opens: the
+/// first batch pays for allocation, kernel selection and caches (and on a
+/// GPU, clocks ramping up), which is not the steady-state cost J/1000
+/// reports (ML.ENERGY PITFALLS.md: measure steady state). Classifiers run
+/// the first test batch (forward, argmax, copy to host); language models
+/// generate `WARMUP_TOKENS` tokens from the same prompts.
+pub const INFERENCE_WARMUP_BATCHES: u32 = 1;
+/// Tokens the language models' warm-up generates.
+const WARMUP_TOKENS: usize = 2;
+
 /// The inference window: greedy generation for language models, forward +
-/// argmax over the test split (predictions copied to the host) for classifiers.
+/// argmax over the test split (predictions copied to the host) for
+/// classifiers, after `INFERENCE_WARMUP_BATCHES` discarded warm-up batches.
 pub fn inference_window(
     measurer: &mut Measurer,
     model: &dyn Model,
@@ -78,11 +89,37 @@ pub fn inference_window(
     compute: DType,
     name: &str,
 ) -> Result<InferenceRecord, TrainError> {
-    let w = measurer.begin(name)?;
-    let (n, unit) = match model.generative() {
+    let prompts = match model.generative() {
         Some(context) => {
-            let prompts = test.x.narrow(0, 0, test.len().min(8))?;
-            let prompts = prompts.narrow(1, 0, (context / 2).max(1))?;
+            let p = test.x.narrow(0, 0, test.len().min(8))?;
+            Some((context, p.narrow(1, 0, (context / 2).max(1))?))
+        }
+        None => None,
+    };
+    let mut warmup_batches = 0;
+    for _ in 0..INFERENCE_WARMUP_BATCHES {
+        match &prompts {
+            Some((context, p)) => {
+                let tokens = WARMUP_TOKENS.min(cfg.generate_tokens as usize).max(1);
+                let out = crate::model::transformer::generate(model, p, tokens, *context)?;
+                let _ = out.to_vec2::<u32>()?;
+            }
+            None => {
+                let Some(b) = test.batches(cfg.eval_batch_size as usize).next() else {
+                    break;
+                };
+                let (x, _) = b?;
+                let _ = model
+                    .forward(&inputs(&x, compute)?)?
+                    .argmax(1)?
+                    .to_vec1::<u32>()?;
+            }
+        }
+        warmup_batches += 1;
+    }
+    let w = measurer.begin(name)?;
+    let (n, unit) = match prompts {
+        Some((context, prompts)) => {
             let out = crate::model::transformer::generate(
                 model,
                 &prompts,
@@ -108,7 +145,13 @@ pub fn inference_window(
             (n, "samples")
         }
     };
-    let window = measurer.end(w)?;
+    let mut window = measurer.end(w)?;
+    if let (Some(v), Some(f)) = (
+        window.validity.as_mut(),
+        crate::meter::judge::steady_state(warmup_batches),
+    ) {
+        v.add(f);
+    }
     if n == 0 {
         return Err(TrainError::Unsupported(
             "the inference window processed no samples (the test split is empty), so J per 1,000 is undefined".into(),
@@ -121,6 +164,7 @@ pub fn inference_window(
         samples_per_second: n as f64 / window.seconds.0.max(1e-9),
         joules_per_1k: Joules(window.joules.0 * 1000.0 / n.max(1) as f64),
         window,
+        warmup_batches,
     })
 }
 

@@ -4,7 +4,7 @@
 //! plays a scenario (`scenario.rs`): load-following or traced power, the
 //! counter's update period, NOT_SUPPORTED counters or fields, the 1-s
 //! averaging of `nvmlDeviceGetPowerUsage`, noise, a GPU lost mid-run, MIG
-//! mode, several GPUs. Every total-energy read can be logged with the true
+//! mode, several GPUs, other processes on a GPU and clock throttle reasons. Every total-energy read can be logged with the true
 //! energy at that instant (the ledger), so tests check joulebench's figures
 //! against what the "hardware" really drew.
 //!
@@ -17,7 +17,7 @@ mod scenario;
 mod sim;
 
 use nvml_wrapper_sys::bindings::{
-    nvmlDevice_st, nvmlDevice_t, nvmlFieldValue_t,
+    nvmlDevice_st, nvmlDevice_t, nvmlFieldValue_t, nvmlProcessInfo_t,
     nvmlReturn_enum_NVML_ERROR_GPU_IS_LOST as GPU_IS_LOST,
     nvmlReturn_enum_NVML_ERROR_INSUFFICIENT_SIZE as INSUFFICIENT_SIZE,
     nvmlReturn_enum_NVML_ERROR_INVALID_ARGUMENT as INVALID_ARGUMENT,
@@ -399,6 +399,70 @@ pub unsafe extern "C" fn nvmlDeviceGetUtilizationRates(
         // SAFETY: forwarded caller pointer.
         unsafe { put(util, u) }
     })
+}
+
+/// The processes with a compute context: the count alone with a null
+/// buffer or one too small (INSUFFICIENT_SIZE), else the list.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nvmlDeviceGetComputeRunningProcesses_v3(
+    device: nvmlDevice_t,
+    count: *mut c_uint,
+    infos: *mut nvmlProcessInfo_t,
+) -> nvmlReturn_t {
+    if count.is_null() {
+        return INVALID_ARGUMENT;
+    }
+    with_gpu(device, |s, i| {
+        let pids = s.pids(i);
+        // SAFETY: non-null, the caller's count.
+        let room = unsafe { *count } as usize;
+        // SAFETY: as above.
+        unsafe { *count = pids.len() as c_uint };
+        if infos.is_null() || room < pids.len() {
+            return if pids.is_empty() {
+                SUCCESS
+            } else {
+                INSUFFICIENT_SIZE
+            };
+        }
+        for (k, pid) in pids.into_iter().enumerate() {
+            let info = nvmlProcessInfo_t {
+                pid,
+                usedGpuMemory: 1 << 30,
+                gpuInstanceId: u32::MAX,
+                computeInstanceId: u32::MAX,
+            };
+            // SAFETY: the caller gave `room` >= pids.len() entries.
+            unsafe { infos.add(k).write(info) };
+        }
+        SUCCESS
+    })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nvmlDeviceGetCurrentClocksEventReasons(
+    device: nvmlDevice_t,
+    reasons: *mut c_ulonglong,
+) -> nvmlReturn_t {
+    with_gpu(device, |s, i| match s.throttle_bits(i) {
+        // SAFETY: forwarded caller pointer.
+        Ok(bits) => unsafe { put(reasons, bits) },
+        Err(e) => {
+            eprintln!("nvml stand-in: {e}");
+            UNKNOWN
+        }
+    })
+}
+
+/// The older name of `nvmlDeviceGetCurrentClocksEventReasons` (what
+/// nvml-wrapper 0.13 calls).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nvmlDeviceGetCurrentClocksThrottleReasons(
+    device: nvmlDevice_t,
+    reasons: *mut c_ulonglong,
+) -> nvmlReturn_t {
+    // SAFETY: forwarded caller pointer.
+    unsafe { nvmlDeviceGetCurrentClocksEventReasons(device, reasons) }
 }
 
 #[unsafe(no_mangle)]

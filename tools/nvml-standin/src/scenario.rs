@@ -59,6 +59,32 @@ pub struct Gpu {
     /// The SM clock range `nvmlDeviceSetGpuLockedClocks` accepts.
     pub sm_clock_min_mhz: u32,
     pub sm_clock_max_mhz: u32,
+    /// Other processes with a compute context on this GPU, and when.
+    pub processes: Vec<Scripted<u32>>,
+    /// The calling process has a compute context here too (listed by its PID).
+    pub caller_listed: bool,
+    /// Clocks event (throttle) reasons in force, by joulebench's names
+    /// (`sw-thermal-slowdown`, `hw-slowdown`, ...), and when. `sw-power-cap`
+    /// is also reported on its own whenever the power limit caps the draw.
+    pub throttle: Vec<Scripted<Vec<String>>>,
+}
+
+/// A value in force from `from_s` until `until_s` (seconds since nvmlInit;
+/// no end: for good).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scripted<T> {
+    pub value: T,
+    #[serde(default)]
+    pub from_s: f64,
+    #[serde(default)]
+    pub until_s: Option<f64>,
+}
+
+impl<T> Scripted<T> {
+    pub fn active(&self, t: f64) -> bool {
+        t >= self.from_s && self.until_s.is_none_or(|u| t < u)
+    }
 }
 
 impl Default for Gpu {
@@ -86,6 +112,9 @@ impl Default for Gpu {
             sm_clock_mhz: 1980,
             sm_clock_min_mhz: 210,
             sm_clock_max_mhz: 1980,
+            processes: Vec::new(),
+            caller_listed: false,
+            throttle: Vec::new(),
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct GpuSim {
     load: f64,
     /// Locked SM clocks (min, max), set through NVML.
     pub locked: Option<(u32, u32)>,
+    /// The power limit held the draw down at the last tick.
+    pub capped: bool,
 }
 
 /// Settings made through NVML, as the driver keeps them (the scenario's
@@ -80,6 +82,7 @@ pub fn sim() -> Result<&'static Mutex<Sim>, String> {
                 history: VecDeque::new(),
                 load: 0.0,
                 locked: None,
+                capped: false,
             })
             .collect::<Vec<_>>();
         let mut gpus = gpus;
@@ -184,7 +187,9 @@ impl Sim {
                 g.load += a * (util - g.load);
             }
             // The power limit caps the draw (the board throttles to it).
-            g.watts = power_at(&g.spec.power, t, g.load).min(g.spec.power_limit_w);
+            let want = power_at(&g.spec.power, t, g.load);
+            g.capped = want > g.spec.power_limit_w;
+            g.watts = want.min(g.spec.power_limit_w);
             if t >= g.next_update {
                 g.counter_mj = (g.joules * g.spec.counter_scale * 1000.0) as u64;
                 let p = g.spec.counter_update_ms.max(0.001) / 1000.0;
@@ -207,6 +212,40 @@ impl Sim {
     pub fn true_joules(&self, i: usize) -> f64 {
         let g = &self.gpus[i];
         g.joules + g.watts * (self.now() - self.t).max(0.0)
+    }
+
+    /// PIDs with a compute context on GPU `i` now.
+    pub fn pids(&self, i: usize) -> Vec<u32> {
+        let t = self.now();
+        let g = &self.gpus[i].spec;
+        let mut v: Vec<u32> = g
+            .processes
+            .iter()
+            .filter(|p| p.active(t))
+            .map(|p| p.value)
+            .collect();
+        if g.caller_listed {
+            v.push(std::process::id());
+        }
+        v
+    }
+
+    /// The clocks event reasons of GPU `i` now, NVML's bit mask (an
+    /// unknown name is an error).
+    pub fn throttle_bits(&self, i: usize) -> Result<u64, String> {
+        let t = self.now();
+        let g = &self.gpus[i];
+        let mut bits = if g.capped {
+            reason_bit("sw-power-cap")?
+        } else {
+            0
+        };
+        for s in g.spec.throttle.iter().filter(|s| s.active(t)) {
+            for name in &s.value {
+                bits |= reason_bit(name)?;
+            }
+        }
+        Ok(bits)
     }
 
     pub fn lost(&self, i: usize) -> bool {
@@ -271,6 +310,23 @@ impl Sim {
         let (a, b) = (u(), u());
         (-2.0 * a.ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()
     }
+}
+
+/// The bit of a clocks event reason, by the name joulebench records.
+fn reason_bit(name: &str) -> Result<u64, String> {
+    use nvml_wrapper_sys::bindings as b;
+    Ok(match name {
+        "gpu-idle" => b::nvmlClocksEventReasonGpuIdle,
+        "applications-clocks" => b::nvmlClocksEventReasonApplicationsClocksSetting,
+        "sw-power-cap" => b::nvmlClocksEventReasonSwPowerCap,
+        "hw-slowdown" => b::nvmlClocksThrottleReasonHwSlowdown,
+        "sync-boost" => b::nvmlClocksEventReasonSyncBoost,
+        "sw-thermal-slowdown" => b::nvmlClocksEventReasonSwThermalSlowdown,
+        "hw-thermal-slowdown" => b::nvmlClocksThrottleReasonHwThermalSlowdown,
+        "hw-power-brake-slowdown" => b::nvmlClocksThrottleReasonHwPowerBrakeSlowdown,
+        "display-clocks" => b::nvmlClocksEventReasonDisplayClockSetting,
+        other => return Err(format!("unknown throttle reason {other:?} in the scenario")),
+    } as u64)
 }
 
 fn power_at(p: &Power, t: f64, load: f64) -> f64 {
