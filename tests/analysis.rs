@@ -395,3 +395,108 @@ fn cli_compare_exits_non_zero_on_regression_with_the_flag() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(a.join("report.md").is_file() && a.join("plots/energy-per-variant.png").is_file());
 }
+
+/// Rewrites a fixture run's records through `f`.
+fn edit_records(run: &Path, f: impl Fn(&mut joulebench::record::TrialRecord)) {
+    let p = run.join("trials.jsonl");
+    let (mut recs, _, _) = joulebench::runfolder::store::read_records(&p).unwrap();
+    let mut out = String::new();
+    for r in &mut recs {
+        f(r);
+        out.push_str(&serde_json::to_string(r).unwrap());
+        out.push('\n');
+    }
+    std::fs::write(&p, out).unwrap();
+}
+
+#[test]
+fn invalid_trials_are_left_out_and_disturbed_runs_cannot_be_judged() {
+    use joulebench::meter::interference::Interference;
+    use joulebench::meter::validity::{Finding, Rule, Validity, Verdict};
+    use joulebench::util::units::Seconds;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = common::fixture_run(da.path(), 0.5, 0.0, Provenance::Counter);
+    let b = common::fixture_run(db.path(), 0.8, 0.0, Provenance::Counter);
+    let finding = |rule, verdict, detail: &str| Finding {
+        rule,
+        verdict,
+        detail: detail.into(),
+        window: Some("train/epoch-1".into()),
+    };
+    // Run A: seed 1's `fast` trial is invalid (energy <= 0).
+    edit_records(&a, |r| {
+        if r.key.variant == "fast" && r.key.seed == 1 {
+            r.validity = Some(Validity::of(vec![finding(
+                Rule::Power,
+                Verdict::Invalid,
+                "energy <= 0",
+            )]));
+        }
+    });
+    let run_a = Run::load(&a).unwrap();
+    let s = summarize(&run_a.records);
+    let fast = s.iter().find(|v| v.variant == "fast").unwrap();
+    assert_eq!((fast.completed, fast.invalid, fast.trials), (3, 1, 4));
+    assert_eq!(paired(&run_a.records, "base")[0].pairs, 3);
+    let md = report::markdown(&run_a, 0.78, &[]);
+    assert!(
+        md.contains("## Validity") && md.contains("1 trial(s) invalid"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| mlp/fast/s1/r0 | invalid | power | train/epoch-1 | energy <= 0 |"),
+        "{md}"
+    );
+    let csv = csv_export::to_csv(&run_a.records);
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",validity,validity_rules"),
+        "{csv}"
+    );
+    assert!(csv.lines().any(|l| l.contains(",invalid,power")), "{csv}");
+    // Run B (a real +60 % regression of `fast`) with every trial disturbed:
+    // other processes took 48 % of the CPUs. Not "regression": cannot judge.
+    edit_records(&b, |r| {
+        r.validity = Some(Validity::of(vec![finding(
+            Rule::Interference,
+            Verdict::Flagged,
+            "other processes used 48%",
+        )]));
+        r.epochs[0].train.interference = Some(Interference {
+            other_cpu: Seconds(14.4),
+            other_share: 0.48,
+            own_cpu: Seconds(15.0),
+            cpus: 2,
+            resolution: Seconds(0.04),
+        });
+    });
+    let th = compare::Thresholds {
+        pct: 5.0,
+        accuracy_pp: 1.0,
+    };
+    let rows = compare::compare(&Run::load(&a).unwrap(), &Run::load(&b).unwrap(), th);
+    let f = rows.iter().find(|r| r.variant == "fast").unwrap();
+    assert_eq!(f.verdict, compare::Verdict::CannotJudge, "{f:?}");
+    assert!(
+        f.reasons[0]
+            == "run B was disturbed (other processes used up to 48% of the CPUs during 3 trial(s))",
+        "{:?}",
+        f.reasons
+    );
+    let bin = env!("CARGO_BIN_EXE_joulebench");
+    let o = std::process::Command::new(bin)
+        .args(["compare"])
+        .arg(&a)
+        .arg(&b)
+        .arg("--fail-on-regression")
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

@@ -30,6 +30,7 @@ pub const STUDIES: &[&dyn study::Study] = &[
     &report::variants::Variants,
     &report::baseline::AgainstBaseline,
     &report::estimate_band::EstimateBand,
+    &report::validity::Validity,
     &report::energy_to_accuracy::EnergyToAccuracy,
     &batch_schedules::BatchSchedules,
     &power_limit::PowerLimit,

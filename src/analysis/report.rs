@@ -7,6 +7,7 @@ pub(super) mod baseline;
 pub(super) mod energy_to_accuracy;
 pub(super) mod estimate_band;
 mod header;
+pub(super) mod validity;
 pub(super) mod variants;
 
 use super::STUDIES;

@@ -55,7 +55,7 @@ fn variants(o: &mut String, run: &Run) -> Vec<String> {
     }
     let _ = writeln!(
         o,
-        "Mean ± 95% confidence half-width (Student t) over completed trials. Energy is per trial over all windows (training, validation, test, inference) unless named otherwise; net = gross − idle power × duration.\n"
+        "Mean ± 95% confidence half-width (Student t) over completed, valid trials (n = those of all; invalid trials are listed under Validity and left out). Energy is per trial over all windows (training, validation, test, inference) unless named otherwise; net = gross − idle power × duration.\n"
     );
     let _ = writeln!(
         o,
